@@ -1,0 +1,1 @@
+"""tfformer's bundled applications, built only from tfformer's public API."""

@@ -1,0 +1,38 @@
+"""tfformer's Keras layers, one public layer per module."""
+
+from tfformer.layers.attention_scores import AttentionScore, register_score
+from tfformer.layers.conv_subsampling import ConvSubsampling
+from tfformer.layers.feed_forward import FeedForward
+from tfformer.layers.linear_attention import LinearAttention
+from tfformer.layers.log_mel_spectrogram import LogMelSpectrogram
+from tfformer.layers.multi_head_attention import MultiHeadAttention
+from tfformer.layers.patch_embedding import PatchEmbedding
+from tfformer.layers.position_embedding import PositionEmbedding
+from tfformer.layers.relative_position_bias import RelativePositionBias
+from tfformer.layers.rotary_embedding import RotaryEmbedding
+from tfformer.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from tfformer.layers.token_and_position_embedding import TokenAndPositionEmbedding
+from tfformer.layers.transformer_decoder import TransformerDecoder
+from tfformer.layers.transformer_decoder_block import TransformerDecoderBlock
+from tfformer.layers.transformer_encoder import TransformerEncoder
+from tfformer.layers.transformer_encoder_block import TransformerEncoderBlock
+
+__all__ = [
+    "AttentionScore",
+    "ConvSubsampling",
+    "FeedForward",
+    "LinearAttention",
+    "LogMelSpectrogram",
+    "MultiHeadAttention",
+    "PatchEmbedding",
+    "PositionEmbedding",
+    "RelativePositionBias",
+    "RotaryEmbedding",
+    "SinusoidalPositionEncoding",
+    "TokenAndPositionEmbedding",
+    "TransformerDecoder",
+    "TransformerDecoderBlock",
+    "TransformerEncoder",
+    "TransformerEncoderBlock",
+    "register_score",
+]

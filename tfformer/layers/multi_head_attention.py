@@ -1,0 +1,374 @@
+import keras
+from keras import ops
+
+from tfformer import masks as mask_lib
+from tfformer.layers.attention_distributions import get_distribution
+from tfformer.layers.attention_scores import get_score_class
+from tfformer.layers.rotary_embedding import RotaryEmbedding
+
+
+def _positive_int(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
+
+
+@keras.saving.register_keras_serializable(package="tfformer")
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head attention, a drop-in for `keras.layers.MultiHeadAttention`.
+
+    Same constructor core, call and weight layout as Keras' layer (query, key,
+    value and output `EinsumDense` kernels and biases, in that order), so
+    `layer.set_weights(keras_mha.get_weights())` moves a trained layer over
+    and gives equal outputs. Inputs are rank 3 (B, T, D); Keras'
+    `attention_axes` is not supported. Beyond Keras it offers truncated
+    windows, other score and distribution functions, an additive position
+    bias, rotary positions, a KV cache and head-disagreement regularisation.
+
+    Args:
+        num_heads: int, N.
+        key_dim: int, H, the width of each query and key head.
+        value_dim: int, width of each value head; defaults to `key_dim`.
+        dropout: float, default 0. Dropout on the attention weights.
+        use_bias: bool, default True. Biases in the projections.
+        output_shape: int, default None (the query's width). Output width.
+        window: `(left, right)` or None. Truncated attention: query i sees
+            keys in [i - left, i + right]; None on a side is unbounded.
+        score: str, default "scaled_dot". One of "scaled_dot", "dot",
+            "general" (bilinear) and "additive" (Bahdanau); see
+            `tfformer.layers.attention_scores`.
+        distribution: str, default "softmax". "softmax" or "sparsemax"
+            (exact zeros).
+        use_rotary: bool, default False. Rotate projected queries and keys
+            with `RotaryEmbedding` (positions offset by `cache_update_index`).
+        rotary_max_wavelength: int, default 10000.
+        head_disagreement: float, default 0. Weight of the output
+            disagreement regulariser of Li et al. (2018): the mean cosine
+            similarity between heads' outputs is added with `add_loss`.
+        kernel_initializer, bias_initializer: projection initializers.
+        seed: int, seed for the attention dropout.
+
+    Call arguments:
+        query: (B, T, D_q).
+        value: (B, S, D_v).
+        key: (B, S, D_k), defaults to `value`.
+        query_mask, value_mask, key_mask: (B, T) / (B, S) bool; filled from
+            the inputs' Keras masks. A padded query row gets zero weights.
+        attention_mask: (B, T, S) bool, True = may attend. ANDed with the
+            padding, causal and window masks.
+        return_attention_scores: bool. Also return the weights (B, N, T, S).
+        training: bool, dropout on or off.
+        use_causal_mask: bool. Query i sees keys <= i (offset by the cache
+            index when decoding).
+        attention_bias: (B or 1, N or 1, T, S) added to the logits before
+            normalising, e.g. from `RelativePositionBias`.
+        cache: (B, 2, S_max, N, H) projected keys and values. With
+            `cache_update_index`, the projections of `key`/`value` (T steps)
+            are written at that index and attention runs over the whole
+            cache, causally masked so unwritten slots are never seen. Without
+            it the cache is used as is (precomputed cross-attention; see
+            `precompute_cache`).
+        cache_update_index: int or scalar int tensor.
+
+    Returns:
+        `output` (B, T, O); `(output, scores)` with
+        `return_attention_scores`; `(output, cache)` with a cache;
+        `(output, scores, cache)` with both. The output carries the query's
+        Keras mask.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = MultiHeadAttention(num_heads=2, key_dim=4, window=(2, 0))
+    >>> x = np.random.rand(3, 6, 8).astype("float32")
+    >>> tuple(layer(x, x).shape)
+    (3, 6, 8)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        key_dim,
+        value_dim=None,
+        dropout=0.0,
+        use_bias=True,
+        output_shape=None,
+        window=None,
+        score="scaled_dot",
+        distribution="softmax",
+        use_rotary=False,
+        rotary_max_wavelength=10000,
+        head_disagreement=0.0,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _positive_int("num_heads", num_heads)
+        _positive_int("key_dim", key_dim)
+        if value_dim is not None:
+            _positive_int("value_dim", value_dim)
+        if output_shape is not None:
+            if isinstance(output_shape, (tuple, list)) and len(output_shape) == 1:
+                output_shape = output_shape[0]
+            _positive_int("output_shape", output_shape)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got dropout={dropout!r}")
+        if head_disagreement < 0:
+            raise ValueError(f"head_disagreement must be >= 0, got head_disagreement={head_disagreement!r}")
+        if use_rotary and key_dim % 2:
+            raise ValueError(f"use_rotary needs an even key_dim, got key_dim={key_dim}")
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.value_dim = value_dim
+        self.dropout = dropout
+        self.use_bias = use_bias
+        self.output_shape = output_shape
+        self.window = mask_lib.validate_window(window)
+        self.score = score
+        self.distribution = distribution
+        self.use_rotary = use_rotary
+        self.rotary_max_wavelength = rotary_max_wavelength
+        self.head_disagreement = head_disagreement
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.seed = seed
+        self._score_class = get_score_class(score)
+        self._distribute = get_distribution(distribution)
+        self.supports_masking = True
+
+    def _projection(self, equation, output_shape, bias_axes, name):
+        return keras.layers.EinsumDense(
+            equation,
+            output_shape=output_shape,
+            bias_axes=bias_axes if self.use_bias else None,
+            kernel_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.kernel_initializer)
+            ),
+            bias_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.bias_initializer)
+            ),
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def build(self, query_shape, value_shape, key_shape=None):
+        key_shape = value_shape if key_shape is None else key_shape
+        for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
+            if len(shape) != 3:
+                raise ValueError(f"{name} must have shape (B, length, width), got {tuple(shape)}")
+        value_dim = self.value_dim or self.key_dim
+        heads = self.num_heads
+        # Same equations and creation order as keras.layers.MultiHeadAttention
+        # for rank-3 inputs, which is what makes set_weights() compatible.
+        self._query_dense = self._projection("abc,cde->abde", (None, heads, self.key_dim), "de", "query")
+        self._query_dense.build(query_shape)
+        self._key_dense = self._projection("abc,cde->abde", (None, heads, self.key_dim), "de", "key")
+        self._key_dense.build(key_shape)
+        self._value_dense = self._projection("abc,cde->abde", (None, heads, value_dim), "de", "value")
+        self._value_dense.build(value_shape)
+        self._dropout_layer = keras.layers.Dropout(self.dropout, seed=self.seed, dtype=self.dtype_policy)
+        output_dim = self.output_shape or query_shape[-1]
+        self._output_dense = self._projection("abcd,cde->abe", (None, output_dim), "e", "attention_output")
+        self._output_dense.build((query_shape[0], query_shape[1], heads, value_dim))
+        self._score_layer = self._score_class(
+            num_heads=heads, key_dim=self.key_dim, dtype=self.dtype_policy, name="score"
+        )
+        self._score_layer.build((None, None, heads, self.key_dim), (None, None, heads, self.key_dim))
+        self._rotary = (
+            RotaryEmbedding(self.rotary_max_wavelength, dtype=self.dtype_policy, name="rotary")
+            if self.use_rotary
+            else None
+        )
+        self.built = True
+
+    # -- pieces a subclass may override ------------------------------------
+
+    def project_key_value(self, value, key=None, start_index=0):
+        """Projected keys (B, S, N, H) and values (B, S, N, H_v), rotary applied."""
+        key = value if key is None else key
+        key = self._key_dense(key)
+        if self._rotary is not None:
+            key = self._rotary(key, start_index=start_index)
+        return key, self._value_dense(value)
+
+    def precompute_cache(self, value, key=None):
+        """A static (B, 2, S, N, H) cache of `value`'s keys and values,
+        e.g. the encoder memory for cross-attention during decoding."""
+        self._check_cache_dims()
+        key, value = self.project_key_value(value, key)
+        return ops.stack([key, value], axis=1)  # (B, 2, S, N, H)
+
+    def attend(self, query, key, value, mask, attention_bias=None, training=None):
+        """Core attention over projected tensors.
+
+        query (B, T, N, H), key (B, S, N, H), value (B, S, N, H_v), mask
+        (B|1, T, S) bool or None. Returns context (B, T, N, H_v) and weights
+        (B, N, T, S).
+        """
+        logits = self._score_layer(query, key)  # (B, N, T, S)
+        if attention_bias is not None:
+            logits = logits + ops.cast(attention_bias, logits.dtype)
+        mask4 = None if mask is None else ops.expand_dims(mask, 1)  # (B, 1, T, S)
+        weights = self._distribute(ops.cast(logits, "float32"), mask4)
+        weights = ops.cast(weights, self.compute_dtype)
+        dropped = self._dropout_layer(weights, training=training)
+        context = ops.einsum("bnts,bsnh->btnh", dropped, value)  # (B, T, N, H_v)
+        return context, weights
+
+    # ----------------------------------------------------------------------
+
+    def _check_cache_dims(self):
+        if self.value_dim not in (None, self.key_dim):
+            raise ValueError(
+                f"A KV cache needs value_dim == key_dim, got value_dim={self.value_dim}, "
+                f"key_dim={self.key_dim}"
+            )
+
+    def call(
+        self,
+        query,
+        value,
+        key=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        attention_mask=None,
+        return_attention_scores=False,
+        training=None,
+        use_causal_mask=False,
+        attention_bias=None,
+        cache=None,
+        cache_update_index=None,
+    ):
+        key_is_value = key is None or key is value
+        # The masks are consumed here (filled in by Keras from the inputs);
+        # drop them from the inputs, as Keras' layer does, so the projections
+        # do not warn that they would discard them.
+        for tensor in (query, value, key):
+            if tensor is not None:
+                mask_lib.clear_keras_mask(tensor)
+        query_offset = 0
+        projected_query = self._query_dense(query)  # (B, T, N, H)
+        if cache is not None:
+            self._check_cache_dims()
+            if cache_update_index is None:
+                projected_key, projected_value = cache[:, 0], cache[:, 1]  # (B, S, N, H)
+            else:
+                query_offset = cache_update_index
+                new_key, new_value = self.project_key_value(value, key, start_index=cache_update_index)
+                start = [0, cache_update_index, 0, 0]
+                projected_key = ops.slice_update(cache[:, 0], start, ops.cast(new_key, cache.dtype))
+                projected_value = ops.slice_update(cache[:, 1], start, ops.cast(new_value, cache.dtype))
+                cache = ops.stack([projected_key, projected_value], axis=1)  # (B, 2, S, N, H)
+                # The cache is indexed by position: padding masks of the new
+                # steps do not apply to it; use attention_mask instead.
+                value_mask = key_mask = None
+        else:
+            projected_key, projected_value = self.project_key_value(value, key)
+        if self._rotary is not None:
+            projected_query = self._rotary(projected_query, start_index=query_offset)
+
+        mask = self._attention_mask(
+            projected_query,
+            projected_key,
+            query_mask=query_mask,
+            value_mask=value_mask,
+            key_mask=None if key_is_value else key_mask,
+            attention_mask=attention_mask,
+            use_causal_mask=use_causal_mask,
+            query_offset=query_offset,
+        )
+        context, weights = self.attend(
+            projected_query, projected_key, projected_value, mask, attention_bias, training
+        )
+        if self.head_disagreement > 0:
+            self.add_loss(self.head_disagreement * self._head_similarity(context, query_mask))
+        output = self._output_dense(context)  # (B, T, O)
+
+        results = (output,)
+        if return_attention_scores:
+            results += (weights,)
+        if cache is not None:
+            results += (cache,)
+        return results[0] if len(results) == 1 else results
+
+    def _attention_mask(
+        self,
+        query,
+        key,
+        query_mask,
+        value_mask,
+        key_mask,
+        attention_mask,
+        use_causal_mask,
+        query_offset,
+    ):
+        query_length, key_length = ops.shape(query)[1], ops.shape(key)[1]
+        structural = []
+        if use_causal_mask:
+            structural.append(mask_lib.causal_mask(query_length, key_length, query_offset))
+        if self.window is not None:
+            left, right = self.window
+            structural.append(
+                mask_lib.window_mask(query_length, key_length, left, right, query_offset)
+            )
+        return mask_lib.combine_masks(
+            mask_lib.padding_mask(query_mask, value_mask),
+            mask_lib.padding_mask(None, key_mask),
+            attention_mask,
+            *structural,
+        )
+
+    def _head_similarity(self, context, query_mask):
+        """Mean cosine similarity between every pair of heads' outputs."""
+        unit = ops.cast(context, "float32")
+        unit = unit / (ops.norm(unit, axis=-1, keepdims=True) + 1e-6)  # (B, T, N, H)
+        similarity = ops.einsum("btnh,btmh->btnm", unit, unit)  # (B, T, N, N)
+        per_position = ops.mean(similarity, axis=(-2, -1))  # (B, T)
+        if query_mask is None:
+            return ops.mean(per_position)
+        weight = ops.cast(query_mask, "float32")
+        return ops.sum(per_position * weight) / ops.maximum(ops.sum(weight), 1.0)
+
+    def compute_output_shape(self, query_shape, value_shape, key_shape=None):
+        return (*query_shape[:-1], self.output_shape or query_shape[-1])
+
+    def compute_output_spec(self, query, value, key=None, return_attention_scores=False,
+                            cache=None, cache_update_index=None, **kwargs):
+        output = keras.KerasTensor(
+            self.compute_output_shape(query.shape, value.shape), dtype=self.compute_dtype
+        )
+        results = (output,)
+        if return_attention_scores:
+            key_length = value.shape[1] if cache is None else cache.shape[2]
+            results += (
+                keras.KerasTensor(
+                    (query.shape[0], self.num_heads, query.shape[1], key_length),
+                    dtype=self.compute_dtype,
+                ),
+            )
+        if cache is not None:
+            results += (keras.KerasTensor(cache.shape, dtype=cache.dtype),)
+        return results[0] if len(results) == 1 else results
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads,
+            key_dim=self.key_dim,
+            value_dim=self.value_dim,
+            dropout=self.dropout,
+            use_bias=self.use_bias,
+            output_shape=self.output_shape,
+            window=self.window,
+            score=self.score,
+            distribution=self.distribution,
+            use_rotary=self.use_rotary,
+            rotary_max_wavelength=self.rotary_max_wavelength,
+            head_disagreement=self.head_disagreement,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
+            seed=self.seed,
+        )
+        return config
