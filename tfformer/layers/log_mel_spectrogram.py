@@ -26,7 +26,7 @@ class LogMelSpectrogram(keras.layers.Layer):
             input's Keras mask.
 
     Returns:
-        (B, F, M) float32 with F = 1 + (samples - frame) // step; carries a
+        (B, F, M) in the compute dtype (computed in float32) with F = 1 + (samples - frame) // step; carries a
         frame mask (B, F) as its Keras mask when a sample mask was given: a
         frame is valid when all its samples are.
 
@@ -81,7 +81,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         power = tf.math.square(tf.abs(stft))
         mel = tf.tensordot(power, self._mel_matrix, 1)  # (B, F, M)
         mel.set_shape(power.shape[:-1].concatenate([self.num_mel_bins]))
-        return tf.math.log(mel + self.log_offset)
+        return tf.cast(tf.math.log(mel + self.log_offset), self.compute_dtype)
 
     def frame_mask(self, sample_mask):
         """(B, F) frame mask from a (B, samples) sample mask."""
