@@ -1,0 +1,261 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfformer import masks
+from tfformer.layers import MultiHeadAttention, RelativePositionBias
+
+B, T, S, D = 3, 7, 5, 16
+
+
+def _x(*shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def _transferred(keras_layer, query, value, **kwargs):
+    ours = MultiHeadAttention(**kwargs)
+    ours(query, value)
+    ours.set_weights(keras_layer.get_weights())
+    return ours
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_heads": 2, "key_dim": 8},
+        {"num_heads": 4, "key_dim": 4, "value_dim": 6, "output_shape": 10},
+        {"num_heads": 1, "key_dim": 16, "use_bias": False},
+    ],
+)
+def test_matches_keras_after_set_weights(kwargs):
+    query, value = _x(B, T, D), _x(B, S, D, seed=1)
+    theirs = keras.layers.MultiHeadAttention(**kwargs)
+    expected, expected_scores = theirs(query, value, return_attention_scores=True)
+    ours = _transferred(theirs, query, value, **kwargs)
+    output, scores = ours(query, value, return_attention_scores=True)
+    np.testing.assert_allclose(output, expected, atol=1e-5)
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
+    causal = ours(query, query, use_causal_mask=True)
+    np.testing.assert_allclose(causal, theirs(query, query, use_causal_mask=True), atol=1e-5)
+
+
+def test_matches_keras_with_masks_on_unpadded_rows():
+    query, value = _x(B, T, D), _x(B, S, D, seed=1)
+    query_mask = np.ones((B, T), bool)
+    query_mask[0, -2:] = False
+    value_mask = np.ones((B, S), bool)
+    value_mask[1, -3:] = False
+    theirs = keras.layers.MultiHeadAttention(num_heads=2, key_dim=8)
+    theirs(query, value)
+    ours = _transferred(theirs, query, value, num_heads=2, key_dim=8)
+    attention_mask = _x(B, T, S, seed=3) > -1.0
+    call = dict(query_mask=query_mask, value_mask=value_mask, attention_mask=attention_mask)
+    expected = keras.ops.convert_to_numpy(theirs(query, value, **call))
+    output = keras.ops.convert_to_numpy(ours(query, value, **call))
+    np.testing.assert_allclose(output[query_mask], expected[query_mask], atol=1e-5)
+
+
+def test_causal_mask_makes_earlier_outputs_independent_of_future_tokens():
+    layer = MultiHeadAttention(num_heads=2, key_dim=8)
+    x = _x(B, T, D)
+    changed = x.copy()
+    changed[:, 4:] = _x(B, T - 4, D, seed=9)
+    before = keras.ops.convert_to_numpy(layer(x, x, use_causal_mask=True))
+    after = keras.ops.convert_to_numpy(layer(changed, changed, use_causal_mask=True))
+    np.testing.assert_array_equal(before[:, :4], after[:, :4])
+    assert not np.allclose(before[:, 4:], after[:, 4:])
+
+
+@pytest.mark.parametrize("window", [(2, 1), (0, 0), (None, 1), (3, None)])
+def test_window_hides_keys_outside_it(window):
+    left, right = window
+    layer = MultiHeadAttention(num_heads=2, key_dim=8, window=window)
+    x = _x(1, 12, D)
+    reference = keras.ops.convert_to_numpy(layer(x, x))
+    key = 6
+    changed = x.copy()
+    changed[:, key] += 1.0
+    output = keras.ops.convert_to_numpy(layer(changed, changed))
+    for i in range(12):
+        sees_key = (left is None or key >= i - left) and (right is None or key <= i + right)
+        if sees_key:
+            assert not np.allclose(output[0, i], reference[0, i]), i
+        else:
+            np.testing.assert_array_equal(output[0, i], reference[0, i])
+
+
+def test_changing_padded_keys_changes_nothing():
+    layer = MultiHeadAttention(num_heads=2, key_dim=8)
+    query, value = _x(B, T, D), _x(B, S, D, seed=1)
+    value_mask = np.ones((B, S), bool)
+    value_mask[:, 3:] = False
+    changed = value.copy()
+    changed[:, 3:] = 100.0
+    before = layer(query, value, value_mask=value_mask)
+    after = layer(query, changed, value_mask=value_mask)
+    np.testing.assert_array_equal(before, after)
+
+
+def test_keras_mask_path_equals_explicit_mask_path():
+    ids = np.array([[3, 4, 5, 0, 0], [6, 7, 8, 9, 1]])
+    embedding = keras.layers.Embedding(10, D, mask_zero=True)
+    layer = MultiHeadAttention(num_heads=2, key_dim=8)
+    implicit = layer(embedding(ids), embedding(ids))
+    padding = ids != 0
+    x = keras.ops.convert_to_numpy(embedding(ids))
+    explicit = layer(x, x, attention_mask=masks.padding_mask(padding, padding))
+    np.testing.assert_allclose(implicit, explicit, atol=1e-6)
+    # And the functional API carries the mask into the layer the same way.
+    tokens = keras.Input((None,), dtype="int32")
+    embedded = embedding(tokens)
+    model = keras.Model(tokens, layer(embedded, embedded))
+    np.testing.assert_allclose(model(ids), explicit, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16", "mixed_float16"])
+def test_query_with_nothing_to_attend_gets_zero_weights(dtype):
+    layer = MultiHeadAttention(num_heads=2, key_dim=8, window=(1, 0), dtype=dtype)
+    x = _x(2, 6, D)
+    key_mask = np.ones((2, 6), bool)
+    key_mask[0, :3] = False  # rows 0 and 1 of batch 0 see only padded keys
+    output, scores = layer(x, x, value_mask=key_mask, return_attention_scores=True)
+    scores = keras.ops.convert_to_numpy(keras.ops.cast(scores, "float32"))
+    output = keras.ops.convert_to_numpy(keras.ops.cast(output, "float32"))
+    assert np.all(np.isfinite(output)) and np.all(np.isfinite(scores))
+    np.testing.assert_array_equal(scores[0, :, :2], 0.0)
+    # With no weights, the output is the output projection's bias alone.
+    bias = keras.ops.convert_to_numpy(layer._output_dense.bias)
+    np.testing.assert_allclose(output[0, :2], np.broadcast_to(bias, (2, D)), atol=1e-6)
+
+
+def test_sparsemax_rows_sum_to_one_with_exact_zeros():
+    layer = MultiHeadAttention(num_heads=4, key_dim=8, distribution="sparsemax")
+    x = _x(B, T, D) * 4.0
+    _, scores = layer(x, x, return_attention_scores=True)
+    scores = keras.ops.convert_to_numpy(scores)
+    np.testing.assert_allclose(scores.sum(-1), 1.0, atol=1e-5)
+    assert (scores == 0.0).sum() > 0 and (scores >= 0).all()
+
+
+def test_sparsemax_matches_its_definition():
+    from tfformer.layers.attention_distributions import sparsemax
+
+    z = np.array([[1.0, 0.8, 0.1, -1.0], [0.5, 0.5, 0.5, 0.5]], "float32")
+    np.testing.assert_allclose(sparsemax(z), [[0.6, 0.4, 0, 0], [0.25] * 4], atol=1e-6)
+
+
+def test_scores_are_consistent():
+    query, value = _x(B, T, D), _x(B, S, D, seed=1)
+    base = MultiHeadAttention(num_heads=2, key_dim=8)
+    base(query, value)
+
+    def scores_of(name):
+        layer = MultiHeadAttention(num_heads=2, key_dim=8, score=name)
+        layer(query, value)
+        layer.set_weights(base.get_weights()[:8] + layer.get_weights()[8:])
+        return keras.ops.convert_to_numpy(layer(query, value, return_attention_scores=True)[1])
+
+    scaled = scores_of("scaled_dot")
+    # "general" starts at W = I, so it equals scaled dot-product attention.
+    np.testing.assert_allclose(scores_of("general"), scaled, atol=1e-6)
+    # "dot" has no 1/sqrt(H): its logits are sqrt(8) times larger, so sharper.
+    dot = scores_of("dot")
+    assert dot.max(-1).mean() > scaled.max(-1).mean()
+    np.testing.assert_allclose(scores_of("additive").sum(-1), 1.0, atol=1e-5)
+
+
+def test_constant_attention_bias_changes_nothing_but_relative_bias_does():
+    layer = MultiHeadAttention(num_heads=2, key_dim=8)
+    x = _x(B, T, D)
+    plain = layer(x, x)
+    np.testing.assert_allclose(layer(x, x, attention_bias=np.full((1, 2, T, T), 3.0)), plain,
+                               atol=1e-5)
+    relative = RelativePositionBias(num_heads=2, initializer="random_normal")
+    assert not np.allclose(layer(x, x, attention_bias=relative(x)), plain)
+
+
+@pytest.mark.parametrize("use_rotary", [False, True])
+@pytest.mark.parametrize("window", [None, (3, 0)])
+def test_cached_step_by_step_equals_one_full_pass(use_rotary, window):
+    layer = MultiHeadAttention(num_heads=2, key_dim=8, use_rotary=use_rotary, window=window)
+    x = _x(B, T, D)
+    full = keras.ops.convert_to_numpy(layer(x, x, use_causal_mask=True))
+    cache = np.zeros((B, 2, T, 2, 8), "float32")
+    steps = []
+    for i in range(T):
+        out, cache = layer(x[:, i:i + 1], x[:, i:i + 1], use_causal_mask=True, cache=cache,
+                           cache_update_index=i)
+        steps.append(keras.ops.convert_to_numpy(out))
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+
+
+def test_cache_drives_a_compiled_while_loop():
+    layer = MultiHeadAttention(num_heads=2, key_dim=8)
+    x = tf.constant(_x(B, T, D))
+    full = layer(x, x, use_causal_mask=True)
+
+    @tf.function(jit_compile=True)
+    def decode(x):
+        def body(i, cache, outputs):
+            step = tf.expand_dims(tf.gather(x, i, axis=1), 1)
+            out, cache = layer(step, step, use_causal_mask=True, cache=cache, cache_update_index=i)
+            return i + 1, cache, outputs.write(i, out[:, 0])
+
+        cache = tf.zeros((B, 2, T, 2, 8))
+        outputs = tf.TensorArray(tf.float32, size=T)
+        _, _, outputs = tf.while_loop(lambda i, *_: i < T, body, (0, cache, outputs))
+        return tf.transpose(outputs.stack(), (1, 0, 2))
+
+    np.testing.assert_allclose(decode(x), full, atol=1e-5)
+
+
+def test_static_cross_attention_cache_equals_direct_attention():
+    layer = MultiHeadAttention(num_heads=2, key_dim=8)
+    query, memory = _x(B, T, D), _x(B, S, D, seed=1)
+    direct = layer(query, memory)
+    cache = layer.precompute_cache(memory)
+    cached, _ = layer(query, memory, cache=cache)
+    np.testing.assert_allclose(cached, direct, atol=1e-6)
+
+
+def test_head_disagreement_adds_the_mean_head_similarity():
+    x = _x(B, T, D)
+    layer = MultiHeadAttention(num_heads=2, key_dim=8, head_disagreement=0.5)
+    layer(x, x)
+    loss = float(keras.ops.convert_to_numpy(layer.losses[-1]))
+    assert -0.5 <= loss <= 0.5
+    # Make both heads identical: their outputs coincide and the similarity is 1.
+    weights = layer.get_weights()
+    for i in range(0, 6, 2):
+        weights[i][:, 1] = weights[i][:, 0]
+        weights[i + 1][1] = weights[i + 1][0]
+    layer.set_weights(weights)
+    layer(x, x)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.losses[-1]), 0.5, atol=1e-4)
+    plain = MultiHeadAttention(num_heads=2, key_dim=8)
+    plain(x, x)
+    assert not plain.losses
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_heads": 0, "key_dim": 8}, "num_heads=0"),
+        ({"num_heads": 2, "key_dim": 0}, "key_dim=0"),
+        ({"num_heads": 2, "key_dim": 8, "window": (-1, 0)}, "window left side"),
+        ({"num_heads": 2, "key_dim": 8, "window": (0, -2)}, "window right side"),
+        ({"num_heads": 2, "key_dim": 8, "score": "cosine"}, "Unknown attention score 'cosine'"),
+        ({"num_heads": 2, "key_dim": 8, "distribution": "entmax"}, "'entmax'"),
+        ({"num_heads": 2, "key_dim": 8, "dropout": 1.5}, "dropout=1.5"),
+        ({"num_heads": 2, "key_dim": 7, "use_rotary": True}, "even key_dim"),
+    ],
+)
+def test_bad_configuration_fails_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MultiHeadAttention(**kwargs)
+
+
+def test_wrong_input_rank_is_named():
+    with pytest.raises(ValueError, match="query must have shape"):
+        MultiHeadAttention(num_heads=2, key_dim=8)(_x(2, 3, 4, 16), _x(2, 3, 16))
