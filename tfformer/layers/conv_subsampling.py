@@ -63,20 +63,21 @@ class ConvSubsampling(keras.layers.Layer):
         self._projection.build((input_shape[0], None, bins * self.filters))
         self.built = True
 
-    def _frame_masks(self, mask, frames):
-        """Masks (B, F_k) at each resolution, or Nones."""
+    @staticmethod
+    def _frame_masks(mask):
+        """Masks (B, F_k) at the input and after each convolution, or Nones.
+
+        Keeping every other frame of a prefix mask of length L keeps
+        ceil(L / 2) frames: exactly the valid outputs of a stride-2 conv.
+        """
         if mask is None:
             return [None, None, None]
-        lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
-        result, length = [], frames
-        for _ in range(3):
-            result.append(ops.arange(length)[None, :] < lengths[:, None])
-            lengths, length = subsampled_lengths(lengths, 1), (length + 1) // 2
-        return result
+        mask = ops.cast(mask, "bool")
+        return [mask, mask[:, ::2], mask[:, ::2][:, ::2]]
 
     def call(self, features, mask=None):
         x = ops.expand_dims(features, -1)  # (B, F, M, 1)
-        frame_masks = self._frame_masks(mask, ops.shape(features)[1])
+        frame_masks = self._frame_masks(mask)
         for conv, frame_mask in zip(self._convolutions, frame_masks):
             if frame_mask is not None:
                 x = x * ops.cast(frame_mask[:, :, None, None], x.dtype)
@@ -91,7 +92,7 @@ class ConvSubsampling(keras.layers.Layer):
     def compute_mask(self, features, mask=None):
         if mask is None:
             return None
-        return self._frame_masks(mask, ops.shape(features)[1])[2]
+        return self._frame_masks(mask)[2]
 
     def compute_output_shape(self, input_shape):
         frames = input_shape[1]

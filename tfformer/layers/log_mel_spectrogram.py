@@ -84,12 +84,9 @@ class LogMelSpectrogram(keras.layers.Layer):
         return tf.cast(tf.math.log(mel + self.log_offset), self.compute_dtype)
 
     def frame_mask(self, sample_mask):
-        """(B, F) frame mask from a (B, samples) sample mask."""
-        lengths = tf.reduce_sum(tf.cast(sample_mask, tf.int32), axis=1)
-        samples = tf.shape(sample_mask)[1]
-        frames = tf.maximum(1 + (samples - self.frame_length) // self.frame_step, 0)
-        ends = tf.range(frames) * self.frame_step + self.frame_length  # (F,)
-        return ends[None, :] <= lengths[:, None]
+        """(B, F) frame mask from a (B, samples) prefix sample mask: a frame
+        is valid when its last sample is."""
+        return keras.ops.cast(sample_mask, "bool")[:, self.frame_length - 1::self.frame_step]
 
     def compute_mask(self, waveforms, mask=None):
         return None if mask is None else self.frame_mask(mask)

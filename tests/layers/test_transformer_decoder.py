@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfformer.layers import TransformerDecoder, TransformerDecoderBlock
+
+B, T, S, D = 2, 6, 5, 16
+
+
+def _x(*shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def test_block_self_attention_is_causal():
+    block = TransformerDecoderBlock(D, 4, 32, dropout=0.0)
+    targets, memory = _x(B, T, D), _x(B, S, D, seed=1)
+    changed = targets.copy()
+    changed[:, 3:] += 2.0
+    before = np.asarray(block(targets, memory))
+    after = np.asarray(block(changed, memory))
+    np.testing.assert_array_equal(before[:, :3], after[:, :3])
+
+
+def test_cross_attention_ignores_padded_memory():
+    block = TransformerDecoderBlock(D, 4, 32, dropout=0.0)
+    targets, memory = _x(B, T, D), _x(B, S, D, seed=1)
+    memory_mask = np.array([[1, 1, 1, 0, 0], [1] * 5], bool)
+    changed = memory.copy()
+    changed[0, 3:] = 9.0
+    before, scores = block(targets, memory, memory_mask=memory_mask, return_attention_scores=True)
+    after = block(targets, changed, memory_mask=memory_mask)
+    np.testing.assert_allclose(before, after, atol=1e-6)
+    assert np.all(np.asarray(scores["cross"])[0, :, :, 3:] == 0)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"norm_first": True, "use_rotary": True},
+                                    {"window": (2, 0)}])
+def test_cached_decoding_equals_one_full_pass(kwargs):
+    decoder = TransformerDecoder(2, D, 4, 32, dropout=0.0, **kwargs)
+    targets, memory = _x(B, T, D), _x(B, S, D, seed=1)
+    memory_mask = np.array([[1, 1, 1, 1, 0], [1] * 5], bool)
+    full, full_scores = decoder(targets, memory, memory_mask=memory_mask,
+                                return_attention_scores=True)
+    cache = decoder.initial_cache(B, T)
+    cross = decoder.precompute_cross_attention_cache(memory)
+    steps, cross_rows = [], []
+    for i in range(T):
+        out, scores, cache = decoder(
+            targets[:, i:i + 1], None, memory_mask=memory_mask, cache=cache,
+            cross_attention_cache=cross, cache_update_index=i, return_attention_scores=True)
+        steps.append(np.asarray(out))
+        cross_rows.append(np.asarray(scores[-1]["cross"]))
+    error = np.max(np.abs(np.concatenate(steps, axis=1) - np.asarray(full)))
+    assert error <= 1e-5, error
+    np.testing.assert_allclose(np.concatenate(cross_rows, axis=2),
+                               np.asarray(full_scores[-1]["cross"]), atol=1e-5)
+
+
+def test_cached_decoding_runs_in_a_compiled_while_loop():
+    decoder = TransformerDecoder(2, D, 4, 32, dropout=0.0)
+    targets, memory = tf.constant(_x(B, T, D)), tf.constant(_x(B, S, D, seed=1))
+    full = decoder(targets, memory)
+
+    @tf.function(jit_compile=True)
+    def decode(targets, memory):
+        cross = decoder.precompute_cross_attention_cache(memory)
+
+        def body(i, cache, outputs):
+            step = tf.expand_dims(tf.gather(targets, i, axis=1), 1)
+            out, cache = decoder(step, None, cache=cache, cross_attention_cache=cross,
+                                 cache_update_index=i)
+            return i + 1, cache, outputs.write(i, out[:, 0])
+
+        outputs = tf.TensorArray(tf.float32, size=T)
+        _, _, outputs = tf.while_loop(
+            lambda i, *_: i < T, body, (0, decoder.initial_cache(B, T), outputs))
+        return tf.transpose(outputs.stack(), (1, 0, 2))
+
+    np.testing.assert_allclose(decode(targets, memory), full, atol=1e-5)
+
+
+def test_decoder_only_block_needs_no_memory_and_cross_blocks_do():
+    gpt = TransformerDecoderBlock(D, 4, 32, dropout=0.0, cross_attention=False)
+    assert tuple(gpt(_x(B, T, D)).shape) == (B, T, D)
+    with pytest.raises(ValueError, match="pass `memory`"):
+        TransformerDecoderBlock(D, 4, 32)(_x(B, T, D))
+
+
+def test_cache_without_index_is_refused():
+    decoder = TransformerDecoder(1, D, 4, 32)
+    with pytest.raises(ValueError, match="cache_update_index"):
+        decoder(_x(B, 1, D), _x(B, S, D), cache=decoder.initial_cache(B, T))
