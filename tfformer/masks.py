@@ -15,6 +15,9 @@ Example:
 """
 
 from keras import ops
+
+# Keras 3 has no public accessor for the implicit mask a tensor carries; these
+# two are what its own layers (MultiHeadAttention included) use.
 from keras.src.backend import get_keras_mask as _get_keras_mask
 from keras.src.backend import set_keras_mask as _set_keras_mask
 

@@ -133,6 +133,11 @@ def _mixed(case, policy):
     assert np.all(np.isfinite(values)), f"non-finite outputs under {policy}"
     scale = max(1.0, float(np.max(np.abs(keras.ops.convert_to_numpy(expected)))))
     _assert_close(values, expected, 0.1 * scale, f"{policy} vs float32")
+    # And it trains under XLA in that policy.
+    model = build_model(case, layer, arrays)
+    _compile(model, jit_compile=True)
+    history = model.fit(arrays, {"head": _target(model, arrays)}, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0]), f"non-finite loss under {policy}"
 
 
 def mixed_bfloat16(case, tmp_path):

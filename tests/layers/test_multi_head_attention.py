@@ -259,3 +259,17 @@ def test_bad_configuration_fails_at_construction(kwargs, message):
 def test_wrong_input_rank_is_named():
     with pytest.raises(ValueError, match="query must have shape"):
         MultiHeadAttention(num_heads=2, key_dim=8)(_x(2, 3, 4, 16), _x(2, 3, 16))
+
+
+def test_keras_constructor_arguments_carry_over():
+    from_keras = keras.layers.MultiHeadAttention(
+        num_heads=2, key_dim=8, kernel_regularizer="l2", kernel_constraint="non_neg")
+    config = {k: v for k, v in from_keras.get_config().items()
+              if k in ("num_heads", "key_dim", "kernel_regularizer", "kernel_constraint")}
+    ours = MultiHeadAttention(**config)
+    x = _x(B, T, D)
+    ours(x, x)
+    assert len(ours.losses) == 4  # an L2 term for each projection kernel
+    assert ours._query_dense.kernel.constraint is not None
+    with pytest.raises(ValueError, match="attention_axes"):
+        MultiHeadAttention(num_heads=2, key_dim=8, attention_axes=(1, 2))

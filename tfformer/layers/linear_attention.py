@@ -46,6 +46,7 @@ class LinearAttention(MultiHeadAttention):
                 raise ValueError(f"LinearAttention does not support {unsupported}={kwargs[unsupported]!r}")
             kwargs.pop(unsupported, None)
         kwargs.pop("rotary_max_wavelength", None)
+        kwargs.pop("attention_axes", None)
         super().__init__(
             num_heads, key_dim, value_dim=value_dim, dropout=dropout, use_bias=use_bias,
             output_shape=output_shape, kernel_initializer=kernel_initializer,
@@ -88,6 +89,6 @@ class LinearAttention(MultiHeadAttention):
     def get_config(self):
         config = super().get_config()
         for name in ("window", "score", "distribution", "use_rotary", "rotary_max_wavelength",
-                     "head_disagreement"):
+                     "head_disagreement", "attention_axes"):
             config.pop(name)
         return config

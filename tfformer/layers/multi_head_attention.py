@@ -44,7 +44,11 @@ class MultiHeadAttention(keras.layers.Layer):
         head_disagreement: float, default 0. Weight of the output
             disagreement regulariser of Li et al. (2018): the mean cosine
             similarity between heads' outputs is added with `add_loss`.
-        kernel_initializer, bias_initializer: projection initializers.
+        attention_axes: only None (attention over the sequence axis) is
+            supported; accepted so Keras code passing it keeps working.
+        kernel_initializer, bias_initializer, kernel_regularizer,
+        bias_regularizer, kernel_constraint, bias_constraint: for the
+        projections, as in Keras.
         seed: int, seed for the attention dropout.
 
     Call arguments:
@@ -98,12 +102,21 @@ class MultiHeadAttention(keras.layers.Layer):
         use_rotary=False,
         rotary_max_wavelength=10000,
         head_disagreement=0.0,
+        attention_axes=None,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
         seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if attention_axes not in (None, 1, (1,), [1]):
+            raise ValueError(
+                f"attention_axes={attention_axes!r} is not supported: inputs are (B, T, D) and "
+                "attention runs over axis 1")
         _positive_int("num_heads", num_heads)
         _positive_int("key_dim", key_dim)
         if value_dim is not None:
@@ -130,24 +143,32 @@ class MultiHeadAttention(keras.layers.Layer):
         self.use_rotary = use_rotary
         self.rotary_max_wavelength = rotary_max_wavelength
         self.head_disagreement = head_disagreement
+        self.attention_axes = attention_axes
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
         self.seed = seed
         self._score_class = get_score_class(score)
         self._distribute = get_distribution(distribution)
         self.supports_masking = True
 
     def _projection(self, equation, output_shape, bias_axes, name):
+        # One initializer object per projection, as Keras' layer clones them.
         return keras.layers.EinsumDense(
             equation,
             output_shape=output_shape,
             bias_axes=bias_axes if self.use_bias else None,
-            kernel_initializer=keras.initializers.get(
-                keras.initializers.serialize(self.kernel_initializer)
-            ),
-            bias_initializer=keras.initializers.get(
-                keras.initializers.serialize(self.bias_initializer)
-            ),
+            kernel_initializer=self.kernel_initializer.__class__.from_config(
+                self.kernel_initializer.get_config()),
+            bias_initializer=self.bias_initializer.__class__.from_config(
+                self.bias_initializer.get_config()),
+            kernel_regularizer=self.kernel_regularizer,
+            bias_regularizer=self.bias_regularizer,
+            kernel_constraint=self.kernel_constraint,
+            bias_constraint=self.bias_constraint,
             dtype=self.dtype_policy,
             name=name,
         )
@@ -367,8 +388,13 @@ class MultiHeadAttention(keras.layers.Layer):
             use_rotary=self.use_rotary,
             rotary_max_wavelength=self.rotary_max_wavelength,
             head_disagreement=self.head_disagreement,
+            attention_axes=self.attention_axes,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             bias_initializer=keras.initializers.serialize(self.bias_initializer),
+            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
+            bias_regularizer=keras.regularizers.serialize(self.bias_regularizer),
+            kernel_constraint=keras.constraints.serialize(self.kernel_constraint),
+            bias_constraint=keras.constraints.serialize(self.bias_constraint),
             seed=self.seed,
         )
         return config
