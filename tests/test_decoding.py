@@ -1,0 +1,92 @@
+import numpy as np
+import tensorflow as tf
+
+from tfformer.decoding import beam_search, greedy_search
+
+V, END, PAD, START = 7, 2, 0, 1
+
+
+def _table_step(table):
+    """A toy 'model': logits depend on the previous token only, via a table."""
+    table = tf.constant(table, tf.float32)
+
+    def step(tokens, state, index):
+        return tf.gather(table, tokens) + state["bias"], state
+
+    return step
+
+
+def _random_table(seed):
+    return np.random.default_rng(seed).normal(size=(V, V)).astype("float32") * 3
+
+
+def test_beam_size_one_equals_greedy():
+    step = _table_step(_random_table(0))
+    start = tf.fill([3], START)
+    state = {"bias": tf.constant(np.random.default_rng(1).normal(size=(3, V)), tf.float32)}
+    greedy = greedy_search(step, start, state, max_length=8, end_id=END)
+    beam, _ = beam_search(step, start, state, max_length=8, end_id=END, beam_size=1, alpha=0.0)
+    np.testing.assert_array_equal(greedy, beam)
+
+
+def test_greedy_stops_at_end_and_pads_after_it():
+    table = np.full((V, V), -5.0, "float32")
+    table[START, 4] = table[4, 5] = table[5, END] = 5.0
+    ids = greedy_search(_table_step(table), tf.fill([2], START), {"bias": tf.zeros((2, V))},
+                        max_length=6, end_id=END)
+    np.testing.assert_array_equal(ids, [[START, 4, 5, END, PAD, PAD, PAD]] * 2)
+
+
+def test_per_example_max_lengths_force_the_end_token():
+    table = np.full((V, V), -5.0, "float32")
+    table[:, 4] = 5.0  # never ends by itself
+    ids = greedy_search(_table_step(table), tf.fill([2], START), {"bias": tf.zeros((2, V))},
+                        max_length=5, end_id=END, max_lengths=tf.constant([2, 9]))
+    np.testing.assert_array_equal(ids[0], [START, 4, END, PAD, PAD, PAD])
+    np.testing.assert_array_equal(ids[1], [START, 4, 4, 4, 4, END])
+
+
+def _sequence_log_prob(table, sequence):
+    log_probs = tf.nn.log_softmax(tf.constant(table), axis=-1).numpy()
+    total = 0.0
+    for previous, token in zip(sequence[:-1], sequence[1:]):
+        if previous == END or previous == PAD:
+            break
+        total += log_probs[previous, token]
+    return total
+
+
+def test_beam_search_finds_the_exhaustive_best_of_short_sequences():
+    table = _random_table(3)
+    step = _table_step(table)
+    ids, score = beam_search(step, tf.fill([1], START), {"bias": tf.zeros((1, V))},
+                             max_length=3, end_id=END, beam_size=V * V, alpha=0.0)
+    # Exhaustive: every sequence of up to 3 tokens (the last forced to END).
+    best = -np.inf
+    for a in range(V):
+        for b in range(V):
+            for c in range(V):
+                seq = [START, a, b, c]
+                # The third token is forced to END; PAD is never generated.
+                seq = seq[: seq.index(END, 1) + 1] if END in seq[1:] else [START, a, b, END]
+                if PAD in seq[1:]:
+                    continue
+                best = max(best, _sequence_log_prob(table, seq))
+    np.testing.assert_allclose(float(score[0]), best, atol=1e-4)
+
+
+def test_beam_search_beats_or_ties_greedy_in_log_probability():
+    table = _random_table(5)
+    step = _table_step(table)
+    start, state = tf.fill([1], START), {"bias": tf.zeros((1, V))}
+    greedy = greedy_search(step, start, state, max_length=6, end_id=END).numpy()[0]
+    beam, _ = beam_search(step, start, state, max_length=6, end_id=END, beam_size=4, alpha=0.0)
+    assert _sequence_log_prob(table, list(beam.numpy()[0])) >= _sequence_log_prob(
+        table, list(greedy)) - 1e-5
+
+
+def test_empty_batch_decodes_to_nothing():
+    step = _table_step(_random_table(0))
+    ids, scores = beam_search(step, tf.zeros([0], tf.int32), {"bias": tf.zeros((0, V))},
+                              max_length=4, end_id=END, beam_size=3)
+    assert ids.shape == (0, 5) and scores.shape == (0,)

@@ -1,0 +1,167 @@
+"""Batched greedy and beam search over a cached decoder, inside `tf.while_loop`.
+
+Both take a `step_fn(token_ids, state, index) -> (logits, state)`:
+`token_ids` (B',) are the tokens at position `index`, `state` is any nest of
+batch-first tensors (the decoder's KV cache, the encoder memory, its mask),
+and `logits` (B', V) predict position `index + 1`. For beam search B' = B*K:
+the state is tiled to the beams once and reordered with them every step.
+Everything is a pure tensor loop, so it traces into a SavedModel and XLA can
+compile the numeric core.
+
+Sequences returned include the start token at position 0; positions after
+the end token hold `pad_id`.
+"""
+
+import tensorflow as tf
+
+_NEG_INF = -1e9
+
+
+def _max_lengths(batch_size, max_length, max_lengths):
+    limit = tf.fill([batch_size], tf.cast(max_length, tf.int32))
+    if max_lengths is None:
+        return limit
+    return tf.minimum(tf.cast(max_lengths, tf.int32), limit)
+
+
+def greedy_search(step_fn, start_ids, state, max_length, end_id, pad_id=0, max_lengths=None):
+    """Greedy decoding.
+
+    Args:
+        step_fn: see the module docstring.
+        start_ids: (B,) int32 first tokens (e.g. BOS).
+        state: nest of (B, ...) tensors.
+        max_length: int, the most tokens generated after the start token.
+        end_id: int, the end-of-sequence id.
+        pad_id: int, written after the end.
+        max_lengths: optional (B,) per-example limits (e.g. from source
+            lengths); the end token is forced when one is reached.
+
+    Returns:
+        ids (B, max_length + 1) int32.
+    """
+    batch = tf.shape(start_ids)[0]
+    limits = _max_lengths(batch, max_length, max_lengths)
+    sequences = _start_sequences(start_ids, max_length, pad_id)
+
+    def body(index, tokens, finished, state, sequences):
+        logits, state = step_fn(tokens, state, index)
+        logits = _forbid_padding(tf.cast(logits, tf.float32), pad_id)
+        next_tokens = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        next_tokens = tf.where(index + 1 >= limits, end_id, next_tokens)
+        next_tokens = tf.where(finished, pad_id, next_tokens)
+        finished = finished | tf.equal(next_tokens, end_id)
+        sequences = _write_column(sequences, index + 1, next_tokens)
+        return index + 1, next_tokens, finished, state, sequences
+
+    def keep_going(index, tokens, finished, state, sequences):
+        return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(finished)))
+
+    *_, sequences = tf.while_loop(
+        keep_going, body,
+        (tf.constant(0), start_ids, tf.zeros([batch], tf.bool), state, sequences),
+    )
+    return sequences
+
+
+def _forbid_padding(logits, pad_id):
+    """A live hypothesis never emits the padding id."""
+    is_pad = tf.equal(tf.range(tf.shape(logits)[-1]), pad_id)[None]
+    return tf.where(is_pad, _NEG_INF, logits)
+
+
+def _start_sequences(start_ids, max_length, pad_id):
+    """(B, max_length + 1): the start tokens, then padding."""
+    padding = tf.fill([tf.shape(start_ids)[0], max_length], pad_id)
+    return tf.concat([tf.cast(start_ids, tf.int32)[:, None], padding], axis=1)
+
+
+def _write_column(sequences, column, values):
+    rows = tf.range(tf.shape(sequences)[0])[:, None]
+    indices = tf.concat([rows, tf.fill(tf.shape(rows), column)], axis=1)
+    return tf.tensor_scatter_nd_update(sequences, indices, values)
+
+
+def _tile_beams(tensor, beam_size):
+    """(B, ...) -> (B*K, ...) with each example repeated K times."""
+    return tf.repeat(tensor, beam_size, axis=0)
+
+
+def _gather_beams(tensor, beam_indices, batch, beam_size):
+    """Reorders (B*K, ...) rows by beam_indices (B, K)."""
+    shape = tf.shape(tensor)
+    grouped = tf.reshape(tensor, tf.concat([[batch, beam_size], shape[1:]], 0))
+    gathered = tf.gather(grouped, beam_indices, axis=1, batch_dims=1)
+    return tf.reshape(gathered, shape)
+
+
+def length_penalty(lengths, alpha):
+    """GNMT's ((5 + length) / 6) ** alpha; alpha 0 disables it."""
+    return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
+
+
+def beam_search(step_fn, start_ids, state, max_length, end_id, beam_size=4, alpha=0.6,
+                pad_id=0, max_lengths=None):
+    """Beam search with finished hypotheses kept in their beams.
+
+    Each step extends every unfinished beam by every token and keeps the K
+    best by total log-probability; a finished beam can only extend by
+    padding at no cost, so it competes with its final score. At the end the
+    best beam by score / length_penalty(length, alpha) is returned. With
+    `beam_size=1` this is exactly greedy search.
+
+    Args: as `greedy_search`, plus
+        beam_size: int, K.
+        alpha: float, length-penalty exponent.
+
+    Returns:
+        ids (B, max_length + 1) int32 and scores (B,) float32, the
+        length-normalised log-probabilities of the returned sequences.
+    """
+    batch = tf.shape(start_ids)[0]
+    limits = _tile_beams(_max_lengths(batch, max_length, max_lengths), beam_size)  # (B*K,)
+    state = tf.nest.map_structure(lambda t: _tile_beams(t, beam_size), state)
+    tokens = _tile_beams(start_ids, beam_size)  # (B*K,)
+    # Only the first beam is live at the start; the others are copies of it.
+    scores = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], _NEG_INF)], 0)[None], [batch, 1])
+    sequences = _start_sequences(tokens, max_length, pad_id)  # (B*K, max_length + 1)
+    finished = tf.zeros([batch * beam_size], tf.bool)
+
+    def body(index, tokens, scores, finished, sequences, state):
+        logits, state = step_fn(tokens, state, index)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)  # (B*K, V)
+        log_probs = _forbid_padding(log_probs, pad_id)
+        vocabulary = tf.shape(log_probs)[-1]
+        token_range = tf.range(vocabulary)
+        at_limit = (index + 1 >= limits)[:, None]
+        forced_end = tf.where(tf.equal(token_range, end_id)[None], 0.0, _NEG_INF)
+        log_probs = tf.where(at_limit, forced_end, log_probs)
+        padding_only = tf.where(tf.equal(token_range, pad_id)[None], 0.0, _NEG_INF)
+        log_probs = tf.where(finished[:, None], padding_only, log_probs)
+        candidates = tf.reshape(scores, [-1, 1]) + log_probs  # (B*K, V)
+        candidates = tf.reshape(candidates, [batch, beam_size * vocabulary])
+        scores, flat = tf.math.top_k(candidates, k=beam_size)  # (B, K)
+        beam_indices, next_tokens = flat // vocabulary, flat % vocabulary
+        next_tokens = tf.reshape(next_tokens, [-1])  # (B*K,)
+        reorder = lambda t: _gather_beams(t, beam_indices, batch, beam_size)  # noqa: E731
+        state = tf.nest.map_structure(reorder, state)
+        finished = reorder(finished)
+        sequences = reorder(sequences)
+        sequences = _write_column(sequences, index + 1, next_tokens)
+        finished = finished | tf.equal(next_tokens, end_id)
+        return index + 1, next_tokens, scores, finished, sequences, state
+
+    def keep_going(index, tokens, scores, finished, sequences, state):
+        return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(finished)))
+
+    _, _, scores, _, sequences, _ = tf.while_loop(
+        keep_going, body, (tf.constant(0), tokens, scores, finished, sequences, state))
+    sequences = tf.reshape(sequences, [batch, beam_size, max_length + 1])
+    generated = tf.not_equal(sequences[:, :, 1:], pad_id)
+    lengths = tf.reduce_sum(tf.cast(generated, tf.int32), axis=-1)  # (B, K)
+    normalised = scores / length_penalty(lengths, alpha)
+    best = tf.argmax(normalised, axis=-1, output_type=tf.int32)  # (B,)
+    return (
+        tf.gather(sequences, best, axis=1, batch_dims=1),
+        tf.gather(normalised, best, axis=1, batch_dims=1),
+    )
