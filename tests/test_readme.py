@@ -14,7 +14,7 @@ def _blocks(language):
 
 def test_readme_opens_with_the_two_commands():
     setup, tests = _blocks("bash")[:2]
-    assert "pip install" in setup and "tfformer demo" in setup
+    assert "pip install" in setup and "tfformer train translation" in setup
     ci = (README.parent / ".ci" / "run").read_text()
     assert tests.strip() in ci.splitlines(), "CI must run README's test command exactly"
 

@@ -57,3 +57,18 @@ def export_saved_model(module, base_dir, signatures, options=None, max_attempts=
     finally:
         if os.path.exists(temporary):
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def saved_model_ops(path):
+    """The set of op names used anywhere in a SavedModel's graphs and functions."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as handle:
+        proto.ParseFromString(handle.read())
+    ops = set()
+    for meta_graph in proto.meta_graphs:
+        ops.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    return ops

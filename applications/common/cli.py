@@ -1,37 +1,112 @@
-"""The `tfformer` command line: thin parsing, then a call into an application."""
+"""The `tfformer` command line: parse, build a config, call into an application."""
 
 import argparse
+import importlib
 import os
 import sys
 
+from applications.common.config import ConfigError, apply_overrides, from_preset
+from applications.common.strategy import STRATEGIES
 
-def _demo(args):
-    from applications.demo.train import DemoConfig, train
+# name -> (config module, config class, default preset)
+APPLICATIONS = {
+    "translation": ("applications.translation.config", "TranslationConfig", "tiny"),
+}
 
-    config = DemoConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, seed=args.seed)
-    result = train(config)
-    first, last = result["losses"][0], result["losses"][-1]
-    print(f"loss fell from {first:.3f} to {last:.3f} over {len(result['losses'])} epochs; "
-          f"validation token accuracy {result['val_accuracy']:.3f}")
-    return 0 if last < first else 1
+
+def _config(application, preset, overrides):
+    module_name, class_name, default_preset = APPLICATIONS[application]
+    module = importlib.import_module(module_name)
+    config = from_preset(getattr(module, class_name), module.PRESETS, preset or default_preset)
+    return apply_overrides(config, overrides)
+
+
+def _train(args):
+    config = _config(args.application, args.preset, args.set)
+    train = importlib.import_module(f"applications.{args.application}.train").train
+    workdir = args.workdir or os.path.join("runs", args.application)
+    export_dir = args.export_dir or os.path.join("saved_models", args.application)
+    train(config, data_dir=args.data, workdir=workdir, export_dir=export_dir,
+          strategy=args.strategy)
+    return 0
+
+
+def _evaluate(args):
+    config = _config(args.application, args.preset, args.set)
+    evaluate = importlib.import_module(f"applications.{args.application}.evaluate").evaluate
+    model = args.model or os.path.join("saved_models", args.application)
+    result = evaluate(model, args.data, config, split=args.split, output=args.output)
+    print(f"{args.split}: sacreBLEU {result['bleu']:.2f}, chrF {result['chrf']:.2f}, "
+          f"exact {result['exact']:.1f}% on {result['sentences']} sentences"
+          + (f"; hypotheses written to {args.output}" if args.output else ""))
+    return 0
+
+
+def _translate(args):
+    import tensorflow as tf
+
+    import tensorflow_text  # noqa: F401  (registers the ops the export uses)
+    from tfformer.export import latest_version_dir
+
+    if args.text:
+        sentences = args.text
+    elif args.file:
+        with open(args.file, encoding="utf-8") as handle:
+            sentences = [line.rstrip("\n") for line in handle]
+    else:
+        sentences = [line.rstrip("\n") for line in sys.stdin]
+    served = tf.saved_model.load(latest_version_dir(args.model))
+    signature = served.signatures["greedy" if args.greedy else "serving_default"]
+    for start in range(0, len(sentences), args.batch_size):
+        batch = tf.constant(sentences[start:start + args.batch_size])
+        for translation in signature(text=batch)["translation"].numpy():
+            print(translation.decode("utf-8"))
+    return 0
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="tfformer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo", help="train a small encoder-decoder on generated data and show the loss falling")
-    demo.add_argument("--epochs", type=int, default=4)
-    demo.add_argument("--steps-per-epoch", type=int, default=60)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(handler=_demo)
+
+    def config_options(command):
+        command.add_argument("application", choices=sorted(APPLICATIONS))
+        command.add_argument("--data", help="data directory (default: the built-in data)")
+        command.add_argument("--preset", help="size preset, e.g. tiny, small, base")
+        command.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                             help="override a config field (repeatable)")
+
+    train = commands.add_parser("train", help="train an application and export it")
+    config_options(train)
+    train.add_argument("--workdir", help="checkpoints, logs, tokenizers (default runs/<app>)")
+    train.add_argument("--export-dir", help="export base directory (default saved_models/<app>)")
+    train.add_argument("--strategy", choices=STRATEGIES, default="auto")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="score an export on a data split")
+    config_options(evaluate)
+    evaluate.add_argument("--model", help="export directory (default saved_models/<app>)")
+    evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
+    evaluate.add_argument("--output", help="write the hypotheses here, one per line")
+    evaluate.set_defaults(handler=_evaluate)
+
+    translate = commands.add_parser("translate", help="translate text with an export")
+    translate.add_argument("model", help="export directory (its latest version is used)")
+    translate.add_argument("text", nargs="*", help="sentences (default: --file or stdin)")
+    translate.add_argument("--file", help="a file with one sentence per line")
+    translate.add_argument("--greedy", action="store_true", help="greedy instead of beam search")
+    translate.add_argument("--batch-size", type=int, default=32)
+    translate.set_defaults(handler=_translate)
     return parser
 
 
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ConfigError, ValueError, FileNotFoundError) as error:
+        parser.exit(2, f"tfformer {args.command}: error: {error}\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,33 @@
+"""Reading line-based text corpora with errors that name the file and line."""
+
+import gzip
+import os
+
+
+class DataError(ValueError):
+    """A data file is missing, unreadable or malformed; the message names it."""
+
+
+def find_file(directory, stem, suffixes=("", ".gz")):
+    """The first existing `directory/stem<suffix>`, or None."""
+    for suffix in suffixes:
+        path = os.path.join(directory, stem + suffix)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def read_lines(path):
+    """Lines of a UTF-8 text file (gzipped if it ends in .gz), newline stripped."""
+    opener = gzip.open if path.endswith(".gz") else open
+    lines = []
+    try:
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    lines.append(raw.decode("utf-8").rstrip("\r\n"))
+                except UnicodeDecodeError as error:
+                    raise DataError(f"{path}, line {number}: not valid UTF-8 ({error.reason})") from None
+    except OSError as error:
+        raise DataError(f"cannot read {path}: {error}") from None
+    return lines

@@ -1,0 +1,60 @@
+"""Translation config and its presets (sizes are data)."""
+
+import dataclasses
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslationConfig:
+    # Data
+    source_language: str = "en"
+    target_language: str = "de"
+    builtin_examples: int = 20000
+    max_source_length: int = 64  # subword tokens, EOS included; longer inputs are truncated
+    max_target_length: int = 64  # longer training pairs are dropped (and counted)
+    # Tokenization (SentencePiece, applied in-graph with tf-text)
+    vocabulary_size: int = 8000
+    shared_vocabulary: bool = True
+    tokenizer_model_type: str = "unigram"
+    # Model
+    num_layers: int = 6
+    d_model: int = 512
+    num_heads: int = 8
+    intermediate_dim: int = 2048
+    dropout: float = 0.1
+    norm_first: bool = False
+    tie_embeddings: bool = True
+    # Training
+    batch_size: int = 64
+    epochs: int = 10
+    steps_per_epoch: Optional[int] = None
+    label_smoothing: float = 0.1
+    warmup_steps: int = 4000
+    learning_rate_scale: float = 1.0
+    shuffle_buffer: int = 20000
+    seed: int = 0
+    # Decoding
+    beam_size: int = 4
+    length_penalty: float = 0.6
+    max_decode_ratio: float = 1.5  # max target tokens = ratio * source tokens + extra
+    max_decode_extra: int = 10
+
+
+PRESETS = {
+    "tiny": dict(
+        builtin_examples=20000, vocabulary_size=400, num_layers=2, d_model=128, num_heads=4,
+        intermediate_dim=256, dropout=0.1, batch_size=64, epochs=6, steps_per_epoch=250,
+        warmup_steps=800, learning_rate_scale=1.0, max_source_length=40, max_target_length=40,
+        beam_size=4,
+    ),
+    "small": dict(
+        vocabulary_size=8000, num_layers=3, d_model=256, num_heads=4, intermediate_dim=1024,
+        dropout=0.1, batch_size=96, epochs=12, warmup_steps=2000, learning_rate_scale=2.0,
+        max_source_length=64, max_target_length=64,
+    ),
+    "base": dict(
+        vocabulary_size=32000, num_layers=6, d_model=512, num_heads=8, intermediate_dim=2048,
+        dropout=0.1, batch_size=128, epochs=20, warmup_steps=4000,
+        max_source_length=128, max_target_length=128,
+    ),
+}

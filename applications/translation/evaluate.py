@@ -1,0 +1,53 @@
+"""Scoring translations with sacreBLEU (cased, detokenized) and chrF."""
+
+import os
+
+import sacrebleu
+import tensorflow as tf
+
+from applications.translation.data import load_corpus
+from tfformer.export import latest_version_dir
+
+
+def score(hypotheses, references):
+    """{"bleu", "chrf", "exact"} of detokenized, cased hypotheses against one reference each.
+
+    `exact` is the percentage translated exactly. (On the built-in task most
+    German outputs are one or two words, so word 4-gram BLEU says little
+    there; chrF and exact match do.)
+    """
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+    exact = sum(h == r for h, r in zip(hypotheses, references))
+    return {
+        "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
+        "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
+        "exact": 100.0 * exact / max(len(references), 1),
+    }
+
+
+def translate_batches(translate_fn, sentences, batch_size=64):
+    """Calls a serving function (string [B] -> {"translation"}) over `sentences`."""
+    outputs = []
+    for start in range(0, len(sentences), batch_size):
+        batch = tf.constant(sentences[start:start + batch_size])
+        outputs.extend(t.decode("utf-8") for t in translate_fn(batch)["translation"].numpy())
+    return outputs
+
+
+def evaluate(model_path, data_dir, config, split="test", output=None, batch_size=64):
+    """Translates a split with an export, as TF Serving would, and scores it."""
+    corpus = load_corpus(data_dir, config)
+    pairs = corpus.get(split) or []
+    if not pairs:
+        raise ValueError(f"the {split} split of {data_dir or 'the built-in data'} is empty")
+    served = tf.saved_model.load(latest_version_dir(model_path))
+    translate = served.signatures["serving_default"]
+    hypotheses = translate_batches(lambda text: translate(text=text), [s for s, _ in pairs],
+                                   batch_size)
+    result = score(hypotheses, [t for _, t in pairs])
+    if output:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.writelines(h + "\n" for h in hypotheses)
+    return {**result, "sentences": len(pairs), "hypotheses": hypotheses}

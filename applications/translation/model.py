@@ -1,0 +1,132 @@
+"""The Transformer translation model, built only from tfformer layers."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from tfformer import layers
+
+
+@keras.saving.register_keras_serializable(package="tfformer_applications")
+class Translator(keras.Model):
+    """Encoder-decoder Transformer (Vaswani et al., 2017) with a cached decoder.
+
+    Args:
+        source_vocabulary_size, target_vocabulary_size: ints.
+        num_layers, d_model, num_heads, intermediate_dim, dropout, norm_first:
+            the encoder's and decoder's shape.
+        tie_embeddings: share the target embedding with the output
+            projection (and with the source embedding when the vocabularies
+            are one).
+        shared_vocabulary: source and target use one embedding table.
+
+    Call arguments:
+        inputs: {"source_ids": (B, S) int, "target_ids": (B, T) int}, 0 = pad.
+
+    Returns:
+        logits (B, T, V_target) float32.
+    """
+
+    def __init__(self, source_vocabulary_size, target_vocabulary_size, num_layers=6,
+                 d_model=512, num_heads=8, intermediate_dim=2048, dropout=0.1,
+                 norm_first=False, tie_embeddings=True, shared_vocabulary=True, **kwargs):
+        super().__init__(**kwargs)
+        if shared_vocabulary and source_vocabulary_size != target_vocabulary_size:
+            raise ValueError(
+                f"shared_vocabulary needs equal sizes, got {source_vocabulary_size} and "
+                f"{target_vocabulary_size}")
+        self.source_vocabulary_size = source_vocabulary_size
+        self.target_vocabulary_size = target_vocabulary_size
+        self.num_layers = num_layers
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.norm_first = norm_first
+        self.tie_embeddings = tie_embeddings
+        self.shared_vocabulary = shared_vocabulary
+        self.target_embedding = layers.TokenAndPositionEmbedding(
+            target_vocabulary_size, d_model, position="sinusoidal", name="target_embedding")
+        self.source_embedding = (
+            self.target_embedding if shared_vocabulary else layers.TokenAndPositionEmbedding(
+                source_vocabulary_size, d_model, position="sinusoidal", name="source_embedding"))
+        self.embedding_dropout = keras.layers.Dropout(dropout)
+        stack = dict(d_model=d_model, num_heads=num_heads, intermediate_dim=intermediate_dim,
+                     dropout=dropout, norm_first=norm_first)
+        self.encoder = layers.TransformerEncoder(num_layers, **stack, name="encoder")
+        self.decoder = layers.TransformerDecoder(num_layers, **stack, name="decoder")
+        self.output_projection = None if tie_embeddings else keras.layers.Dense(
+            target_vocabulary_size, name="output_projection")
+
+    def build(self, input_shape=None):
+        self.target_embedding.build((None, None))
+        self.source_embedding.build((None, None))
+        self.encoder.build((None, None, self.d_model))
+        self.decoder.build((None, None, self.d_model), (None, None, self.d_model))
+        if self.output_projection is not None:
+            self.output_projection.build((None, None, self.d_model))
+        self.built = True
+
+    def encode(self, source_ids, training=False):
+        """Memory (B, S, D) and source padding mask (B, S)."""
+        source_mask = ops.not_equal(source_ids, 0)
+        x = self.embedding_dropout(self.source_embedding(source_ids), training=training)
+        return self.encoder(x, padding_mask=source_mask, training=training), source_mask
+
+    def logits(self, x):
+        """(B, T, D) decoder states -> (B, T, V) float32 logits."""
+        if self.output_projection is not None:
+            return ops.cast(self.output_projection(x), "float32")
+        table = self.target_embedding.token_embedding.embeddings
+        return ops.cast(ops.matmul(x, ops.transpose(ops.cast(table, x.dtype))), "float32")
+
+    def call(self, inputs, training=False):
+        memory, source_mask = self.encode(inputs["source_ids"], training)
+        target_ids = inputs["target_ids"]
+        x = self.embedding_dropout(self.target_embedding(target_ids), training=training)
+        x = self.decoder(x, memory, targets_mask=ops.not_equal(target_ids, 0),
+                         memory_mask=source_mask, training=training)
+        return self.logits(x)
+
+    # -- cached decoding: a state of batch-first tensors and a step function ----
+
+    def initial_state(self, source_ids, max_length):
+        """Decoding state for `tfformer.decoding`: cross caches, source mask, empty cache."""
+        memory, source_mask = self.encode(source_ids)
+        batch = tf.shape(source_ids)[0]
+        return {
+            "cross_cache": self.decoder.precompute_cross_attention_cache(memory),
+            "source_mask": source_mask,
+            "cache": self.decoder.initial_cache(batch, max_length + 1, dtype=memory.dtype),
+        }
+
+    def decode_step(self, token_ids, state, index):
+        """token_ids (B,) at position `index` -> logits (B, V) for the next one."""
+        x = self.target_embedding(token_ids[:, None], start_index=index)  # (B, 1, D)
+        x, cache = self.decoder(
+            x, None, memory_mask=state["source_mask"], cache=state["cache"],
+            cross_attention_cache=state["cross_cache"], cache_update_index=index)
+        return self.logits(x)[:, 0], {**state, "cache": cache}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            source_vocabulary_size=self.source_vocabulary_size,
+            target_vocabulary_size=self.target_vocabulary_size, num_layers=self.num_layers,
+            d_model=self.d_model, num_heads=self.num_heads,
+            intermediate_dim=self.intermediate_dim, dropout=self.dropout,
+            norm_first=self.norm_first, tie_embeddings=self.tie_embeddings,
+            shared_vocabulary=self.shared_vocabulary,
+        )
+        return config
+
+
+def build_translator(config, source_vocabulary_size, target_vocabulary_size):
+    model = Translator(
+        source_vocabulary_size, target_vocabulary_size, num_layers=config.num_layers,
+        d_model=config.d_model, num_heads=config.num_heads,
+        intermediate_dim=config.intermediate_dim, dropout=config.dropout,
+        norm_first=config.norm_first, tie_embeddings=config.tie_embeddings,
+        shared_vocabulary=config.shared_vocabulary, name="translator")
+    model.build()
+    return model

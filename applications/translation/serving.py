@@ -1,0 +1,89 @@
+"""The served translation model: raw strings in, translations out.
+
+`serving_default(text: string [B]) -> {translation: string [B], score: float [B]}`.
+Tokenization (tf-text SentencePiece), beam search over the cached decoder,
+and detokenization all run in the graph, with only TensorFlow and tf-text
+ops, so stock TF Serving runs the export as it is.
+
+Input handling: invalid UTF-8 bytes are replaced by U+FFFD; inputs longer
+than `max_source_length - 1` subword tokens are truncated to it; an empty
+string translates to an empty string; an empty batch returns empty outputs.
+"""
+
+import os
+
+import tensorflow as tf
+
+from applications.translation import data
+from tfformer import decoding
+from tfformer.export import export_saved_model
+
+
+class TranslationServer(tf.Module):
+    def __init__(self, model, source_model_proto, target_model_proto, config, tokenizer_dir=None):
+        super().__init__(name="translation")
+        self.model = model
+        self.source_tokenizer = data.tokenizer(source_model_proto)
+        self.target_tokenizer = data.tokenizer(target_model_proto)
+        self.max_source_length = config.max_source_length
+        self.max_target_length = config.max_target_length
+        self.beam_size = config.beam_size
+        self.length_penalty = config.length_penalty
+        self.max_decode_ratio = config.max_decode_ratio
+        self.max_decode_extra = config.max_decode_extra
+        if tokenizer_dir:  # the SentencePiece models travel with the export, for reference
+            self.tokenizer_assets = [
+                tf.saved_model.Asset(os.path.join(tokenizer_dir, name))
+                for name in sorted(os.listdir(tokenizer_dir))]
+
+    def source_ids(self, text):
+        """string [B] -> source ids (B, S) int32, EOS-terminated, 0-padded."""
+        text = tf.strings.unicode_transcode(
+            text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+        tokens = self.source_tokenizer.tokenize(text)
+        return data.encode_source(tokens, self.max_source_length).to_tensor(0)
+
+    def _decode(self, source_ids, beam_size):
+        source_lengths = tf.reduce_sum(tf.cast(source_ids > 0, tf.int32), axis=1)
+        limits = tf.cast(
+            tf.cast(source_lengths, tf.float32) * self.max_decode_ratio, tf.int32
+        ) + self.max_decode_extra
+        state = self.model.initial_state(source_ids, self.max_target_length)
+        start = tf.fill([tf.shape(source_ids)[0]], data.BOS_ID)
+        if beam_size == 1:
+            ids = decoding.greedy_search(
+                self.model.decode_step, start, state, self.max_target_length, data.EOS_ID,
+                pad_id=data.PAD_ID, max_lengths=limits)
+            return ids, tf.zeros([tf.shape(ids)[0]])
+        return decoding.beam_search(
+            self.model.decode_step, start, state, self.max_target_length, data.EOS_ID,
+            beam_size=beam_size, alpha=self.length_penalty, pad_id=data.PAD_ID,
+            max_lengths=limits)
+
+    def _detokenize(self, ids):
+        ids = ids[:, 1:]  # drop BOS
+        keep = tf.logical_and(ids > data.EOS_ID, tf.not_equal(ids, data.UNK_ID))
+        return self.target_tokenizer.detokenize(tf.ragged.boolean_mask(ids, keep))
+
+    def translate_with(self, text, beam_size):
+        source_ids = self.source_ids(text)
+        ids, scores = self._decode(source_ids, beam_size)
+        translation = self._detokenize(ids)
+        # Only an EOS token means there was nothing to translate.
+        empty = tf.reduce_sum(tf.cast(source_ids > 0, tf.int32), axis=1) <= 1
+        translation = tf.where(empty, tf.constant(""), translation)
+        return {"translation": translation, "score": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text):
+        return self.translate_with(text, self.beam_size)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve_greedy(self, text):
+        return self.translate_with(text, 1)
+
+
+def export(server, base_dir):
+    """Writes the server to `base_dir/<next version>/` atomically; returns the path."""
+    signatures = {"serving_default": server.serve, "greedy": server.serve_greedy}
+    return export_saved_model(server, base_dir, signatures)

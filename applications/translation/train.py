@@ -1,0 +1,114 @@
+"""Training the translation model: data, tokenizers, fit, evaluation, export."""
+
+import math
+import os
+
+import keras
+from keras import ops
+
+from applications.common.config import to_json
+from applications.common.strategy import make_strategy
+from applications.translation import data, evaluate, serving
+from applications.translation.model import build_translator
+from tfformer.schedules import TransformerSchedule
+
+
+@keras.saving.register_keras_serializable(package="tfformer_applications")
+class MaskedCrossEntropy(keras.losses.Loss):
+    """Label-smoothed cross-entropy averaged over non-padding tokens (label 0 = pad)."""
+
+    def __init__(self, label_smoothing=0.1, name="masked_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        vocabulary = ops.shape(y_pred)[-1]
+        one_hot = ops.one_hot(ops.cast(y_true, "int32"), vocabulary)
+        losses = keras.losses.categorical_crossentropy(
+            one_hot, y_pred, from_logits=True, label_smoothing=self.label_smoothing)  # (B, T)
+        mask = ops.cast(ops.not_equal(y_true, 0), losses.dtype)
+        return ops.sum(losses * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def masked_accuracy(y_true, y_pred):
+    mask = ops.not_equal(y_true, 0)
+    correct = ops.equal(ops.cast(y_true, "int32"), ops.cast(ops.argmax(y_pred, -1), "int32"))
+    correct = ops.cast(ops.logical_and(correct, mask), "float32")
+    return ops.sum(correct) / ops.maximum(ops.sum(ops.cast(mask, "float32")), 1.0)
+
+
+def _callbacks(workdir):
+    return [
+        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(workdir, "checkpoints", "best.weights.h5"), monitor="val_loss",
+            save_best_only=True, save_weights_only=True),
+        keras.callbacks.TensorBoard(os.path.join(workdir, "logs")),
+    ]
+
+
+def _save_tokenizers(workdir, source_proto, target_proto):
+    directory = os.path.join(workdir, "tokenizer")
+    os.makedirs(directory, exist_ok=True)
+    names = {"spm.model": source_proto} if source_proto == target_proto else {
+        "source.spm.model": source_proto, "target.spm.model": target_proto}
+    for name, proto in names.items():
+        with open(os.path.join(directory, name), "wb") as handle:
+            handle.write(proto)
+    return directory
+
+
+def train(config, data_dir=None, workdir="runs/translation",
+          export_dir="saved_models/translation", strategy="auto", verbose=2, examples=5):
+    """Trains, evaluates on the test split (val if there is none) and exports.
+
+    Returns a dict with the Keras history, the scores, the export path and
+    the server module.
+    """
+    keras.utils.set_random_seed(config.seed)
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as handle:
+        handle.write(to_json(config))
+    corpus = data.load_corpus(data_dir, config)
+    print("data: " + ", ".join(f"{split} {len(pairs)} pairs" for split, pairs in corpus.items()))
+    source_proto, target_proto = data.train_tokenizers(corpus["train"], config)
+    tokenizer_dir = _save_tokenizers(workdir, source_proto, target_proto)
+    source_tokenizer, target_tokenizer = data.tokenizer(source_proto), data.tokenizer(target_proto)
+    source_size, target_size = data.vocabulary_size(source_proto), data.vocabulary_size(target_proto)
+    print(f"vocabulary: {source_size} source and {target_size} target subwords")
+    train_data = data.make_dataset(corpus["train"], source_tokenizer, target_tokenizer, config,
+                                   training=True, name="train")
+    val_data = data.make_dataset(corpus["val"], source_tokenizer, target_tokenizer, config,
+                                 training=False, name="val")
+
+    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+    with strategy.scope():
+        model = build_translator(config, source_size, target_size)
+        schedule = TransformerSchedule(config.d_model, config.warmup_steps,
+                                       config.learning_rate_scale)
+        model.compile(
+            optimizer=keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9),
+            loss=MaskedCrossEntropy(config.label_smoothing),
+            metrics=[masked_accuracy],
+        )
+    steps = config.steps_per_epoch or math.ceil(len(corpus["train"]) / config.batch_size)
+    history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
+                        validation_data=val_data, callbacks=_callbacks(workdir), verbose=verbose,
+                        shuffle=False)
+
+    server = serving.TranslationServer(model, source_proto, target_proto, config, tokenizer_dir)
+    split = "test" if corpus["test"] else "val"
+    pairs = corpus[split]
+    hypotheses = evaluate.translate_batches(server.serve, [s for s, _ in pairs])
+    scores = evaluate.score(hypotheses, [t for _, t in pairs])
+    print(f"{split}: sacreBLEU {scores['bleu']:.1f}, chrF {scores['chrf']:.1f}, exact "
+          f"{scores['exact']:.1f}% ({len(pairs)} sentences, beam {config.beam_size})")
+    export_path = serving.export(server, export_dir)
+    print(f"exported to {export_path}")
+    for (source, reference), hypothesis in list(zip(pairs, hypotheses))[:examples]:
+        print(f"  {source}\n    -> {hypothesis}\n    (reference: {reference})")
+    return {"history": history.history, "scores": scores, "export_path": export_path,
+            "server": server, "model": model}

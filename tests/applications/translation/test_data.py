@@ -1,0 +1,79 @@
+import gzip
+
+import numpy as np
+import pytest
+
+from applications.common.text_files import DataError
+from applications.translation import data
+from applications.translation.config import PRESETS, TranslationConfig
+
+CONFIG = TranslationConfig(**{**PRESETS["tiny"], "vocabulary_size": 60, "batch_size": 4,
+                              "max_target_length": 12, "max_source_length": 6})
+
+
+def _write(path, lines, gz=False):
+    text = "".join(line + "\n" for line in lines).encode()
+    path.write_bytes(gzip.compress(text) if gz else text)
+
+
+def test_reads_gzipped_parallel_files_in_the_multi30k_layout(tmp_path):
+    _write(tmp_path / "train.en.gz", ["a dog", "two cats"], gz=True)
+    _write(tmp_path / "train.de.gz", ["ein Hund", "zwei Katzen"], gz=True)
+    _write(tmp_path / "val.en", ["a cat"])
+    _write(tmp_path / "val.de", ["eine Katze"])
+    corpus = data.load_corpus(str(tmp_path), CONFIG)
+    assert corpus["train"] == [("a dog", "ein Hund"), ("two cats", "zwei Katzen")]
+    assert corpus["val"] == [("a cat", "eine Katze")] and corpus["test"] == []
+
+
+def test_reads_tsv_and_names_a_bad_line(tmp_path):
+    _write(tmp_path / "train.tsv", ["a dog\tein Hund", "", "no tab here"])
+    with pytest.raises(DataError, match=r"train.tsv, line 3: expected 'source<TAB>target'"):
+        data.load_corpus(str(tmp_path), CONFIG)
+    _write(tmp_path / "train.tsv", ["a dog\tein Hund"] * 60)
+    corpus = data.load_corpus(str(tmp_path), CONFIG)
+    assert len(corpus["val"]) == 1 and len(corpus["train"]) == 59  # 2% held out
+
+
+def test_misaligned_and_undecodable_files_are_named(tmp_path):
+    _write(tmp_path / "train.en", ["a", "b"])
+    _write(tmp_path / "train.de", ["a"])
+    with pytest.raises(DataError, match="train.en has 2 lines but .*train.de has 1"):
+        data.load_corpus(str(tmp_path), CONFIG)
+    (tmp_path / "train.de").write_bytes(b"ok\n\xff\xfe broken\n")
+    with pytest.raises(DataError, match=r"train.de, line 2: not valid UTF-8"):
+        data.load_corpus(str(tmp_path), CONFIG)
+    with pytest.raises(DataError, match="does not exist"):
+        data.load_corpus(str(tmp_path / "missing_dir"), CONFIG)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no training data in .*empty"):
+        data.load_corpus(str(tmp_path / "empty"), CONFIG)
+
+
+def test_dataset_shifts_targets_drops_long_pairs_and_says_so(capsys):
+    pairs = [("one dog", "ein Hund"), ("two cats", "zwei Katzen"),
+             ("many", "sehr " * 30), ("three birds", "drei Vögel")] * 3
+    source_proto, target_proto = data.train_tokenizers(pairs, CONFIG)
+    tokenizer = data.tokenizer(source_proto)
+    dataset = data.make_dataset(pairs, tokenizer, tokenizer, CONFIG, training=False)
+    assert "dropped 3 of 12 pairs" in capsys.readouterr().out
+    seen = 0
+    for inputs, labels in dataset:
+        target_in, labels = inputs["target_ids"].numpy(), labels.numpy()
+        assert (target_in[:, 0] == data.BOS_ID).all()
+        for row_in, row_out in zip(target_in, labels):
+            n = int((row_out != 0).sum())
+            assert row_out[n - 1] == data.EOS_ID
+            np.testing.assert_array_equal(row_in[1:n], row_out[:n - 1])
+        sources = inputs["source_ids"].numpy()
+        assert sources.shape[1] >= 1 and ((sources != 0).sum(1) <= CONFIG.max_source_length).all()
+        seen += len(labels)
+    assert seen == 9
+
+
+def test_long_sources_are_truncated_with_eos():
+    import tensorflow as tf
+
+    tokens = tf.ragged.constant([[5, 6, 7, 8, 9, 10, 11], [5]])
+    ids = data.encode_source(tokens, max_length=4).to_list()
+    assert ids == [[5, 6, 7, data.EOS_ID], [5, data.EOS_ID]]

@@ -1,0 +1,125 @@
+"""Train a very small translator briefly, export it, and serve it as TF Serving would."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from applications.common import cli
+from applications.translation import data
+from applications.translation.config import PRESETS, TranslationConfig
+from applications.translation.train import train
+from tests.support.serving_checks import call_in_fresh_process, classify_ops
+from tfformer import decoding
+from tfformer.export import saved_model_ops
+
+CONFIG = dataclasses.replace(
+    TranslationConfig(**PRESETS["tiny"]), builtin_examples=1500, vocabulary_size=120,
+    num_layers=1, d_model=32, num_heads=2, intermediate_dim=64, epochs=1, steps_per_epoch=40,
+    batch_size=32, max_target_length=24, max_source_length=16, beam_size=3)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("translation")
+    result = train(CONFIG, workdir=str(root / "run"), export_dir=str(root / "export"), verbose=0,
+                   examples=0)
+    return {**result, "root": root}
+
+
+def test_training_writes_checkpoints_logs_and_one_version(trained):
+    root = trained["root"]
+    assert (root / "run" / "checkpoints" / "best.weights.h5").exists()
+    assert any((root / "run" / "logs").rglob("*tfevents*"))
+    assert sorted(p.name for p in (root / "export").iterdir()) == ["1"]
+    assert trained["history"]["loss"][0] > 0 and np.isfinite(trained["history"]["loss"][0])
+
+
+def _recomputing_step(model, source_ids, max_length):
+    """A decoder step with no cache: it reruns the whole prefix every time."""
+
+    def step(tokens, state, index):
+        batch = tf.shape(tokens)[0]
+        prefix = tf.tensor_scatter_nd_update(
+            state["prefix"], tf.stack([tf.range(batch), tf.fill([batch], index)], 1), tokens)
+        logits = model({"source_ids": state["source_ids"], "target_ids": prefix})
+        return logits[:, index], {**state, "prefix": prefix}
+
+    batch = tf.shape(source_ids)[0]
+    return step, {"prefix": tf.zeros([batch, max_length + 1], tf.int32), "source_ids": source_ids}
+
+
+def test_cached_decoding_equals_recomputing_the_prefix(trained):
+    server, model = trained["server"], trained["model"]
+    source_ids = server.source_ids(tf.constant(["twenty-one", "on the third of May", "one cat"]))
+    start = tf.fill([3], data.BOS_ID)
+    length = 12
+    cached = decoding.greedy_search(model.decode_step, start, model.initial_state(source_ids, length),
+                                    length, data.EOS_ID)
+    step, state = _recomputing_step(model, source_ids, length)
+    recomputed = decoding.greedy_search(step, start, state, length, data.EOS_ID)
+    np.testing.assert_array_equal(cached, recomputed)
+    beam_cached, _ = decoding.beam_search(
+        model.decode_step, start, model.initial_state(source_ids, length), length, data.EOS_ID,
+        beam_size=3)
+    beam_recomputed, _ = decoding.beam_search(step, start, state, length, data.EOS_ID,
+                                              beam_size=3)
+    np.testing.assert_array_equal(beam_cached, beam_recomputed)
+
+
+def test_beam_size_one_equals_greedy_on_the_model(trained):
+    server, model = trained["server"], trained["model"]
+    source_ids = server.source_ids(tf.constant(["seven hundred two", "one red apple"]))
+    start = tf.fill([2], data.BOS_ID)
+    greedy = decoding.greedy_search(model.decode_step, start, model.initial_state(source_ids, 10),
+                                    10, data.EOS_ID)
+    beam, _ = decoding.beam_search(model.decode_step, start, model.initial_state(source_ids, 10),
+                                   10, data.EOS_ID, beam_size=1)
+    np.testing.assert_array_equal(greedy, beam)
+
+
+def test_export_answers_in_a_fresh_process_like_the_trained_server(trained):
+    sentences = ["twenty-one", "one big cat", "on March third"]
+    served = call_in_fresh_process(trained["export_path"], "text", sentences)
+    in_process = trained["server"].serve(tf.constant(sentences))
+    assert served["translation"] == [t.decode() for t in in_process["translation"].numpy()]
+    assert len(served["score"]) == 3
+
+
+def test_export_uses_only_tensorflow_and_tf_text_ops(trained):
+    ops = saved_model_ops(trained["export_path"])
+    classified = classify_ops(ops)
+    assert classified["unknown"] == []
+    assert "SentencepieceOp" in classified["tf_text"]
+
+
+def test_bad_inputs_do_not_crash_the_signature(trained):
+    loaded = tf.saved_model.load(trained["export_path"])
+    serve = loaded.signatures["serving_default"]
+    out = serve(text=tf.constant(["", "one cat", b"\xff\xfe bad utf-8", "one " * 500]))
+    translations = out["translation"].numpy()
+    assert translations[0] == b""
+    assert translations.shape == (4,)
+    empty = serve(text=tf.constant([], tf.string))
+    assert empty["translation"].shape == (0,)
+
+
+def test_cli_translate_and_evaluate(trained, tmp_path, capsys):
+    export_dir = str(trained["root"] / "export")
+    assert cli.main(["translate", export_dir, "twenty-one", "one cat", "--greedy"]) == 0
+    assert capsys.readouterr().out.count("\n") == 2  # one line per sentence
+    output = tmp_path / "hypotheses.txt"
+    overrides = [f"builtin_examples={CONFIG.builtin_examples}"]
+    assert cli.main(["evaluate", "translation", "--model", export_dir, "--output", str(output),
+                     *sum([["--set", o] for o in overrides], [])]) == 0
+    assert "sacreBLEU" in capsys.readouterr().out
+    assert len(output.read_text().splitlines()) == len(
+        data.load_corpus(None, CONFIG)["test"])
+
+
+def test_cli_names_a_bad_override(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "translation", "--set", "depth=3"])
+    assert exit_info.value.code == 2
+    assert "unknown config key 'depth'" in capsys.readouterr().err
