@@ -1,0 +1,52 @@
+"""Quality benchmark: the `small` preset on Multi30k En->De, scored on val.
+
+    .venv/bin/python benchmarks/translation_multi30k.py [--data ../shared/data/multi30k]
+
+Trains from scratch (tokenizer included), scores val with sacreBLEU (cased,
+detokenized) and chrF through the exported signature, and writes
+benchmarks/results/translation_multi30k.json. Needs the data set on disk; it
+is not part of the test suite.
+"""
+
+import argparse
+import json
+import os
+import time
+
+from applications.common.config import apply_overrides, from_preset
+from applications.translation.config import PRESETS, TranslationConfig
+from applications.translation.train import train
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "multi30k")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--workdir", default="runs/benchmark_multi30k")
+    args = parser.parse_args()
+    config = apply_overrides(from_preset(TranslationConfig, PRESETS, "small"), args.set)
+    started = time.time()
+    result = train(config, data_dir=args.data, workdir=args.workdir,
+                   export_dir=os.path.join(args.workdir, "export"), verbose=2)
+    elapsed = time.time() - started
+    record = {
+        "benchmark": "translation_multi30k_val",
+        "command": "python benchmarks/translation_multi30k.py " + " ".join(
+            f"--set {item}" for item in args.set),
+        "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+        "sacrebleu_val": round(result["scores"]["bleu"], 2),
+        "chrf_val": round(result["scores"]["chrf"], 2),
+        "train_and_eval_seconds": round(elapsed, 1),
+        "epochs_run": len(result["history"]["loss"]),
+    }
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "translation_multi30k.json"), "w") as handle:
+        json.dump(record, handle, indent=2)
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
