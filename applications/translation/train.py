@@ -2,6 +2,7 @@
 
 import math
 import os
+import sys
 import warnings
 
 import keras
@@ -64,19 +65,43 @@ def _callbacks(workdir):
     ]
 
 
-def _save_tokenizers(workdir, source_proto, target_proto):
+def _tokenizer_paths(workdir, shared):
     directory = os.path.join(workdir, "tokenizer")
+    names = ("spm.model", "spm.model") if shared else ("source.spm.model", "target.spm.model")
+    return directory, [os.path.join(directory, name) for name in names]
+
+
+def _tokenizers(workdir, config, pairs, same_config):
+    """SentencePiece protos: reused from `workdir` when the run resumes with the same
+    config (the checkpoint's embeddings index them), else trained and saved."""
+    directory, paths = _tokenizer_paths(workdir, config.shared_vocabulary)
+    if same_config and all(os.path.exists(path) for path in paths):
+        protos = []
+        for path in paths:
+            with open(path, "rb") as handle:
+                protos.append(handle.read())
+        print(f"reusing the tokenizer in {directory}")
+        return directory, protos[0], protos[1]
+    source_proto, target_proto = data.train_tokenizers(pairs, config)
     os.makedirs(directory, exist_ok=True)
-    names = {"spm.model": source_proto} if source_proto == target_proto else {
-        "source.spm.model": source_proto, "target.spm.model": target_proto}
-    for name, proto in names.items():
-        with open(os.path.join(directory, name), "wb") as handle:
+    for path, proto in zip(paths, (source_proto, target_proto)):
+        with open(path, "wb") as handle:
             handle.write(proto)
-    return directory
+    return directory, source_proto, target_proto
+
+
+def _write_config(workdir, config):
+    """Writes config.json; returns whether it equals the one already there."""
+    path = os.path.join(workdir, "config.json")
+    text = to_json(config)
+    same = os.path.exists(path) and open(path).read() == text
+    with open(path, "w") as handle:
+        handle.write(text)
+    return same
 
 
 def train(config, data_dir=None, workdir="runs/translation",
-          export_dir="saved_models/translation", strategy="auto", verbose=2, examples=5):
+          export_dir="saved_models/translation", strategy="auto", verbose="auto", examples=5):
     """Trains, evaluates on the test split (val if there is none) and exports.
 
     Returns a dict with the Keras history, the scores, the export path and
@@ -87,12 +112,11 @@ def train(config, data_dir=None, workdir="runs/translation",
     # (expected) end on every epoch.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as handle:
-        handle.write(to_json(config))
+    same_config = _write_config(workdir, config)
     corpus = data.load_corpus(data_dir, config)
     print("data: " + ", ".join(f"{split} {len(pairs)} pairs" for split, pairs in corpus.items()))
-    source_proto, target_proto = data.train_tokenizers(corpus["train"], config)
-    tokenizer_dir = _save_tokenizers(workdir, source_proto, target_proto)
+    tokenizer_dir, source_proto, target_proto = _tokenizers(
+        workdir, config, corpus["train"], same_config)
     source_tokenizer, target_tokenizer = data.tokenizer(source_proto), data.tokenizer(target_proto)
     source_size, target_size = data.vocabulary_size(source_proto), data.vocabulary_size(target_proto)
     print(f"vocabulary: {source_size} source and {target_size} target subwords")
@@ -112,6 +136,8 @@ def train(config, data_dir=None, workdir="runs/translation",
             metrics=[MaskedAccuracy()],
         )
     steps = config.steps_per_epoch or math.ceil(len(corpus["train"]) / config.batch_size)
+    if verbose == "auto":  # a progress bar on a terminal, one line per epoch in a log
+        verbose = 1 if sys.stdout.isatty() else 2
     history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
                         validation_data=val_data, callbacks=_callbacks(workdir), verbose=verbose,
                         shuffle=False)

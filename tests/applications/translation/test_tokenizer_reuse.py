@@ -1,0 +1,25 @@
+import pytest
+
+from applications.translation import train as train_module
+from applications.translation.config import PRESETS, TranslationConfig
+
+CONFIG = TranslationConfig(**{**PRESETS["tiny"], "vocabulary_size": 40})
+PAIRS = [("one dog", "ein Hund"), ("two cats", "zwei Katzen"), ("three birds", "drei Vögel")] * 5
+
+
+def test_a_resumed_run_reuses_its_tokenizer(tmp_path, monkeypatch):
+    workdir = str(tmp_path)
+    assert not train_module._write_config(workdir, CONFIG)
+    _, first, _ = train_module._tokenizers(workdir, CONFIG, PAIRS, same_config=False)
+
+    def refuse(*args):
+        raise AssertionError("the tokenizer was trained again")
+
+    monkeypatch.setattr(train_module.data, "train_tokenizers", refuse)
+    assert train_module._write_config(workdir, CONFIG)
+    _, again, _ = train_module._tokenizers(workdir, CONFIG, PAIRS, same_config=True)
+    assert again == first
+    changed = TranslationConfig(**{**PRESETS["tiny"], "vocabulary_size": 41})
+    assert not train_module._write_config(workdir, changed)
+    with pytest.raises(AssertionError, match="trained again"):
+        train_module._tokenizers(workdir, changed, PAIRS, same_config=False)
