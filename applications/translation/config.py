@@ -49,7 +49,7 @@ PRESETS = {
     ),
     "small": dict(
         vocabulary_size=8000, num_layers=3, d_model=256, num_heads=4, intermediate_dim=1024,
-        dropout=0.25, batch_size=128, epochs=25, warmup_steps=1500, learning_rate_scale=2.0,
+        dropout=0.25, batch_size=128, epochs=16, warmup_steps=1500, learning_rate_scale=2.0,
         max_source_length=64, max_target_length=64,
     ),
     "base": dict(

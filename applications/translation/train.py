@@ -1,5 +1,6 @@
 """Training the translation model: data, tokenizers, fit, evaluation, export."""
 
+import json
 import math
 import os
 import sys
@@ -71,11 +72,11 @@ def _tokenizer_paths(workdir, shared):
     return directory, [os.path.join(directory, name) for name in names]
 
 
-def _tokenizers(workdir, config, pairs, same_config):
+def _tokenizers(workdir, config, pairs, same_tokenizer_config):
     """SentencePiece protos: reused from `workdir` when the run resumes with the same
-    config (the checkpoint's embeddings index them), else trained and saved."""
+    tokenizer settings (the checkpoint's embeddings index them), else trained and saved."""
     directory, paths = _tokenizer_paths(workdir, config.shared_vocabulary)
-    if same_config and all(os.path.exists(path) for path in paths):
+    if same_tokenizer_config and all(os.path.exists(path) for path in paths):
         protos = []
         for path in paths:
             with open(path, "rb") as handle:
@@ -90,14 +91,23 @@ def _tokenizers(workdir, config, pairs, same_config):
     return directory, source_proto, target_proto
 
 
+# The fields a trained tokenizer depends on; others (epochs, model size) may change
+# between a run and its resumption.
+_TOKENIZER_FIELDS = ("source_language", "target_language", "builtin_examples", "seed",
+                     "vocabulary_size", "shared_vocabulary", "tokenizer_model_type")
+
+
 def _write_config(workdir, config):
-    """Writes config.json; returns whether it equals the one already there."""
+    """Writes config.json; returns whether the tokenizer fields equal the previous run's."""
     path = os.path.join(workdir, "config.json")
-    text = to_json(config)
-    same = os.path.exists(path) and open(path).read() == text
+    previous = None
+    if os.path.exists(path):
+        with open(path) as handle:
+            previous = json.load(handle)
     with open(path, "w") as handle:
-        handle.write(text)
-    return same
+        handle.write(to_json(config))
+    return previous is not None and all(
+        previous.get(field) == getattr(config, field) for field in _TOKENIZER_FIELDS)
 
 
 def train(config, data_dir=None, workdir="runs/translation",
@@ -112,11 +122,11 @@ def train(config, data_dir=None, workdir="runs/translation",
     # (expected) end on every epoch.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     os.makedirs(workdir, exist_ok=True)
-    same_config = _write_config(workdir, config)
+    same_tokenizer_config = _write_config(workdir, config)
     corpus = data.load_corpus(data_dir, config)
     print("data: " + ", ".join(f"{split} {len(pairs)} pairs" for split, pairs in corpus.items()))
     tokenizer_dir, source_proto, target_proto = _tokenizers(
-        workdir, config, corpus["train"], same_config)
+        workdir, config, corpus["train"], same_tokenizer_config)
     source_tokenizer, target_tokenizer = data.tokenizer(source_proto), data.tokenizer(target_proto)
     source_size, target_size = data.vocabulary_size(source_proto), data.vocabulary_size(target_proto)
     print(f"vocabulary: {source_size} source and {target_size} target subwords")

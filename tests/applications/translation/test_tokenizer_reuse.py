@@ -10,16 +10,17 @@ PAIRS = [("one dog", "ein Hund"), ("two cats", "zwei Katzen"), ("three birds", "
 def test_a_resumed_run_reuses_its_tokenizer(tmp_path, monkeypatch):
     workdir = str(tmp_path)
     assert not train_module._write_config(workdir, CONFIG)
-    _, first, _ = train_module._tokenizers(workdir, CONFIG, PAIRS, same_config=False)
+    _, first, _ = train_module._tokenizers(workdir, CONFIG, PAIRS, same_tokenizer_config=False)
 
     def refuse(*args):
         raise AssertionError("the tokenizer was trained again")
 
     monkeypatch.setattr(train_module.data, "train_tokenizers", refuse)
-    assert train_module._write_config(workdir, CONFIG)
-    _, again, _ = train_module._tokenizers(workdir, CONFIG, PAIRS, same_config=True)
+    longer = TranslationConfig(**{**PRESETS["tiny"], "vocabulary_size": 40, "epochs": 99})
+    assert train_module._write_config(workdir, longer)  # more epochs: same tokenizer
+    _, again, _ = train_module._tokenizers(workdir, longer, PAIRS, same_tokenizer_config=True)
     assert again == first
     changed = TranslationConfig(**{**PRESETS["tiny"], "vocabulary_size": 41})
     assert not train_module._write_config(workdir, changed)
     with pytest.raises(AssertionError, match="trained again"):
-        train_module._tokenizers(workdir, changed, PAIRS, same_config=False)
+        train_module._tokenizers(workdir, changed, PAIRS, same_tokenizer_config=False)
