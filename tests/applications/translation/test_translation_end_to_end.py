@@ -123,3 +123,22 @@ def test_cli_names_a_bad_override(capsys):
         cli.main(["train", "translation", "--set", "depth=3"])
     assert exit_info.value.code == 2
     assert "unknown config key 'depth'" in capsys.readouterr().err
+
+
+def test_cli_translate_reads_a_file_or_stdin(trained, tmp_path, monkeypatch, capsys):
+    import io
+
+    export_dir = str(trained["root"] / "export")
+    sentences = tmp_path / "in.txt"
+    sentences.write_text("one cat\ntwenty\nseven dogs\n", encoding="utf-8")
+    assert cli.main(["translate", export_dir, "--file", str(sentences)]) == 0
+    from_file = capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO("one cat\ntwenty\nseven dogs\n"))
+    assert cli.main(["translate", export_dir]) == 0
+    assert capsys.readouterr().out == from_file and from_file.count("\n") == 3
+
+
+def test_cli_translate_names_a_missing_export(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["translate", str(tmp_path / "nothing"), "hello"])
+    assert "no SavedModel" in capsys.readouterr().err
