@@ -11,6 +11,8 @@ from applications.common.strategy import STRATEGIES
 # name -> (config module, config class, default preset)
 APPLICATIONS = {
     "translation": ("applications.translation.config", "TranslationConfig", "tiny"),
+    "image_classification": ("applications.image_classification.config",
+                             "ImageClassificationConfig", "tiny"),
 }
 
 
@@ -36,9 +38,7 @@ def _evaluate(args):
     evaluate = importlib.import_module(f"applications.{args.application}.evaluate").evaluate
     model = args.model or os.path.join("saved_models", args.application)
     result = evaluate(model, args.data, config, split=args.split, output=args.output)
-    print(f"{args.split}: sacreBLEU {result['bleu']:.2f}, chrF {result['chrf']:.2f}, "
-          f"exact {result['exact']:.1f}% on {result['sentences']} sentences"
-          + (f"; hypotheses written to {args.output}" if args.output else ""))
+    print(result["summary"])
     return 0
 
 
@@ -61,6 +61,37 @@ def _translate(args):
         batch = tf.constant(sentences[start:start + args.batch_size])
         for translation in signature(text=batch)["translation"].numpy():
             print(translation.decode("utf-8"))
+    return 0
+
+
+def _op_error_line(message):
+    """The line of a TensorFlow op error that says what went wrong (the one before the
+    `[[{{node ...}}]]` marker), without the graph-execution preamble."""
+    lines = [line for line in message.splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if line.strip().startswith("[[") and index > 0:
+            return lines[index - 1].strip()
+    return lines[-1].strip() if lines else message
+
+
+def _classify(args):
+    import tensorflow as tf
+
+    from tfformer.export import latest_version_dir
+
+    served = tf.saved_model.load(latest_version_dir(args.model))
+    signature = served.signatures["serving_default"]
+    for path in args.images:
+        with open(path, "rb") as handle:
+            image_bytes = handle.read()
+        try:
+            outputs = signature(image_bytes=tf.constant([image_bytes]))
+        except tf.errors.InvalidArgumentError as error:
+            print(f"{path}: error: {_op_error_line(error.message)}", file=sys.stderr)
+            continue
+        labels = [label.decode() for label in outputs["top_k_labels"].numpy()[0]]
+        scores = outputs["top_k_scores"].numpy()[0]
+        print(f"{path}: " + ", ".join(f"{l} {s:.3f}" for l, s in zip(labels, scores)))
     return 0
 
 
@@ -96,6 +127,11 @@ def build_parser():
     translate.add_argument("--greedy", action="store_true", help="greedy instead of beam search")
     translate.add_argument("--batch-size", type=int, default=32)
     translate.set_defaults(handler=_translate)
+
+    classify = commands.add_parser("classify", help="classify image files with an export")
+    classify.add_argument("model", help="export directory (its latest version is used)")
+    classify.add_argument("images", nargs="+", help="JPEG/PNG/BMP/GIF files")
+    classify.set_defaults(handler=_classify)
     return parser
 
 

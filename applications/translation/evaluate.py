@@ -50,4 +50,7 @@ def evaluate(model_path, data_dir, config, split="test", output=None, batch_size
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         with open(output, "w", encoding="utf-8") as handle:
             handle.writelines(h + "\n" for h in hypotheses)
-    return {**result, "sentences": len(pairs), "hypotheses": hypotheses}
+    summary = (f"{split}: sacreBLEU {result['bleu']:.2f}, chrF {result['chrf']:.2f}, exact "
+               f"{result['exact']:.1f}% on {len(pairs)} sentences"
+               + (f"; hypotheses written to {output}" if output else ""))
+    return {**result, "sentences": len(pairs), "hypotheses": hypotheses, "summary": summary}

@@ -1,0 +1,44 @@
+"""Image classification (ViT) config and its presets."""
+
+import dataclasses
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageClassificationConfig:
+    # Data
+    image_size: int = 224  # training and serving resolution (square)
+    builtin_examples: int = 6000
+    val_fraction: float = 0.1  # held out from training when there is no val split
+    # Model (ViT)
+    patch_size: int = 16
+    num_layers: int = 12
+    d_model: int = 768
+    num_heads: int = 12
+    intermediate_dim: int = 3072
+    dropout: float = 0.0
+    pooling: str = "class_token"  # or "mean"
+    # Training
+    batch_size: int = 64
+    epochs: int = 10
+    steps_per_epoch: Optional[int] = None
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.1
+    label_smoothing: float = 0.1
+    augment: bool = True
+    rand_augment_magnitude: float = 0.2  # 0 disables RandAugment
+    seed: int = 0
+    # Serving
+    top_k: int = 5
+
+
+PRESETS = {
+    "tiny": dict(image_size=32, patch_size=8, num_layers=3, d_model=96, num_heads=4,
+                 intermediate_dim=192, batch_size=64, epochs=8, learning_rate=2e-3,
+                 builtin_examples=6000, rand_augment_magnitude=0.0, top_k=3),
+    "small": dict(image_size=32, patch_size=4, num_layers=6, d_model=192, num_heads=6,
+                  intermediate_dim=384, dropout=0.1, batch_size=128, epochs=30,
+                  learning_rate=1e-3),
+    "base": dict(),  # ViT-B/16 at 224x224, the defaults above
+}

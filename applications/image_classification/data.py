@@ -1,0 +1,210 @@
+"""Image classification data: image folders, MNIST-format IDX files, TFDS, built in.
+
+`load_images(directory, config)` returns {"train"|"val"|"test": (images, labels)}
+and the class names. Layouts:
+
+- an image folder: one subfolder per class holding JPEG/PNG/BMP/GIF files;
+  `train/` and `val/` (or `validation/`) subfolders, each laid out that way,
+  give separate splits;
+- MNIST-format IDX files: `train-images-idx3-ubyte[.gz]` and
+  `train-labels-idx1-ubyte[.gz]` (and `t10k-*` as the test split);
+- a TFDS dataset directory already on disk with `image` and `label` features.
+
+Without a validation split the last `val_fraction` of training is held out.
+Images are decoded with TensorFlow's own decoders, the same ops the export
+uses.
+"""
+
+import gzip
+import os
+import struct
+
+import numpy as np
+import tensorflow as tf
+
+from applications.common.text_files import DataError
+from applications.image_classification import builtin_data
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+def decode_image(image_bytes, image_size):
+    """Encoded bytes (scalar string) -> uint8 (image_size, image_size, 3).
+
+    Any of JPEG/PNG/BMP/GIF (the first frame of an animation); grayscale and
+    RGBA become RGB; any size is resized (with antialiasing) to the model's.
+    """
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    image = tf.image.resize(image, (image_size, image_size), antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def resize_pixels(pixels, image_size):
+    """uint8 RGB (B, H, W, 3) -> uint8 (B, S, S, 3), resized with antialiasing."""
+    images = tf.image.resize(tf.cast(pixels, tf.float32), (image_size, image_size),
+                             antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
+
+
+def _read_idx(path, magic):
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            content = handle.read()
+    except OSError as error:
+        raise DataError(f"cannot read {path}: {error}") from None
+    if len(content) < 8 or struct.unpack(">I", content[:4])[0] != magic:
+        raise DataError(f"{path} is not an IDX file with magic number {magic}")
+    dims = content[3]
+    shape = struct.unpack(f">{dims}I", content[4:4 + 4 * dims])
+    data = np.frombuffer(content, dtype=np.uint8, offset=4 + 4 * dims)
+    if data.size != int(np.prod(shape)):
+        raise DataError(f"{path}: header says {shape} but holds {data.size} values")
+    return data.reshape(shape)
+
+
+def _find(directory, stem):
+    for suffix in ("", ".gz"):
+        path = os.path.join(directory, stem + suffix)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _load_idx(directory, config):
+    splits = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images_path = _find(directory, f"{prefix}-images-idx3-ubyte")
+        labels_path = _find(directory, f"{prefix}-labels-idx1-ubyte")
+        if images_path and labels_path:
+            images = _read_idx(images_path, 2051)
+            labels = _read_idx(labels_path, 2049).astype(np.int32)
+            if len(images) != len(labels):
+                raise DataError(f"{images_path} has {len(images)} images but {labels_path} "
+                                f"has {len(labels)} labels")
+            rgb = np.repeat(images[..., None], 3, axis=-1)
+            splits[split] = (_resize_array(rgb, config.image_size), labels)
+    names = [str(i) for i in range(int(splits["train"][1].max()) + 1)]
+    return splits, names
+
+
+def _resize_array(images, size, batch=2048):
+    if images.shape[1:3] == (size, size):
+        return images
+    return np.concatenate([resize_pixels(tf.constant(images[i:i + batch]), size).numpy()
+                           for i in range(0, len(images), batch)])
+
+
+def _image_folder(directory, config, class_names=None):
+    classes = class_names or sorted(
+        entry for entry in os.listdir(directory) if os.path.isdir(os.path.join(directory, entry)))
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        folder = os.path.join(directory, name)
+        if not os.path.isdir(folder):
+            continue
+        for file_name in sorted(os.listdir(folder)):
+            if not file_name.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            path = os.path.join(folder, file_name)
+            try:
+                with open(path, "rb") as handle:
+                    images.append(decode_image(handle.read(), config.image_size).numpy())
+            except (OSError, tf.errors.InvalidArgumentError) as error:
+                message = getattr(error, "message", str(error)).splitlines()[0]
+                raise DataError(f"cannot decode image {path}: {message}") from None
+            labels.append(label)
+    if not images:
+        raise DataError(f"no JPEG/PNG/BMP/GIF images in the class folders of {directory}")
+    return (np.stack(images), np.array(labels, np.int32)), list(classes)
+
+
+def _load_tfds(directory, config):
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder_from_directory(directory)
+    names = builder.info.features["label"].names
+    splits = {}
+    for split, candidates in (("train", ("train",)), ("val", ("validation", "val")),
+                              ("test", ("test",))):
+        for candidate in candidates:
+            if candidate in builder.info.splits:
+                examples = list(tfds.as_numpy(builder.as_dataset(split=candidate)))
+                pixels = np.stack([e["image"] for e in examples])
+                if pixels.shape[-1] == 1:
+                    pixels = np.repeat(pixels, 3, axis=-1)
+                splits[split] = (_resize_array(pixels, config.image_size),
+                                 np.array([e["label"] for e in examples], np.int32))
+                break
+    return splits, list(names)
+
+
+def _hold_out(splits, fraction):
+    images, labels = splits["train"]
+    count = max(1, int(len(labels) * fraction))
+    splits["val"] = (images[-count:], labels[-count:])
+    splits["train"] = (images[:-count], labels[:-count])
+
+
+def load_images(directory, config):
+    """({"train", "val", "test"} -> (uint8 images (N, S, S, 3), int32 labels), class names)."""
+    if directory is None:
+        splits = builtin_data.generate(config.builtin_examples, config.image_size, config.seed)
+        return splits, list(builtin_data.CLASS_NAMES)
+    if not os.path.isdir(directory):
+        raise DataError(f"data directory {directory} does not exist")
+    if _find(directory, "train-images-idx3-ubyte"):
+        splits, names = _load_idx(directory, config)
+    elif any(name == "dataset_info.json" for _, _, files in os.walk(directory) for name in files):
+        root = next(r for r, _, files in os.walk(directory) if "dataset_info.json" in files)
+        splits, names = _load_tfds(root, config)
+    elif os.path.isdir(os.path.join(directory, "train")):
+        splits, names = {}, None
+        splits["train"], names = _image_folder(os.path.join(directory, "train"), config)
+        for split, folder in (("val", "val"), ("val", "validation"), ("test", "test")):
+            path = os.path.join(directory, folder)
+            if os.path.isdir(path) and split not in splits:
+                splits[split], _ = _image_folder(path, config, names)
+    else:
+        train, names = _image_folder(directory, config)
+        splits = {"train": train}
+    if "train" not in splits:
+        raise DataError(f"no training images in {directory}")
+    if "val" not in splits:
+        _hold_out(splits, config.val_fraction)
+    splits.setdefault("test", (np.zeros((0, config.image_size, config.image_size, 3), np.uint8),
+                               np.zeros((0,), np.int32)))
+    return splits, names
+
+
+def augmenter(config):
+    """Training-only augmentation with Keras preprocessing layers (run in tf.data)."""
+    import keras
+
+    layers = [
+        keras.layers.RandomFlip("horizontal", seed=config.seed),
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=config.seed),
+        keras.layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=config.seed),
+    ]
+    if config.rand_augment_magnitude > 0:
+        layers.append(keras.layers.RandAugment(
+            value_range=(0, 255), factor=config.rand_augment_magnitude, seed=config.seed))
+    return keras.Sequential(layers, name="augment")
+
+
+def make_dataset(images, labels, config, training, num_classes):
+    """tf.data of (uint8 images (B, S, S, 3), one-hot labels (B, C))."""
+    if len(labels) == 0:
+        raise DataError("an empty split cannot be batched")
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    if training:
+        dataset = dataset.shuffle(min(len(labels), 20000), seed=config.seed).repeat()
+    dataset = dataset.batch(config.batch_size, drop_remainder=training)
+    if training and config.augment:
+        augment = augmenter(config)
+        dataset = dataset.map(
+            lambda x, y: (tf.cast(tf.clip_by_value(augment(tf.cast(x, tf.float32), training=True),
+                                                   0, 255), tf.uint8), y),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(lambda x, y: (x, tf.one_hot(y, num_classes)))
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,65 @@
+"""Top-1 / top-5 accuracy and a confusion-matrix plot, through the export."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from applications.image_classification.data import load_images
+from tfformer.export import latest_version_dir
+
+
+def confusion_matrix(labels, predictions, num_classes):
+    return tf.math.confusion_matrix(labels, predictions, num_classes=num_classes).numpy()
+
+
+def plot_confusion_matrix(matrix, class_names, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = max(4, 0.5 * len(class_names) + 2)
+    figure, axes = plt.subplots(figsize=(size, size))
+    axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    axes.set_yticks(range(len(class_names)), class_names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    for (row, col), count in np.ndenumerate(matrix):
+        axes.text(col, row, int(count), ha="center", va="center", fontsize=8,
+                  color="white" if count > matrix.max() / 2 else "black")
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def scores(probabilities, labels, k=5):
+    top = np.argsort(-probabilities, axis=1)
+    k = min(k, probabilities.shape[1])
+    return {"top1": 100.0 * float(np.mean(top[:, 0] == labels)),
+            "top5": 100.0 * float(np.mean((top[:, :k] == labels[:, None]).any(axis=1)))}
+
+
+def classify_pixels(pixels_fn, images, batch_size=256):
+    outputs = [pixels_fn(tf.constant(images[i:i + batch_size]))["probabilities"].numpy()
+               for i in range(0, len(images), batch_size)]
+    return np.concatenate(outputs)
+
+
+def evaluate(model_path, data_dir, config, split="test", output=None):
+    splits, class_names = load_images(data_dir, config)
+    images, labels = splits[split]
+    if len(labels) == 0:
+        raise ValueError(f"the {split} split of {data_dir or 'the built-in data'} is empty")
+    served = tf.saved_model.load(latest_version_dir(model_path))
+    pixels = served.signatures["pixels"]
+    probabilities = classify_pixels(lambda x: pixels(pixels=x), images)
+    result = scores(probabilities, labels)
+    if output:
+        matrix = confusion_matrix(labels, probabilities.argmax(1), len(class_names))
+        plot_confusion_matrix(matrix, class_names, output)
+    result["summary"] = (f"{split}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}% on "
+                         f"{len(labels)} images" + (f"; confusion matrix in {output}" if output else ""))
+    return result

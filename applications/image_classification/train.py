@@ -1,0 +1,82 @@
+"""Training the ViT classifier: data, fit, evaluation, export."""
+
+import math
+import os
+import sys
+
+import keras
+import numpy as np
+
+from applications.common.config import to_json
+from applications.common.strategy import make_strategy
+from applications.image_classification import data, evaluate, serving
+from applications.image_classification.model import build_vit
+
+
+def _callbacks(workdir):
+    return [
+        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(workdir, "checkpoints", "best.weights.h5"), monitor="val_accuracy",
+            mode="max", save_best_only=True, save_weights_only=True),
+        keras.callbacks.TensorBoard(os.path.join(workdir, "logs")),
+    ]
+
+
+def _schedule(config, total_steps):
+    """Linear warm-up to the learning rate, then cosine decay, in global steps."""
+    warmup = max(1, int(total_steps * config.warmup_fraction))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0, decay_steps=max(1, total_steps - warmup),
+        warmup_target=config.learning_rate, warmup_steps=warmup)
+
+
+def train(config, data_dir=None, workdir="runs/image_classification",
+          export_dir="saved_models/image_classification", strategy="auto", verbose="auto",
+          examples=5):
+    keras.utils.set_random_seed(config.seed)
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as handle:
+        handle.write(to_json(config))
+    splits, class_names = data.load_images(data_dir, config)
+    print("data: " + ", ".join(f"{split} {len(labels)} images"
+                               for split, (_, labels) in splits.items())
+          + f"; {len(class_names)} classes at {config.image_size}x{config.image_size}")
+    num_classes = len(class_names)
+    train_data = data.make_dataset(*splits["train"], config, True, num_classes)
+    val_data = data.make_dataset(*splits["val"], config, False, num_classes)
+    steps = config.steps_per_epoch or math.ceil(len(splits["train"][1]) / config.batch_size)
+
+    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+    with strategy.scope():
+        model = build_vit(config, num_classes)
+        model.compile(
+            optimizer=keras.optimizers.AdamW(_schedule(config, steps * config.epochs),
+                                             weight_decay=config.weight_decay),
+            loss=keras.losses.CategoricalCrossentropy(
+                from_logits=True, label_smoothing=config.label_smoothing),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                     keras.metrics.TopKCategoricalAccuracy(min(5, num_classes), name="top5")],
+        )
+    print(f"model: {model.count_params():,} parameters")
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
+                        validation_data=val_data, callbacks=_callbacks(workdir), verbose=verbose,
+                        shuffle=False)
+
+    server = serving.ImageClassificationServer(model, class_names, config)
+    split = "test" if len(splits["test"][1]) else "val"
+    images, labels = splits[split]
+    probabilities = evaluate.classify_pixels(server.serve_pixels, images)
+    scores = evaluate.scores(probabilities, labels)
+    print(f"{split}: top-1 {scores['top1']:.1f}%, top-5 {scores['top5']:.1f}% "
+          f"({len(labels)} images)")
+    export_path = serving.export(server, export_dir)
+    print(f"exported to {export_path}")
+    for index in range(min(examples, len(labels))):
+        predicted = int(np.argmax(probabilities[index]))
+        print(f"  image {index}: {class_names[predicted]} "
+              f"({probabilities[index, predicted]:.2f}), truly {class_names[labels[index]]}")
+    return {"history": history.history, "scores": scores, "export_path": export_path,
+            "server": server, "model": model, "class_names": class_names}

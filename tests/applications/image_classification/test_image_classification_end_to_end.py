@@ -1,0 +1,84 @@
+"""Train a very small ViT briefly, export it, and serve it as TF Serving would."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from applications.common import cli
+from applications.image_classification.config import PRESETS, ImageClassificationConfig
+from applications.image_classification.train import train
+from tests.support.serving_checks import call_in_fresh_process, classify_ops
+from tfformer.export import saved_model_ops
+
+CONFIG = dataclasses.replace(
+    ImageClassificationConfig(**PRESETS["tiny"]), builtin_examples=400, num_layers=1,
+    d_model=32, num_heads=2, intermediate_dim=64, epochs=1, steps_per_epoch=5, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("image_classification")
+    result = train(CONFIG, workdir=str(root / "run"), export_dir=str(root / "export"), verbose=0,
+                   examples=0)
+    return {**result, "root": root}
+
+
+def _png(seed, size=(40, 50), channels=3):
+    image = np.random.default_rng(seed).integers(0, 255, size=(*size, channels), dtype=np.uint8)
+    return tf.io.encode_png(image).numpy()
+
+
+def _jpeg(seed, size=(300, 200)):
+    image = np.random.default_rng(seed).integers(0, 255, size=(*size, 3), dtype=np.uint8)
+    return tf.io.encode_jpeg(image).numpy()
+
+
+def test_export_answers_in_a_fresh_process_like_the_trained_server(trained):
+    batch = [_png(0), _jpeg(1), _png(2, channels=1), _png(3, size=(1200, 900), channels=4)]
+    served = call_in_fresh_process(trained["export_path"], "image_bytes", batch)
+    in_process = trained["server"].serve(tf.constant(batch))
+    np.testing.assert_allclose(served["probabilities"], in_process["probabilities"], atol=1e-5)
+    assert np.allclose(np.sum(served["probabilities"], axis=1), 1.0, atol=1e-5)
+    names = set(trained["class_names"])
+    assert all(label in names for row in served["top_k_labels"] for label in row)
+    assert len(served["top_k_labels"][0]) == CONFIG.top_k
+
+
+def test_pixels_signature_equals_the_bytes_signature_for_lossless_images(trained):
+    image = np.random.default_rng(5).integers(0, 255, size=(1, 32, 32, 3), dtype=np.uint8)
+    loaded = tf.saved_model.load(trained["export_path"])
+    from_pixels = loaded.signatures["pixels"](pixels=tf.constant(image))
+    from_bytes = loaded.signatures["serving_default"](
+        image_bytes=tf.constant([tf.io.encode_png(image[0]).numpy()]))
+    np.testing.assert_allclose(from_pixels["probabilities"], from_bytes["probabilities"],
+                               atol=1e-6)
+
+
+def test_export_uses_only_tensorflow_and_tf_text_ops(trained):
+    assert classify_ops(saved_model_ops(trained["export_path"]))["unknown"] == []
+
+
+def test_bytes_that_are_not_an_image_give_a_named_error(trained):
+    loaded = tf.saved_model.load(trained["export_path"])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+        loaded.signatures["serving_default"](image_bytes=tf.constant([b"definitely not"]))
+    # The loaded model keeps serving after a bad request.
+    ok = loaded.signatures["serving_default"](image_bytes=tf.constant([_png(9)]))
+    assert ok["probabilities"].shape == (1, 6)
+
+
+def test_cli_classify_and_evaluate(trained, tmp_path, capsys):
+    export_dir = str(trained["root"] / "export")
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    good.write_bytes(_png(11))
+    bad.write_bytes(b"garbage")
+    assert cli.main(["classify", export_dir, str(good), str(bad)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{good}: ") and "Unknown image file format" in captured.err
+    plot = tmp_path / "confusion.png"
+    assert cli.main(["evaluate", "image_classification", "--model", export_dir, "--output",
+                     str(plot), "--set", f"builtin_examples={CONFIG.builtin_examples}"]) == 0
+    assert "top-1" in capsys.readouterr().out
+    assert tf.io.decode_png(plot.read_bytes()).shape[-1] in (3, 4)

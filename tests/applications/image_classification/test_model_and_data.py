@@ -1,0 +1,111 @@
+import gzip
+import io
+import struct
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from applications.common.text_files import DataError
+from applications.image_classification import builtin_data, data
+from applications.image_classification.config import PRESETS, ImageClassificationConfig
+from applications.image_classification.model import build_vit
+
+TINY = ImageClassificationConfig(**PRESETS["tiny"])
+
+
+def test_vit_b16_has_the_papers_parameter_count():
+    model = build_vit(ImageClassificationConfig(**PRESETS["base"]), num_classes=1000)
+    # ViT-B/16 at 224x224 with a 1000-class head: 86.6 million (86,567,656 exactly).
+    assert model.count_params() == 86_567_656
+
+
+def test_builtin_shapes_are_balanced_and_reproducible():
+    splits = builtin_data.generate(600, size=32, seed=4)
+    images, labels = splits["train"]
+    assert images.dtype == np.uint8 and images.shape[1:] == (32, 32, 3)
+    assert set(labels) == set(range(len(builtin_data.CLASS_NAMES)))
+    np.testing.assert_array_equal(builtin_data.generate(600, size=32, seed=4)["val"][0],
+                                  splits["val"][0])
+
+
+def test_shape_masks_have_the_expected_areas():
+    area = {name: builtin_data.shape_mask(name, 200, 100, 100, 60, 0.3).mean()
+            for name in builtin_data.CLASS_NAMES}
+    np.testing.assert_allclose(area["circle"], np.pi * 60**2 / 200**2, rtol=0.02)
+    np.testing.assert_allclose(area["square"], 2 * 60**2 / 200**2, rtol=0.02)
+    np.testing.assert_allclose(area["ring"], np.pi * (60**2 - 36**2) / 200**2, rtol=0.03)
+    assert area["star"] < area["circle"] and area["triangle"] < area["square"]
+
+
+def _idx(path, array, magic):
+    header = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
+def test_reads_mnist_idx_files_and_holds_out_validation(tmp_path):
+    images = np.random.default_rng(0).integers(0, 255, size=(50, 28, 28))
+    labels = np.arange(50) % 10
+    _idx(tmp_path / "train-images-idx3-ubyte.gz", images, 2051)
+    _idx(tmp_path / "train-labels-idx1-ubyte.gz", labels, 2049)
+    splits, names = data.load_images(str(tmp_path), TINY)
+    assert names == [str(i) for i in range(10)]
+    assert splits["train"][0].shape == (45, 32, 32, 3) and len(splits["val"][1]) == 5
+    np.testing.assert_array_equal(splits["val"][1], labels[-5:])
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03junk"))
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz is not an IDX file"):
+        data.load_images(str(tmp_path), TINY)
+
+
+def _encode(image, fmt):
+    if fmt == "png":
+        return tf.io.encode_png(image).numpy()
+    if fmt == "jpg":
+        return tf.io.encode_jpeg(image).numpy()
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image.squeeze() if image.shape[-1] == 1 else image).save(
+        buffer, format={"bmp": "BMP", "gif": "GIF"}[fmt])
+    return buffer.getvalue()
+
+
+def test_reads_an_image_folder_of_mixed_formats_and_names_a_broken_file(tmp_path):
+    rng = np.random.default_rng(1)
+    for label, fmt in (("cats", "png"), ("cats", "jpg"), ("dogs", "bmp"), ("dogs", "gif")):
+        folder = tmp_path / "train" / label
+        folder.mkdir(parents=True, exist_ok=True)
+        image = rng.integers(0, 255, size=(40, 30, 3), dtype=np.uint8)
+        (folder / f"a.{fmt}").write_bytes(_encode(image, fmt))
+    gray = rng.integers(0, 255, size=(20, 20, 1), dtype=np.uint8)
+    (tmp_path / "train" / "dogs" / "gray.png").write_bytes(_encode(gray, "png"))
+    splits, names = data.load_images(str(tmp_path), TINY)
+    assert names == ["cats", "dogs"]
+    train_images, train_labels = splits["train"]
+    assert len(train_labels) + len(splits["val"][1]) == 5
+    assert train_images.shape[1:] == (32, 32, 3)
+    (tmp_path / "train" / "dogs" / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"cannot decode image .*broken.png"):
+        data.load_images(str(tmp_path), TINY)
+
+
+def test_decoding_handles_rgba_grayscale_and_gif_the_same_way():
+    rgb = np.random.default_rng(2).integers(0, 255, size=(16, 16, 3), dtype=np.uint8)
+    rgba = np.concatenate([rgb, np.full((16, 16, 1), 255, np.uint8)], axis=-1)
+    from_png = data.decode_image(tf.io.encode_png(rgb), 16).numpy()
+    from_rgba = data.decode_image(tf.io.encode_png(rgba), 16).numpy()
+    np.testing.assert_array_equal(from_png, rgb)
+    np.testing.assert_array_equal(from_rgba, rgb)
+    gray = data.decode_image(tf.io.encode_png(rgb[..., :1]), 16).numpy()
+    assert gray.shape == (16, 16, 3) and (gray[..., 0] == gray[..., 2]).all()
+
+
+def test_training_batches_are_augmented_and_validation_batches_are_not():
+    images = np.tile(np.arange(32, dtype=np.uint8)[None, None, :, None], (8, 32, 1, 3))
+    labels = np.arange(8) % 2
+    config = ImageClassificationConfig(**{**PRESETS["tiny"], "batch_size": 8})
+    val_images, val_labels = next(iter(data.make_dataset(images, labels, config, False, 2)))
+    np.testing.assert_array_equal(val_images, images)
+    np.testing.assert_array_equal(val_labels.numpy().argmax(1), labels)
+    train_images, _ = next(iter(data.make_dataset(images, labels, config, True, 2)))
+    assert train_images.dtype == tf.uint8 and not np.array_equal(train_images, images)
