@@ -35,8 +35,8 @@ class ImageClassificationConfig:
 
 PRESETS = {
     "tiny": dict(image_size=32, patch_size=8, num_layers=3, d_model=96, num_heads=4,
-                 intermediate_dim=192, batch_size=64, epochs=8, learning_rate=2e-3,
-                 builtin_examples=6000, rand_augment_magnitude=0.0, top_k=3),
+                 intermediate_dim=192, batch_size=64, epochs=6, learning_rate=2e-3,
+                 builtin_examples=30000, rand_augment_magnitude=0.0, top_k=3),
     "small": dict(image_size=32, patch_size=4, num_layers=6, d_model=192, num_heads=6,
                   intermediate_dim=384, dropout=0.1, batch_size=128, epochs=30,
                   learning_rate=1e-3),

@@ -183,8 +183,8 @@ def augmenter(config):
 
     layers = [
         keras.layers.RandomFlip("horizontal", seed=config.seed),
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=config.seed),
-        keras.layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=config.seed),
+        keras.layers.RandomTranslation(0.08, 0.08, fill_mode="nearest", seed=config.seed),
+        keras.layers.RandomZoom((-0.1, 0.1), fill_mode="nearest", seed=config.seed),
     ]
     if config.rand_augment_magnitude > 0:
         layers.append(keras.layers.RandAugment(
