@@ -117,7 +117,8 @@ def build_parser():
     config_options(evaluate)
     evaluate.add_argument("--model", help="export directory (default saved_models/<app>)")
     evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
-    evaluate.add_argument("--output", help="write the hypotheses here, one per line")
+    evaluate.add_argument("--output", help="translation: hypotheses, one per line; "
+                          "image_classification: a confusion-matrix PNG")
     evaluate.set_defaults(handler=_evaluate)
 
     translate = commands.add_parser("translate", help="translate text with an export")
