@@ -95,6 +95,19 @@ def _classify(args):
     return 0
 
 
+def _plot(args):
+    from tfformer import plots
+
+    if args.what == "positions":
+        plots.plot_positions(args.kind, args.length, args.d_model, args.output)
+    else:
+        if not args.logdir:
+            raise ValueError("plot curves needs --logdir (e.g. runs/translation/logs)")
+        plots.plot_training_curves(args.logdir, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="tfformer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +146,15 @@ def build_parser():
     classify.add_argument("model", help="export directory (its latest version is used)")
     classify.add_argument("images", nargs="+", help="JPEG/PNG/BMP/GIF files")
     classify.set_defaults(handler=_classify)
+
+    plot = commands.add_parser("plot", help="draw position encodings or training curves")
+    plot.add_argument("what", choices=("positions", "curves"))
+    plot.add_argument("--kind", choices=("sinusoidal", "learned", "rotary"), default="sinusoidal")
+    plot.add_argument("--length", type=int, default=64)
+    plot.add_argument("--d-model", type=int, default=128)
+    plot.add_argument("--logdir", help="TensorBoard logs of a run, for curves")
+    plot.add_argument("--output", default="plot.png")
+    plot.set_defaults(handler=_plot)
     return parser
 
 
