@@ -2,25 +2,15 @@
 
 import math
 import os
-import sys
 
 import keras
 import numpy as np
 
 from applications.common.config import to_json
 from applications.common.strategy import make_strategy
+from applications.common.training import progress_verbosity, standard_callbacks
 from applications.image_classification import data, evaluate, serving
 from applications.image_classification.model import build_vit
-
-
-def _callbacks(workdir):
-    return [
-        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(workdir, "checkpoints", "best.weights.h5"), monitor="val_accuracy",
-            mode="max", save_best_only=True, save_weights_only=True),
-        keras.callbacks.TensorBoard(os.path.join(workdir, "logs")),
-    ]
 
 
 def _schedule(config, total_steps):
@@ -59,10 +49,10 @@ def train(config, data_dir=None, workdir="runs/image_classification",
                      keras.metrics.TopKCategoricalAccuracy(min(5, num_classes), name="top5")],
         )
     print(f"model: {model.count_params():,} parameters")
-    if verbose == "auto":
-        verbose = 1 if sys.stdout.isatty() else 2
+    verbose = progress_verbosity(verbose)
+    callbacks = standard_callbacks(workdir, monitor="val_accuracy", mode="max")
     history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
-                        validation_data=val_data, callbacks=_callbacks(workdir), verbose=verbose,
+                        validation_data=val_data, callbacks=callbacks, verbose=verbose,
                         shuffle=False)
 
     server = serving.ImageClassificationServer(model, class_names, config)

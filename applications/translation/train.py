@@ -3,7 +3,6 @@
 import json
 import math
 import os
-import sys
 import warnings
 
 import keras
@@ -11,6 +10,7 @@ from keras import ops
 
 from applications.common.config import to_json
 from applications.common.strategy import make_strategy
+from applications.common.training import progress_verbosity, standard_callbacks
 from applications.translation import data, evaluate, serving
 from applications.translation.model import build_translator
 from tfformer.schedules import TransformerSchedule
@@ -54,16 +54,6 @@ class MaskedAccuracy(keras.metrics.Metric):
 
     def result(self):
         return self.correct / ops.maximum(self.total, 1.0)
-
-
-def _callbacks(workdir):
-    return [
-        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(workdir, "checkpoints", "best.weights.h5"), monitor="val_loss",
-            save_best_only=True, save_weights_only=True),
-        keras.callbacks.TensorBoard(os.path.join(workdir, "logs")),
-    ]
 
 
 def _tokenizer_paths(workdir, shared):
@@ -146,10 +136,10 @@ def train(config, data_dir=None, workdir="runs/translation",
             metrics=[MaskedAccuracy()],
         )
     steps = config.steps_per_epoch or math.ceil(len(corpus["train"]) / config.batch_size)
-    if verbose == "auto":  # a progress bar on a terminal, one line per epoch in a log
-        verbose = 1 if sys.stdout.isatty() else 2
+    verbose = progress_verbosity(verbose)
     history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
-                        validation_data=val_data, callbacks=_callbacks(workdir), verbose=verbose,
+                        validation_data=val_data, callbacks=standard_callbacks(workdir),
+                        verbose=verbose,
                         shuffle=False)
 
     server = serving.TranslationServer(model, source_proto, target_proto, config, tokenizer_dir)
