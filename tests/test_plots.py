@@ -62,3 +62,26 @@ def test_training_curves_read_back_what_was_logged(tmp_path, capsys):
     assert f"wrote {output}" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="no TensorBoard scalars"):
         plots.read_scalars(str(tmp_path / "empty"))
+
+
+def test_self_attention_maps_are_the_weights_the_layers_used(tmp_path):
+    import keras
+
+    from tfformer.layers import TransformerEncoder
+
+    encoder = TransformerEncoder(2, 16, 2, 32, dropout=0.0, window=(2, 0))
+    inputs = keras.Input((None, 16))
+    model = keras.Model(inputs, encoder(inputs))
+    x = np.random.default_rng(0).normal(size=(2, 7, 16)).astype("float32")
+    recorded = plots.attention_weights(model, x)
+    assert len(recorded) == 2
+    _, expected = encoder(x, return_attention_scores=True)
+    for weights, reference in zip(recorded.values(), expected):
+        np.testing.assert_allclose(weights, reference, atol=1e-6)
+        i, j = np.indices((7, 7))
+        assert np.all(weights[..., (j > i) | (j < i - 2)] == 0)  # the truncated band
+        np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    drawn = plots.plot_self_attention(model, x, str(tmp_path / "self.png"), layer=1, example=1)
+    np.testing.assert_array_equal(drawn, list(recorded.values())[1][1])
+    # The layers are left as they were.
+    assert "attend" not in vars(encoder.blocks[0]._attention)

@@ -9,7 +9,12 @@ import os
 
 import numpy as np
 
-from tfformer.layers import PositionEmbedding, RotaryEmbedding, SinusoidalPositionEncoding
+from tfformer.layers import (
+    MultiHeadAttention,
+    PositionEmbedding,
+    RotaryEmbedding,
+    SinusoidalPositionEncoding,
+)
 
 POSITION_KINDS = ("sinusoidal", "learned", "rotary")
 
@@ -86,14 +91,57 @@ def plot_attention(scores, path, query_labels=None, key_labels=None, title="atte
             continue
         axis.imshow(heads[index], cmap="viridis", vmin=0.0, vmax=max(1e-6, heads.max()),
                     interpolation="nearest")
-        axis.set_title(f"{title} head {index}" if len(heads) > 1 else title)
+        axis.set_title(f"head {index}" if len(heads) > 1 else title, fontsize=9)
         if key_labels is not None:
             axis.set_xticks(range(width), key_labels, rotation=90, fontsize=7)
         if query_labels is not None:
             axis.set_yticks(range(height), query_labels, fontsize=7)
+    if len(heads) > 1:
+        figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     _save(figure, path)
     return scores
+
+
+def attention_weights(model, inputs):
+    """{layer path: weights (B, N, T, S)} of every tfformer attention layer in `model`,
+    recorded while the model runs once, eagerly, on `inputs` (inference mode).
+
+    The weights are the ones the layers used, not a second computation.
+    """
+    attention_layers = [layer for layer in model._flatten_layers(include_self=True)
+                        if isinstance(layer, MultiHeadAttention)]
+    if not attention_layers:
+        raise ValueError(f"{model.name} has no tfformer MultiHeadAttention layers")
+    recorded = {}
+
+    def recorder(layer):
+        original = layer.attend
+
+        def attend(*args, **kwargs):
+            context, weights = original(*args, **kwargs)
+            recorded[layer.path] = np.asarray(weights)
+            return context, weights
+
+        return attend
+
+    for layer in attention_layers:
+        layer.attend = recorder(layer)  # an instance attribute shadows the method
+    try:
+        model(inputs, training=False)
+    finally:
+        for layer in attention_layers:
+            del layer.attend
+    return recorded
+
+
+def plot_self_attention(model, inputs, path, layer=0, example=0, labels=None):
+    """Every head of one attention layer of `model` for one example; `layer` is an
+    index into the attention layers in call order or a layer path. Returns the
+    (N, T, S) weights drawn."""
+    weights = attention_weights(model, inputs)
+    name = layer if isinstance(layer, str) else list(weights)[layer]
+    return plot_attention(weights[name][example], path, labels, labels, title=name)
 
 
 def read_scalars(logdir):
