@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 _cpus = tf.config.list_physical_devices("CPU")
 try:

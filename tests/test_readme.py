@@ -9,7 +9,7 @@ README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _blocks(language):
-    return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.S)
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
 
 def test_readme_opens_with_the_two_commands():

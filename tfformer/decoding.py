@@ -143,7 +143,7 @@ def beam_search(step_fn, start_ids, state, max_length, end_id, beam_size=4, alph
         scores, flat = tf.math.top_k(candidates, k=beam_size)  # (B, K)
         beam_indices, next_tokens = flat // vocabulary, flat % vocabulary
         next_tokens = tf.reshape(next_tokens, [-1])  # (B*K,)
-        reorder = lambda t: _gather_beams(t, beam_indices, batch, beam_size)  # noqa: E731
+        reorder = lambda t: _gather_beams(t, beam_indices, batch, beam_size)
         state = tf.nest.map_structure(reorder, state)
         finished = reorder(finished)
         sequences = reorder(sequences)

@@ -146,9 +146,8 @@ def plot_self_attention(model, inputs, path, layer=0, example=0, labels=None):
 
 def read_scalars(logdir):
     """{"train/epoch_loss": [(step, value), ...], ...} from TensorBoard logs under `logdir`."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     curves = {}
     for root, _, files in os.walk(logdir):

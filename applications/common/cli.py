@@ -44,8 +44,8 @@ def _evaluate(args):
 
 def _translate(args):
     import tensorflow as tf
-
     import tensorflow_text  # noqa: F401  (registers the ops the export uses)
+
     from tfformer.export import latest_version_dir
 
     if args.text:

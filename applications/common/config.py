@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import types
 import typing
 
 
@@ -11,7 +12,7 @@ class ConfigError(ValueError):
 
 def _parse_value(name, text, field_type):
     origin = typing.get_origin(field_type)
-    if origin is typing.Union:  # Optional[X]
+    if origin in (typing.Union, types.UnionType):  # Optional[X] or X | None
         options = [t for t in typing.get_args(field_type) if t is not type(None)]
         if text.lower() in ("none", "null"):
             return None

@@ -1,7 +1,6 @@
 """Image classification (ViT) config and its presets."""
 
 import dataclasses
-from typing import Optional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +20,7 @@ class ImageClassificationConfig:
     # Training
     batch_size: int = 64
     epochs: int = 10
-    steps_per_epoch: Optional[int] = None
+    steps_per_epoch: int | None = None
     learning_rate: float = 1e-3
     weight_decay: float = 0.05
     warmup_fraction: float = 0.1

@@ -1,7 +1,6 @@
 """Translation config and its presets (sizes are data)."""
 
 import dataclasses
-from typing import Optional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +26,7 @@ class TranslationConfig:
     # Training
     batch_size: int = 64
     epochs: int = 10
-    steps_per_epoch: Optional[int] = None
+    steps_per_epoch: int | None = None
     label_smoothing: float = 0.1
     warmup_steps: int = 4000
     learning_rate_scale: float = 1.0

@@ -1,5 +1,4 @@
 import dataclasses
-from typing import Optional
 
 import pytest
 
@@ -12,7 +11,7 @@ class Example:
     rate: float = 0.1
     name: str = "x"
     tied: bool = True
-    steps: Optional[int] = None
+    steps: int | None = None
 
 
 def test_overrides_are_typed():

@@ -7,7 +7,7 @@ and how to call it. `run_check(case, check, tmp_path)` runs one check;
 
 import dataclasses
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
