@@ -55,7 +55,7 @@ def test_cached_decoding_equals_recomputing_the_prefix(trained):
     decoded = decoding.greedy_search(model.decode_step, tf.fill([3], data.BOS_ID),
                                      model.initial_state(source_ids, length), length,
                                      data.EOS_ID).numpy()
-    full = np.asarray(model({"source_ids": source_ids, "target_ids": decoded[:, :-1]}))
+    full = np.array(model({"source_ids": source_ids, "target_ids": decoded[:, :-1]}))
     full[..., data.PAD_ID] = -np.inf  # decoding never emits padding
     for row, sequence in enumerate(decoded):
         for step in range(length - 1):  # the last step is forced to EOS
