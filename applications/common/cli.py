@@ -7,6 +7,7 @@ import sys
 
 from applications.common.config import ConfigError, apply_overrides, from_preset
 from applications.common.strategy import STRATEGIES
+from applications.common.training import PRECISIONS, TrainingDiverged
 
 # name -> (config module, config class, default preset)
 APPLICATIONS = {
@@ -29,7 +30,8 @@ def _train(args):
     workdir = args.workdir or os.path.join("runs", args.application)
     export_dir = args.export_dir or os.path.join("saved_models", args.application)
     train(config, data_dir=args.data, workdir=workdir, export_dir=export_dir,
-          strategy=args.strategy)
+          strategy=args.strategy, mixed_precision=args.mixed_precision,
+          jit_compile=args.jit_compile)
     return 0
 
 
@@ -124,6 +126,9 @@ def build_parser():
     train.add_argument("--workdir", help="checkpoints, logs, tokenizers (default runs/<app>)")
     train.add_argument("--export-dir", help="export base directory (default saved_models/<app>)")
     train.add_argument("--strategy", choices=STRATEGIES, default="auto")
+    train.add_argument("--mixed-precision", choices=sorted(PRECISIONS), default="none",
+                       help="bf16 or fp16 (with loss scaling) compute; weights stay float32")
+    train.add_argument("--jit-compile", action="store_true", help="compile training with XLA")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="score an export on a data split")
@@ -166,6 +171,8 @@ def main(argv=None):
         return args.handler(args)
     except (ConfigError, ValueError, FileNotFoundError) as error:
         parser.exit(2, f"tfformer {args.command}: error: {error}\n")
+    except TrainingDiverged as error:
+        parser.exit(1, f"tfformer {args.command}: {error}\n")
 
 
 if __name__ == "__main__":

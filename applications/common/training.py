@@ -1,5 +1,7 @@
 """Training glue shared by the applications: callbacks and progress output."""
 
+import contextlib
+import math
 import os
 import sys
 
@@ -7,8 +9,10 @@ import keras
 
 
 def standard_callbacks(workdir, monitor="val_loss", mode="min"):
-    """Backup for resuming after a crash, the best weights, and TensorBoard logs."""
+    """Stop on a non-finite loss, a backup for resuming after a crash, the best weights,
+    and TensorBoard logs."""
     return [
+        StopOnNonFiniteLoss(workdir),
         keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
         keras.callbacks.ModelCheckpoint(
             os.path.join(workdir, "checkpoints", "best.weights.h5"), monitor=monitor, mode=mode,
@@ -22,3 +26,56 @@ def progress_verbosity(verbose="auto"):
     if verbose == "auto":
         return 1 if sys.stdout.isatty() else 2
     return verbose
+
+
+PRECISIONS = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the step."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite.
+
+    Unlike Keras' TerminateOnNaN it raises an error naming the global step,
+    epoch and batch, so a script fails loudly; checkpoints and the
+    BackupAndRestore backup are written only at epoch ends, so the last good
+    ones are kept.
+    """
+
+    def __init__(self, workdir=None):
+        super().__init__()
+        self.workdir = workdir
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            step = int(self.model.optimizer.iterations.numpy())
+            kept = f"; the last good checkpoint is kept in {self.workdir}" if self.workdir else ""
+            raise TrainingDiverged(
+                f"loss became {float(loss)} at step {step} (epoch {self.epoch + 1}, batch "
+                f"{batch + 1}); training stopped{kept}. Lower the learning rate or use bf16 "
+                f"rather than fp16.")
+
+
+@contextlib.contextmanager
+def precision_policy(mixed_precision="none"):
+    """Sets Keras' global dtype policy for building and training, then restores it.
+
+    "bf16" -> mixed_bfloat16; "fp16" -> mixed_float16 (Keras then wraps the
+    optimizer in a LossScaleOptimizer when the model is compiled).
+    """
+    if mixed_precision not in PRECISIONS:
+        raise ValueError(f"mixed_precision must be one of {sorted(PRECISIONS)}, "
+                         f"got {mixed_precision!r}")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(PRECISIONS[mixed_precision])
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)

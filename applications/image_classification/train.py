@@ -8,7 +8,11 @@ import numpy as np
 
 from applications.common.config import to_json
 from applications.common.strategy import make_strategy
-from applications.common.training import progress_verbosity, standard_callbacks
+from applications.common.training import (
+    precision_policy,
+    progress_verbosity,
+    standard_callbacks,
+)
 from applications.image_classification import data, evaluate, serving
 from applications.image_classification.model import build_vit
 
@@ -23,7 +27,7 @@ def _schedule(config, total_steps):
 
 def train(config, data_dir=None, workdir="runs/image_classification",
           export_dir="saved_models/image_classification", strategy="auto", verbose="auto",
-          examples=5):
+          mixed_precision="none", jit_compile=False, examples=5):
     keras.utils.set_random_seed(config.seed)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as handle:
@@ -38,7 +42,7 @@ def train(config, data_dir=None, workdir="runs/image_classification",
     steps = config.steps_per_epoch or math.ceil(len(splits["train"][1]) / config.batch_size)
 
     strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
-    with strategy.scope():
+    with strategy.scope(), precision_policy(mixed_precision):
         model = build_vit(config, num_classes)
         model.compile(
             optimizer=keras.optimizers.AdamW(_schedule(config, steps * config.epochs),
@@ -47,6 +51,7 @@ def train(config, data_dir=None, workdir="runs/image_classification",
                 from_logits=True, label_smoothing=config.label_smoothing),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
                      keras.metrics.TopKCategoricalAccuracy(min(5, num_classes), name="top5")],
+            jit_compile=jit_compile,
         )
     print(f"model: {model.count_params():,} parameters")
     verbose = progress_verbosity(verbose)

@@ -10,7 +10,11 @@ from keras import ops
 
 from applications.common.config import to_json
 from applications.common.strategy import make_strategy
-from applications.common.training import progress_verbosity, standard_callbacks
+from applications.common.training import (
+    precision_policy,
+    progress_verbosity,
+    standard_callbacks,
+)
 from applications.translation import data, evaluate, serving
 from applications.translation.model import build_translator
 from tfformer.schedules import TransformerSchedule
@@ -101,8 +105,12 @@ def _write_config(workdir, config):
 
 
 def train(config, data_dir=None, workdir="runs/translation",
-          export_dir="saved_models/translation", strategy="auto", verbose="auto", examples=5):
+          export_dir="saved_models/translation", strategy="auto", verbose="auto",
+          mixed_precision="none", jit_compile=False, examples=5):
     """Trains, evaluates on the test split (val if there is none) and exports.
+
+    `mixed_precision` is "none", "bf16" or "fp16" (with loss scaling);
+    `jit_compile` compiles the training step with XLA.
 
     Returns a dict with the Keras history, the scores, the export path and
     the server module.
@@ -126,7 +134,7 @@ def train(config, data_dir=None, workdir="runs/translation",
                                  training=False, name="val")
 
     strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
-    with strategy.scope():
+    with strategy.scope(), precision_policy(mixed_precision):
         model = build_translator(config, source_size, target_size)
         schedule = TransformerSchedule(config.d_model, config.warmup_steps,
                                        config.learning_rate_scale)
@@ -134,6 +142,7 @@ def train(config, data_dir=None, workdir="runs/translation",
             optimizer=keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9),
             loss=MaskedCrossEntropy(config.label_smoothing),
             metrics=[MaskedAccuracy()],
+            jit_compile=jit_compile,
         )
     steps = config.steps_per_epoch or math.ceil(len(corpus["train"]) / config.batch_size)
     verbose = progress_verbosity(verbose)

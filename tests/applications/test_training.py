@@ -1,0 +1,54 @@
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from applications.common.training import (
+    StopOnNonFiniteLoss,
+    TrainingDiverged,
+    precision_policy,
+)
+
+
+def test_a_non_finite_loss_stops_training_naming_the_step():
+    x = np.ones((32, 4), "float32")
+    y = np.ones((32, 1), "float32")
+    y[20] = np.nan  # the sixth batch of four
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 6 \(epoch 1, batch 6\)"):
+        model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0,
+                  callbacks=[StopOnNonFiniteLoss()])
+
+
+def test_precision_policy_is_scoped_and_checked():
+    before = keras.config.dtype_policy().name
+    with precision_policy("bf16"):
+        assert keras.layers.Dense(2).compute_dtype == "bfloat16"
+    assert keras.config.dtype_policy().name == before
+    with pytest.raises(ValueError, match="mixed_precision must be one of"):
+        with precision_policy("fp8"):
+            pass
+
+
+@pytest.mark.parametrize("mixed_precision, jit_compile", [("bf16", True), ("fp16", False)])
+def test_translation_trains_in_mixed_precision(tmp_path, mixed_precision, jit_compile):
+    from applications.translation.config import PRESETS, TranslationConfig
+    from applications.translation.train import train
+
+    config = dataclasses.replace(
+        TranslationConfig(**PRESETS["tiny"]), builtin_examples=600, vocabulary_size=80,
+        num_layers=1, d_model=32, num_heads=2, intermediate_dim=64, epochs=1, steps_per_epoch=6,
+        batch_size=16, max_target_length=16, max_source_length=12, beam_size=2)
+    result = train(config, workdir=str(tmp_path / "run"), export_dir=str(tmp_path / "export"),
+                   verbose=0, examples=0, mixed_precision=mixed_precision,
+                   jit_compile=jit_compile)
+    assert np.isfinite(result["history"]["loss"][0])
+    expected = {"bf16": "bfloat16", "fp16": "float16"}[mixed_precision]
+    assert result["model"].encoder.compute_dtype == expected
+    assert all(w.dtype == "float32" for w in result["model"].weights)
+    if mixed_precision == "fp16":
+        assert isinstance(result["model"].optimizer, keras.optimizers.LossScaleOptimizer)
+    translations = result["server"].serve(np.array(["twenty-one", ""]))["translation"]
+    assert translations.shape == (2,) and translations[1] == b""
