@@ -1,4 +1,4 @@
-"""Reading line-based text corpora with errors that name the file and line."""
+"""Finding data files on disk and reading text corpora, with errors that name the file and line."""
 
 import gzip
 import os
@@ -14,6 +14,14 @@ def find_file(directory, stem, suffixes=("", ".gz")):
         path = os.path.join(directory, stem + suffix)
         if os.path.isfile(path):
             return path
+    return None
+
+
+def find_tfds_directory(directory):
+    """The first folder under `directory` holding a prepared TFDS dataset, or None."""
+    for root, _, files in os.walk(directory):
+        if "dataset_info.json" in files:
+            return root
     return None
 
 

@@ -22,7 +22,7 @@ import struct
 import numpy as np
 import tensorflow as tf
 
-from applications.common.text_files import DataError
+from applications.common.text_files import DataError, find_file, find_tfds_directory
 from applications.image_classification import builtin_data
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -63,19 +63,11 @@ def _read_idx(path, magic):
     return data.reshape(shape)
 
 
-def _find(directory, stem):
-    for suffix in ("", ".gz"):
-        path = os.path.join(directory, stem + suffix)
-        if os.path.isfile(path):
-            return path
-    return None
-
-
 def _load_idx(directory, config):
     splits = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
-        images_path = _find(directory, f"{prefix}-images-idx3-ubyte")
-        labels_path = _find(directory, f"{prefix}-labels-idx1-ubyte")
+        images_path = find_file(directory, f"{prefix}-images-idx3-ubyte")
+        labels_path = find_file(directory, f"{prefix}-labels-idx1-ubyte")
         if images_path and labels_path:
             images = _read_idx(images_path, 2051)
             labels = _read_idx(labels_path, 2049).astype(np.int32)
@@ -153,11 +145,11 @@ def load_images(directory, config):
         return splits, list(builtin_data.CLASS_NAMES)
     if not os.path.isdir(directory):
         raise DataError(f"data directory {directory} does not exist")
-    if _find(directory, "train-images-idx3-ubyte"):
+    tfds_root = find_tfds_directory(directory)
+    if find_file(directory, "train-images-idx3-ubyte"):
         splits, names = _load_idx(directory, config)
-    elif any(name == "dataset_info.json" for _, _, files in os.walk(directory) for name in files):
-        root = next(r for r, _, files in os.walk(directory) if "dataset_info.json" in files)
-        splits, names = _load_tfds(root, config)
+    elif tfds_root:
+        splits, names = _load_tfds(tfds_root, config)
     elif os.path.isdir(os.path.join(directory, "train")):
         splits, names = {}, None
         splits["train"], names = _image_folder(os.path.join(directory, "train"), config)

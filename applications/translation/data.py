@@ -18,7 +18,12 @@ import sentencepiece
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from applications.common.text_files import DataError, find_file, read_lines
+from applications.common.text_files import (
+    DataError,
+    find_file,
+    find_tfds_directory,
+    read_lines,
+)
 from applications.translation import builtin_data
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -58,13 +63,6 @@ def _tsv_file(directory, names):
     return None
 
 
-def _tfds_directory(directory):
-    for root, _, files in os.walk(directory):
-        if "dataset_info.json" in files:
-            return root
-    return None
-
-
 def _load_tfds(directory, source, target):
     import tensorflow_datasets as tfds  # only needed for this layout
 
@@ -93,7 +91,7 @@ def load_corpus(directory, config):
     if not os.path.isdir(directory):
         raise DataError(f"data directory {directory} does not exist")
     source, target = config.source_language, config.target_language
-    tfds_root = _tfds_directory(directory)
+    tfds_root = find_tfds_directory(directory)
     if tfds_root and not find_file(directory, f"train.{source}"):
         corpus = _load_tfds(tfds_root, source, target)
     else:

@@ -43,8 +43,7 @@ class TranslationServer(tf.Module):
         tokens = self.source_tokenizer.tokenize(text)
         return data.encode_source(tokens, self.max_source_length).to_tensor(0)
 
-    def _decode(self, source_ids, beam_size):
-        source_lengths = tf.reduce_sum(tf.cast(source_ids > 0, tf.int32), axis=1)
+    def _decode(self, source_ids, source_lengths, beam_size):
         limits = tf.cast(
             tf.cast(source_lengths, tf.float32) * self.max_decode_ratio, tf.int32
         ) + self.max_decode_extra
@@ -67,10 +66,11 @@ class TranslationServer(tf.Module):
 
     def translate_with(self, text, beam_size):
         source_ids = self.source_ids(text)
-        ids, scores = self._decode(source_ids, beam_size)
+        source_lengths = tf.reduce_sum(tf.cast(source_ids > 0, tf.int32), axis=1)
+        ids, scores = self._decode(source_ids, source_lengths, beam_size)
         translation = self._detokenize(ids)
         # Only an EOS token means there was nothing to translate.
-        empty = tf.reduce_sum(tf.cast(source_ids > 0, tf.int32), axis=1) <= 1
+        empty = source_lengths <= 1
         translation = tf.where(empty, tf.constant(""), translation)
         return {"translation": translation, "score": scores}
 
