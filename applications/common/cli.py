@@ -14,6 +14,8 @@ APPLICATIONS = {
     "translation": ("applications.translation.config", "TranslationConfig", "tiny"),
     "image_classification": ("applications.image_classification.config",
                              "ImageClassificationConfig", "tiny"),
+    "speech_recognition": ("applications.speech_recognition.config",
+                           "SpeechRecognitionConfig", "tiny"),
 }
 
 
@@ -97,6 +99,25 @@ def _classify(args):
     return 0
 
 
+def _transcribe(args):
+    import tensorflow as tf
+
+    from tfformer.export import latest_version_dir
+
+    served = tf.saved_model.load(latest_version_dir(args.model))
+    signature = served.signatures["serving_default"]
+    for path in args.audio:
+        with open(path, "rb") as handle:
+            audio_bytes = handle.read()
+        try:
+            transcript = signature(audio_bytes=tf.constant([audio_bytes]))["transcript"]
+        except tf.errors.InvalidArgumentError as error:
+            print(f"{path}: error: {_op_error_line(error.message)}", file=sys.stderr)
+            continue
+        print(f"{path}: {transcript.numpy()[0].decode('utf-8')}")
+    return 0
+
+
 def _plot(args):
     from tfformer import plots
 
@@ -136,7 +157,8 @@ def build_parser():
     evaluate.add_argument("--model", help="export directory (default saved_models/<app>)")
     evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
     evaluate.add_argument("--output", help="translation: hypotheses, one per line; "
-                          "image_classification: a confusion-matrix PNG")
+                          "image_classification: a confusion-matrix PNG; "
+                          "speech_recognition: transcripts, one per line")
     evaluate.set_defaults(handler=_evaluate)
 
     translate = commands.add_parser("translate", help="translate text with an export")
@@ -151,6 +173,11 @@ def build_parser():
     classify.add_argument("model", help="export directory (its latest version is used)")
     classify.add_argument("images", nargs="+", help="JPEG/PNG/BMP/GIF files")
     classify.set_defaults(handler=_classify)
+
+    transcribe = commands.add_parser("transcribe", help="transcribe WAV files with an export")
+    transcribe.add_argument("model", help="export directory (its latest version is used)")
+    transcribe.add_argument("audio", nargs="+", help="WAV files (any rate, mono or stereo)")
+    transcribe.set_defaults(handler=_transcribe)
 
     plot = commands.add_parser("plot", help="draw position encodings or training curves")
     plot.add_argument("what", choices=("positions", "curves"))

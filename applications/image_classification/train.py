@@ -12,17 +12,10 @@ from applications.common.training import (
     precision_policy,
     progress_verbosity,
     standard_callbacks,
+    warmup_cosine_schedule,
 )
 from applications.image_classification import data, evaluate, serving
 from applications.image_classification.model import build_vit
-
-
-def _schedule(config, total_steps):
-    """Linear warm-up to the learning rate, then cosine decay, in global steps."""
-    warmup = max(1, int(total_steps * config.warmup_fraction))
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0, decay_steps=max(1, total_steps - warmup),
-        warmup_target=config.learning_rate, warmup_steps=warmup)
 
 
 def train(config, data_dir=None, workdir="runs/image_classification",
@@ -42,11 +35,12 @@ def train(config, data_dir=None, workdir="runs/image_classification",
     steps = config.steps_per_epoch or math.ceil(len(splits["train"][1]) / config.batch_size)
 
     strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+    schedule = warmup_cosine_schedule(config.learning_rate, config.warmup_fraction,
+                                      steps * config.epochs)
     with strategy.scope(), precision_policy(mixed_precision):
         model = build_vit(config, num_classes)
         model.compile(
-            optimizer=keras.optimizers.AdamW(_schedule(config, steps * config.epochs),
-                                             weight_decay=config.weight_decay),
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
             loss=keras.losses.CategoricalCrossentropy(
                 from_logits=True, label_smoothing=config.label_smoothing),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),

@@ -3,6 +3,7 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from applications.common.training import (
     StopOnNonFiniteLoss,
@@ -52,3 +53,28 @@ def test_translation_trains_in_mixed_precision(tmp_path, mixed_precision, jit_co
         assert isinstance(result["model"].optimizer, keras.optimizers.LossScaleOptimizer)
     translations = result["server"].serve(np.array(["twenty-one", ""]))["translation"]
     assert translations.shape == (2,) and translations[1] == b""
+
+
+@pytest.mark.parametrize("mixed_precision, jit_compile, strategy", [
+    ("bf16", True, "one_device"), ("fp16", False, "one_device"), ("none", False, "mirrored")])
+def test_speech_recognition_trains_in_mixed_precision_and_mirrored(
+        tmp_path, mixed_precision, jit_compile, strategy):
+    from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
+    from applications.speech_recognition.evaluate import wav_bytes
+    from applications.speech_recognition.train import train
+    from tests.layers.harness import two_cpu_strategy
+
+    config = dataclasses.replace(
+        SpeechRecognitionConfig(**PRESETS["tiny"]), builtin_examples=200, num_layers=1,
+        d_model=32, num_heads=2, intermediate_dim=64, epochs=1, steps_per_epoch=4,
+        batch_size=16)
+    result = train(config, workdir=str(tmp_path / "run"), export_dir=str(tmp_path / "export"),
+                   verbose=0, examples=0, mixed_precision=mixed_precision,
+                   jit_compile=jit_compile,
+                   strategy=two_cpu_strategy() if strategy == "mirrored" else strategy)
+    assert np.isfinite(result["history"]["loss"][0])
+    expected = {"bf16": "bfloat16", "fp16": "float16", "none": "float32"}[mixed_precision]
+    assert result["model"].encoder.compute_dtype == expected
+    assert all(w.dtype == "float32" for w in result["model"].weights if w.dtype != "int64")
+    clip = wav_bytes(np.zeros(800, np.float32), config.sample_rate)
+    assert result["server"].serve(tf.constant([clip]))["transcript"].numpy().tolist() == [b""]

@@ -131,4 +131,13 @@ CASES = [
         lambda: {"waveforms": _floats(B, 1600) * 0.1},
         tolerance=1e-4,
     ),
+    LayerCase(
+        "spec_augment",
+        layers.SpecAugment,
+        # No masks, so the layer is an identity in training too: random masks would differ
+        # between one device and two replicas. tests/layers/test_spec_augment.py checks the
+        # masks themselves under XLA, mixed_bfloat16 and a strategy.
+        {"frequency_masks": 0, "time_masks": 0},
+        lambda: {"features": _floats(B, 20, 12)},
+    ),
 ]

@@ -11,6 +11,7 @@ from tfformer.layers.position_embedding import PositionEmbedding
 from tfformer.layers.relative_position_bias import RelativePositionBias
 from tfformer.layers.rotary_embedding import RotaryEmbedding
 from tfformer.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from tfformer.layers.spec_augment import SpecAugment
 from tfformer.layers.token_and_position_embedding import TokenAndPositionEmbedding
 from tfformer.layers.transformer_decoder import TransformerDecoder
 from tfformer.layers.transformer_decoder_block import TransformerDecoderBlock
@@ -29,6 +30,7 @@ __all__ = [
     "RelativePositionBias",
     "RotaryEmbedding",
     "SinusoidalPositionEncoding",
+    "SpecAugment",
     "TokenAndPositionEmbedding",
     "TransformerDecoder",
     "TransformerDecoderBlock",

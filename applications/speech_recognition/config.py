@@ -1,0 +1,58 @@
+"""Speech recognition (truncated-attention Transformer + CTC) config and its presets."""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeechRecognitionConfig:
+    # Data
+    sample_rate: int = 16000  # the model's rate; other rates are resampled in the graph
+    builtin_examples: int = 6000
+    val_fraction: float = 0.1  # held out from training when there is no val split
+    holdout_speaker: str | None = None  # FSDD: this speaker is the validation set
+    max_seconds: float = 20.0  # longer training clips are dropped (and counted)
+    connected_digits: int = 0  # > 0: join up to this many word recordings into one utterance
+    connected_examples: int = 4000  # utterances built per epoch's worth when connected_digits > 0
+    # Front end (log-mel with tf.signal)
+    frame_length_ms: float = 25.0
+    frame_step_ms: float = 10.0
+    num_mel_bins: int = 80
+    feature_normalization: str = "utterance"  # or "global" (statistics from training data)
+    spec_augment: bool = True
+    frequency_masks: int = 2
+    frequency_mask_width: int = 15  # bins
+    time_masks: int = 2
+    time_mask_width: int = 20  # frames
+    # Model
+    num_layers: int = 12
+    d_model: int = 256
+    num_heads: int = 4
+    intermediate_dim: int = 1024
+    dropout: float = 0.1
+    window_left: int | None = 16  # subsampled frames each frame may look back; None = full
+    window_right: int | None = 4
+    position: str = "rotary"  # or "relative" (T5 buckets); relative either way, for streaming
+    subsampling_filters: int = 32
+    # Training
+    batch_size: int = 32
+    epochs: int = 30
+    steps_per_epoch: int | None = None
+    learning_rate: float = 1e-3
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 0
+    # Decoding
+    beam_size: int = 1  # 1 = greedy CTC decoding
+    silence_threshold: float = 1e-4  # peak amplitude below which a clip is silent (empty transcript)
+    chunk_frames: int = 16  # subsampled frames per streaming chunk
+
+
+PRESETS = {
+    "tiny": dict(sample_rate=8000, builtin_examples=3000, num_mel_bins=40, num_layers=3,
+                 d_model=96, num_heads=4, intermediate_dim=192, window_left=8, window_right=2,
+                 batch_size=32, epochs=5, learning_rate=2e-3, frequency_mask_width=6,
+                 time_mask_width=10),
+    "small": dict(sample_rate=8000, num_mel_bins=64, num_layers=6, d_model=144, num_heads=4,
+                  intermediate_dim=576, window_left=16, window_right=4,
+                  batch_size=32, epochs=40, learning_rate=1.5e-3),
+}

@@ -1,0 +1,68 @@
+"""The served recognizer: WAV bytes or waveforms in, transcripts out.
+
+`serving_default(audio_bytes: string [B]) -> {transcript: string [B]}`
+decodes WAV (any channel count and sample rate: mono mixdown and resampling
+in the graph), computes log-mel features, runs the encoder chunk by chunk
+(memory linear in the clip's length) and decodes CTC. `waveform(waveform:
+float32 [B, samples], sample_rate: int32 []) -> {transcript}` takes raw
+samples in [-1, 1]. Bytes that are not WAV fail the request with
+TensorFlow's "Header mismatch" error; clips whose peak is below
+`silence_threshold` (including empty ones) give an empty transcript.
+"""
+
+import tensorflow as tf
+
+from applications.speech_recognition.decoding import ctc_decode
+from applications.speech_recognition.features import FrontEnd, decode_wav, resample
+from applications.speech_recognition.streaming import chunked_logits
+from tfformer.export import export_saved_model
+
+
+class SpeechServer(tf.Module):
+    def __init__(self, model, vocabulary, config):
+        super().__init__(name="speech_recognition")
+        self.model = model
+        self.vocabulary = tf.constant(list(vocabulary))
+        self.front_end = FrontEnd(config)
+        self.sample_rate = config.sample_rate
+        self.beam_size = config.beam_size
+        self.silence_threshold = config.silence_threshold
+        self.chunk_frames = config.chunk_frames
+
+    def logits(self, waveforms, sample_counts):
+        """(B, N) zero-padded waveforms at the model's rate -> (logits, logit lengths)."""
+        features, frames = self.front_end(waveforms, sample_counts)
+        if self.model.window is None:
+            logits = self.model({"features": features, "feature_lengths": frames})
+        else:
+            logits = chunked_logits(self.model, features, frames, self.chunk_frames)
+        return logits, self.model.logit_lengths(frames)
+
+    def transcribe(self, waveforms, sample_counts):
+        logits, lengths = self.logits(waveforms, sample_counts)
+        transcripts = ctc_decode(logits, lengths, self.vocabulary, self.beam_size)
+        positions = tf.range(tf.shape(waveforms)[1])[None, :]
+        valid = positions < tf.cast(sample_counts, tf.int32)[:, None]
+        peak = tf.reduce_max(tf.where(valid, tf.abs(waveforms), 0.0), axis=1)
+        silent = peak < self.silence_threshold
+        return {"transcript": tf.where(silent, tf.constant(""), transcripts)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="audio_bytes")])
+    def serve(self, audio_bytes):
+        clips = tf.map_fn(lambda b: decode_wav(b, self.sample_rate), audio_bytes,
+                          fn_output_signature=tf.RaggedTensorSpec([None], tf.float32))
+        return self.transcribe(clips.to_tensor(), clips.row_lengths())
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform"),
+                                  tf.TensorSpec([], tf.int32, name="sample_rate")])
+    def serve_waveform(self, waveform, sample_rate):
+        waveform = tf.cond(
+            tf.equal(sample_rate, self.sample_rate), lambda: waveform,
+            lambda: tf.map_fn(lambda w: resample(w, sample_rate, self.sample_rate), waveform))
+        counts = tf.fill(tf.shape(waveform)[:1], tf.shape(waveform)[1])
+        return self.transcribe(waveform, counts)
+
+
+def export(server, base_dir):
+    signatures = {"serving_default": server.serve, "waveform": server.serve_waveform}
+    return export_saved_model(server, base_dir, signatures)

@@ -1,0 +1,70 @@
+"""Training the speech recognizer: data, fit with CTC, evaluation, export."""
+
+import os
+
+import keras
+import tensorflow as tf
+
+from applications.common.config import to_json
+from applications.common.strategy import make_strategy
+from applications.common.training import (
+    precision_policy,
+    progress_verbosity,
+    standard_callbacks,
+    warmup_cosine_schedule,
+)
+from applications.speech_recognition import data, evaluate, serving
+from applications.speech_recognition.model import build_recognizer
+
+
+def _count_batches(dataset):
+    return int(dataset.reduce(0, lambda count, _: count + 1).numpy())
+
+
+def train(config, data_dir=None, workdir="runs/speech_recognition",
+          export_dir="saved_models/speech_recognition", strategy="auto", verbose="auto",
+          mixed_precision="none", jit_compile=False, examples=5):
+    keras.utils.set_random_seed(config.seed)
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as handle:
+        handle.write(to_json(config))
+    splits = data.load_speech(data_dir, config)
+    print("data: " + ", ".join(
+        f"{split} {len(waves)} clips ({sum(len(w) for w in waves) / config.sample_rate / 60:.1f} min)"
+        for split, (waves, _) in splits.items()))
+    vocabulary = data.build_vocabulary(splits["train"][1])
+    train_data = data.make_dataset(*splits["train"], vocabulary, config, training=True)
+    val_data = data.make_dataset(*splits["val"], vocabulary, config, training=False)
+    # Bucketing hides the batch count; stating it keeps Keras from warning that data ran out.
+    val_data = val_data.apply(tf.data.experimental.assert_cardinality(_count_batches(val_data)))
+    steps = config.steps_per_epoch or _count_batches(train_data)
+    train_data = train_data.repeat()
+
+    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+    schedule = warmup_cosine_schedule(config.learning_rate, config.warmup_fraction,
+                                      steps * config.epochs)
+    with strategy.scope(), precision_policy(mixed_precision):
+        model = build_recognizer(config, len(vocabulary))
+        model.adapt_normalization(data.make_dataset(*splits["train"], vocabulary, config, False)
+                                  .map(lambda x, y: x["features"]))
+        model.compile(
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, clipnorm=5.0),
+            jit_compile=jit_compile)
+    print(f"model: {model.count_params():,} parameters; vocabulary {''.join(vocabulary)!r}")
+    history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
+                        validation_data=val_data, callbacks=standard_callbacks(workdir),
+                        verbose=progress_verbosity(verbose), shuffle=False)
+
+    server = serving.SpeechServer(model, vocabulary, config)
+    split = "test" if splits["test"][0] else "val"
+    waveforms, references = splits[split]
+    hypotheses = evaluate.transcribe_batches(server.serve, waveforms, config.sample_rate)
+    scores = evaluate.score(hypotheses, references)
+    print(f"{split}: WER {scores['wer']:.2f}%, CER {scores['cer']:.2f}%, "
+          f"exact {scores['exact']:.1f}% ({len(references)} clips)")
+    export_path = serving.export(server, export_dir)
+    print(f"exported to {export_path}")
+    for reference, hypothesis in list(zip(references, hypotheses))[:examples]:
+        print(f"  {reference!r} -> {hypothesis!r}")
+    return {"history": history.history, "scores": scores, "export_path": export_path,
+            "server": server, "model": model, "vocabulary": vocabulary}

@@ -1,0 +1,112 @@
+"""Train a small recognizer briefly on DTMF clips, export it, and serve it as TF Serving would."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from applications.common import cli
+from applications.speech_recognition import builtin_data
+from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
+from applications.speech_recognition.evaluate import wav_bytes
+from applications.speech_recognition.train import train
+from tests.support.serving_checks import call_in_fresh_process, classify_ops
+from tfformer.export import saved_model_ops
+
+CONFIG = dataclasses.replace(SpeechRecognitionConfig(**PRESETS["tiny"]), builtin_examples=2000,
+                             epochs=5, chunk_frames=8)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("speech_recognition")
+    result = train(CONFIG, workdir=str(root / "run"), export_dir=str(root / "export"),
+                   verbose=0, examples=0)
+    return {**result, "root": root}
+
+
+def _clips(count, seed):
+    return builtin_data.generate_split(count, CONFIG.sample_rate, seed)
+
+
+def test_training_learns_the_task(trained):
+    # Five short epochs: far from the tiny preset's quality, far from chance too.
+    assert trained["scores"]["cer"] < 50.0
+    assert trained["history"]["loss"][-1] < trained["history"]["loss"][0] / 3
+
+
+def test_export_answers_in_a_fresh_process_like_the_trained_server(trained):
+    waves, _ = _clips(4, seed=50)
+    batch = [wav_bytes(w, CONFIG.sample_rate) for w in waves]
+    served = call_in_fresh_process(trained["export_path"], "audio_bytes", batch)
+    in_process = trained["server"].serve(tf.constant(batch))["transcript"].numpy()
+    assert served["transcript"] == [t.decode() for t in in_process]
+    assert any(served["transcript"])
+
+
+def test_other_rates_stereo_and_the_waveform_signature_give_the_same_transcripts(trained):
+    waves, _ = _clips(3, seed=51)
+    loaded = tf.saved_model.load(trained["export_path"])
+    serve = loaded.signatures["serving_default"]
+    reference = serve(audio_bytes=tf.constant(
+        [wav_bytes(w, CONFIG.sample_rate) for w in waves]))["transcript"].numpy()
+    assert any(reference)
+    upsampled = [np.repeat(w, 2) for w in waves]  # the same sound at 16 kHz
+    stereo_16k = [tf.audio.encode_wav(np.stack([w, w], axis=1), 16000).numpy() for w in upsampled]
+    np.testing.assert_array_equal(serve(audio_bytes=tf.constant(stereo_16k))["transcript"],
+                                  reference)
+    waveform = loaded.signatures["waveform"]
+    for wave, expected in zip(waves, reference):
+        out = waveform(waveform=tf.constant(wave[None]), sample_rate=tf.constant(8000))
+        assert out["transcript"].numpy()[0] == expected
+
+
+def test_silence_empty_clips_and_a_long_clip(trained):
+    loaded = tf.saved_model.load(trained["export_path"])
+    serve = loaded.signatures["serving_default"]
+    silent = wav_bytes(np.zeros(8000, np.float32), CONFIG.sample_rate)
+    empty = wav_bytes(np.zeros(0, np.float32), CONFIG.sample_rate)
+    waves, _ = _clips(1, seed=52)
+    normal = wav_bytes(waves[0], CONFIG.sample_rate)
+    out = serve(audio_bytes=tf.constant([silent, empty, normal]))["transcript"].numpy()
+    assert out[0] == b"" and out[1] == b""
+    alone = serve(audio_bytes=tf.constant([normal]))["transcript"].numpy()[0]
+    assert out[2] == alone  # batching with odd clips changes nothing
+    # Two minutes of tones: 3000 subsampled frames; full attention would need 3000^2 scores
+    # per head and layer, chunks need (chunk + context) per frame.
+    long_waves, _ = _clips(80, seed=53)
+    long_clip = np.concatenate(long_waves)[:120 * CONFIG.sample_rate]
+    transcript = serve(audio_bytes=tf.constant([wav_bytes(long_clip, CONFIG.sample_rate)]))
+    assert len(transcript["transcript"].numpy()[0]) > 100
+
+
+def test_bytes_that_are_not_wav_give_a_named_error(trained):
+    loaded = tf.saved_model.load(trained["export_path"])
+    serve = loaded.signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="RIFF"):
+        serve(audio_bytes=tf.constant([b"ID3 this is an mp3, honestly"]))
+    waves, _ = _clips(1, seed=54)
+    ok = serve(audio_bytes=tf.constant([wav_bytes(waves[0], CONFIG.sample_rate)]))
+    assert ok["transcript"].shape == (1,)
+
+
+def test_export_uses_only_tensorflow_ops(trained):
+    assert classify_ops(saved_model_ops(trained["export_path"]))["unknown"] == []
+
+
+def test_cli_transcribe_and_evaluate(trained, tmp_path, capsys):
+    export_dir = str(trained["root"] / "export")
+    waves, _ = _clips(1, seed=55)
+    good, bad = tmp_path / "good.wav", tmp_path / "bad.wav"
+    good.write_bytes(wav_bytes(waves[0], CONFIG.sample_rate))
+    bad.write_bytes(b"garbage")
+    assert cli.main(["transcribe", export_dir, str(good), str(bad)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{good}: ") and "RIFF" in captured.err
+    output = tmp_path / "hypotheses.txt"
+    assert cli.main(["evaluate", "speech_recognition", "--model", export_dir, "--set",
+                     "builtin_examples=100", "--output", str(output)]) == 0
+    summary = capsys.readouterr().out
+    assert "WER" in summary and "CER" in summary
+    assert len(output.read_text().splitlines()) == 10
