@@ -1,7 +1,12 @@
 import numpy as np
 import tensorflow as tf
 
-from tfformer.decoding import beam_search, greedy_search
+from tfformer.decoding import (
+    beam_search,
+    beam_search_with_state,
+    greedy_search,
+    greedy_search_with_state,
+)
 
 V, END, PAD, START = 7, 2, 0, 1
 
@@ -90,3 +95,29 @@ def test_empty_batch_decodes_to_nothing():
     ids, scores = beam_search(step, tf.zeros([0], tf.int32), {"bias": tf.zeros((0, V))},
                               max_length=4, end_id=END, beam_size=3)
     assert ids.shape == (0, 5) and scores.shape == (0,)
+
+
+def test_the_returned_state_is_the_one_that_produced_the_returned_sequence():
+    """A step function that writes each fed token into its state: the final state of the
+    chosen beam must spell out the chosen sequence (the state moves with its beam)."""
+    table = tf.constant(_random_table(4))
+    max_length = 6
+
+    def step(tokens, state, index):
+        fed = state["fed"] + tf.one_hot(index, max_length + 1, dtype=tf.int32) * tokens[:, None]
+        return tf.gather(table, tokens) + state["bias"], {**state, "fed": fed}
+
+    batch = 3
+    state = {"bias": tf.constant(np.random.default_rng(5).normal(size=(batch, V)), tf.float32),
+             "fed": tf.zeros((batch, max_length + 1), tf.int32)}
+    start = tf.fill([batch], START)
+    for ids, final in (
+            greedy_search_with_state(step, start, state, max_length, END),
+            beam_search_with_state(step, start, state, max_length, END, beam_size=4)[::2]):
+        ids, fed = ids.numpy(), final["fed"].numpy()
+        assert fed.shape == (batch, max_length + 1)
+        for row in range(batch):
+            # position t was fed ids[t]; the last id is produced, never fed
+            length = int(np.sum(ids[row] != PAD))
+            assert length >= 2
+            np.testing.assert_array_equal(fed[row, :length - 1], ids[row, :length - 1])

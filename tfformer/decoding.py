@@ -9,7 +9,10 @@ Everything is a pure tensor loop, so it traces into a SavedModel and XLA can
 compile the numeric core.
 
 Sequences returned include the start token at position 0; positions after
-the end token hold `pad_id`.
+the end token hold `pad_id`. The `*_with_state` variants also return the
+final state (of the chosen beam), so anything a step function records in
+its state, such as the attention it used, comes from the same decoding
+that produced the sequence.
 """
 
 import tensorflow as tf
@@ -25,6 +28,13 @@ def _max_lengths(batch_size, max_length, max_lengths):
 
 
 def greedy_search(step_fn, start_ids, state, max_length, end_id, pad_id=0, max_lengths=None):
+    """Greedy decoding: ids (B, max_length + 1) int32 (see `greedy_search_with_state`)."""
+    return greedy_search_with_state(step_fn, start_ids, state, max_length, end_id, pad_id,
+                                    max_lengths)[0]
+
+
+def greedy_search_with_state(step_fn, start_ids, state, max_length, end_id, pad_id=0,
+                             max_lengths=None):
     """Greedy decoding.
 
     Args:
@@ -38,7 +48,7 @@ def greedy_search(step_fn, start_ids, state, max_length, end_id, pad_id=0, max_l
             lengths); the end token is forced when one is reached.
 
     Returns:
-        ids (B, max_length + 1) int32.
+        ids (B, max_length + 1) int32, and the final state.
     """
     batch = tf.shape(start_ids)[0]
     limits = _max_lengths(batch, max_length, max_lengths)
@@ -57,11 +67,11 @@ def greedy_search(step_fn, start_ids, state, max_length, end_id, pad_id=0, max_l
     def keep_going(index, tokens, finished, state, sequences):
         return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(finished)))
 
-    *_, sequences = tf.while_loop(
+    *_, state, sequences = tf.while_loop(
         keep_going, body,
         (tf.constant(0), start_ids, tf.zeros([batch], tf.bool), state, sequences),
     )
-    return sequences
+    return sequences, state
 
 
 def _forbid_padding(logits, pad_id):
@@ -102,6 +112,14 @@ def length_penalty(lengths, alpha):
 
 def beam_search(step_fn, start_ids, state, max_length, end_id, beam_size=4, alpha=0.6,
                 pad_id=0, max_lengths=None):
+    """Beam search: ids (B, max_length + 1) int32 and scores (B,) (see
+    `beam_search_with_state`)."""
+    return beam_search_with_state(step_fn, start_ids, state, max_length, end_id, beam_size,
+                                  alpha, pad_id, max_lengths)[:2]
+
+
+def beam_search_with_state(step_fn, start_ids, state, max_length, end_id, beam_size=4,
+                           alpha=0.6, pad_id=0, max_lengths=None):
     """Beam search with finished hypotheses kept in their beams.
 
     Each step extends every unfinished beam by every token and keeps the K
@@ -115,8 +133,9 @@ def beam_search(step_fn, start_ids, state, max_length, end_id, beam_size=4, alph
         alpha: float, length-penalty exponent.
 
     Returns:
-        ids (B, max_length + 1) int32 and scores (B,) float32, the
-        length-normalised log-probabilities of the returned sequences.
+        ids (B, max_length + 1) int32; scores (B,) float32, the
+        length-normalised log-probabilities of the returned sequences; and
+        the final state of each returned beam, (B, ...) per tensor.
     """
     batch = tf.shape(start_ids)[0]
     limits = _tile_beams(_max_lengths(batch, max_length, max_lengths), beam_size)  # (B*K,)
@@ -154,14 +173,20 @@ def beam_search(step_fn, start_ids, state, max_length, end_id, beam_size=4, alph
     def keep_going(index, tokens, scores, finished, sequences, state):
         return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(finished)))
 
-    _, _, scores, _, sequences, _ = tf.while_loop(
+    _, _, scores, _, sequences, state = tf.while_loop(
         keep_going, body, (tf.constant(0), tokens, scores, finished, sequences, state))
     sequences = tf.reshape(sequences, [batch, beam_size, max_length + 1])
     generated = tf.not_equal(sequences[:, :, 1:], pad_id)
     lengths = tf.reduce_sum(tf.cast(generated, tf.int32), axis=-1)  # (B, K)
     normalised = scores / length_penalty(lengths, alpha)
     best = tf.argmax(normalised, axis=-1, output_type=tf.int32)  # (B,)
+
+    def best_beam(tensor):  # (B*K, ...) -> (B, ...)
+        grouped = tf.reshape(tensor, tf.concat([[batch, beam_size], tf.shape(tensor)[1:]], 0))
+        return tf.gather(grouped, best, axis=1, batch_dims=1)
+
     return (
         tf.gather(sequences, best, axis=1, batch_dims=1),
         tf.gather(normalised, best, axis=1, batch_dims=1),
+        tf.nest.map_structure(best_beam, state),
     )

@@ -103,6 +103,27 @@ def plot_attention(scores, path, query_labels=None, key_labels=None, title="atte
     return scores
 
 
+def plot_cross_attention(outputs, path, example=0, layer=-1, head=None):
+    """The cross-attention a translation used, from the outputs of an export's `attention`
+    signature (`source_tokens` (B, S), `target_tokens` (B, T), `cross_attention`
+    (B, L, N, T, S)): one head, or every head of the layer in a grid. Padding rows and
+    columns are cropped. Returns the weights drawn, (T', S') or (N, T', S')."""
+    source = [_text(t) for t in np.asarray(outputs["source_tokens"])[example]]
+    target = [_text(t) for t in np.asarray(outputs["target_tokens"])[example]]
+    weights = np.asarray(outputs["cross_attention"])[example][layer]  # (N, T, S)
+    columns, rows = sum(1 for t in source if t), sum(1 for t in target if t)
+    weights = weights[:, :rows, :columns]
+    layers = np.asarray(outputs["cross_attention"]).shape[1]
+    title = f"cross-attention, layer {layer % layers}"
+    if head is not None:
+        weights, title = weights[head], f"{title}, head {head}"
+    return plot_attention(weights, path, target[:rows], source[:columns], title=title)
+
+
+def _text(token):
+    return token.decode("utf-8", "replace") if isinstance(token, bytes) else str(token)
+
+
 def attention_weights(model, inputs):
     """{layer path: weights (B, N, T, S)} of every tfformer attention layer in `model`,
     recorded while the model runs once, eagerly, on `inputs` (inference mode).

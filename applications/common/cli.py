@@ -118,11 +118,31 @@ def _transcribe(args):
     return 0
 
 
+def _plot_translation_attention(args):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the ops the export uses)
+
+    from tfformer import plots
+    from tfformer.export import latest_version_dir
+
+    if not args.text:
+        raise ValueError('plot attention needs a sentence, e.g. "A man is riding a bike."')
+    path = latest_version_dir(args.model or os.path.join("saved_models", "translation"))
+    served = tf.saved_model.load(path)
+    if "attention" not in served.signatures:
+        raise ValueError(f"{path} has no 'attention' signature; export it again with this version")
+    outputs = served.signatures["attention"](text=tf.constant([args.text]))
+    print(outputs["translation"].numpy()[0].decode("utf-8"))
+    plots.plot_cross_attention(outputs, args.output, layer=args.layer, head=args.head)
+
+
 def _plot(args):
     from tfformer import plots
 
     if args.what == "positions":
         plots.plot_positions(args.kind, args.length, args.d_model, args.output)
+    elif args.what == "attention":
+        _plot_translation_attention(args)
     else:
         if not args.logdir:
             raise ValueError("plot curves needs --logdir (e.g. runs/translation/logs)")
@@ -180,7 +200,14 @@ def build_parser():
     transcribe.set_defaults(handler=_transcribe)
 
     plot = commands.add_parser("plot", help="draw position encodings or training curves")
-    plot.add_argument("what", choices=("positions", "curves"))
+    plot.add_argument("what", choices=("positions", "curves", "attention"))
+    plot.add_argument("application", nargs="?", choices=("translation",),
+                      help="for attention: the application whose export to ask")
+    plot.add_argument("text", nargs="?", help="for attention: the sentence to translate")
+    plot.add_argument("--model", help="for attention: export directory "
+                      "(default saved_models/translation)")
+    plot.add_argument("--layer", type=int, default=-1, help="for attention: decoder layer")
+    plot.add_argument("--head", type=int, help="for attention: one head (default: all, in a grid)")
     plot.add_argument("--kind", choices=("sinusoidal", "learned", "rotary"), default="sinusoidal")
     plot.add_argument("--length", type=int, default=64)
     plot.add_argument("--d-model", type=int, default=128)

@@ -90,23 +90,39 @@ class Translator(keras.Model):
 
     # -- cached decoding: a state of batch-first tensors and a step function ----
 
-    def initial_state(self, source_ids, max_length):
-        """Decoding state for `tfformer.decoding`: cross caches, source mask, empty cache."""
+    def initial_state(self, source_ids, max_length, record_attention=False):
+        """Decoding state for `tfformer.decoding`: cross caches, source mask, empty cache.
+
+        With `record_attention`, the state also holds "cross_attention"
+        (B, L, N, max_length + 1, S) float32, where every step writes the
+        cross-attention weights its query used (row `index` predicts token
+        `index + 1`)."""
         memory, source_mask = self.encode(source_ids)
         batch = tf.shape(source_ids)[0]
-        return {
+        state = {
             "cross_cache": self.decoder.precompute_cross_attention_cache(memory),
             "source_mask": source_mask,
             "cache": self.decoder.initial_cache(batch, max_length + 1, dtype=memory.dtype),
         }
+        if record_attention:
+            state["cross_attention"] = tf.zeros(
+                [batch, self.num_layers, self.num_heads, max_length + 1, tf.shape(source_ids)[1]])
+        return state
 
     def decode_step(self, token_ids, state, index):
         """token_ids (B,) at position `index` -> logits (B, V) for the next one."""
         x = self.target_embedding(token_ids[:, None], start_index=index)  # (B, 1, D)
-        x, cache = self.decoder(
+        x, scores, cache = self.decoder(
             x, None, memory_mask=state["source_mask"], cache=state["cache"],
-            cross_attention_cache=state["cross_cache"], cache_update_index=index)
-        return self.logits(x)[:, 0], {**state, "cache": cache}
+            cross_attention_cache=state["cross_cache"], cache_update_index=index,
+            return_attention_scores=True)
+        state = {**state, "cache": cache}
+        if "cross_attention" in state:
+            weights = tf.stack([tf.cast(s["cross"][:, :, 0], tf.float32) for s in scores],
+                               axis=1)  # (B, L, N, S)
+            row = tf.one_hot(index, tf.shape(state["cross_attention"])[3])  # (T,)
+            state["cross_attention"] += weights[:, :, :, None, :] * row[:, None]
+        return self.logits(x)[:, 0], state
 
     def get_config(self):
         config = super().get_config()

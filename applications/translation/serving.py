@@ -1,6 +1,10 @@
 """The served translation model: raw strings in, translations out.
 
-`serving_default(text: string [B]) -> {translation: string [B], score: float [B]}`.
+`serving_default(text: string [B]) -> {translation: string [B], score: float [B]}`;
+`greedy` the same with greedy search; `attention(text) -> {translation, score,
+source_tokens string [B, S], target_tokens string [B, T], cross_attention
+float [B, L, N, T, S]}`, the cross-attention weights the beam search used
+for each generated target subword (what `tfformer plot attention` draws).
 Tokenization (tf-text SentencePiece), beam search over the cached decoder,
 and detokenization all run in the graph, with only TensorFlow and tf-text
 ops, so stock TF Serving runs the export as it is.
@@ -43,18 +47,19 @@ class TranslationServer(tf.Module):
         tokens = self.source_tokenizer.tokenize(text)
         return data.encode_source(tokens, self.max_source_length).to_tensor(0)
 
-    def _decode(self, source_ids, source_lengths, beam_size):
+    def _decode(self, source_ids, source_lengths, beam_size, record_attention=False):
+        """ids (B, T + 1), scores (B,) and the final decoding state of each result."""
         limits = tf.cast(
             tf.cast(source_lengths, tf.float32) * self.max_decode_ratio, tf.int32
         ) + self.max_decode_extra
-        state = self.model.initial_state(source_ids, self.max_target_length)
+        state = self.model.initial_state(source_ids, self.max_target_length, record_attention)
         start = tf.fill([tf.shape(source_ids)[0]], data.BOS_ID)
         if beam_size == 1:
-            ids = decoding.greedy_search(
+            ids, state = decoding.greedy_search_with_state(
                 self.model.decode_step, start, state, self.max_target_length, data.EOS_ID,
                 pad_id=data.PAD_ID, max_lengths=limits)
-            return ids, tf.zeros([tf.shape(ids)[0]])
-        return decoding.beam_search(
+            return ids, tf.zeros([tf.shape(ids)[0]]), state
+        return decoding.beam_search_with_state(
             self.model.decode_step, start, state, self.max_target_length, data.EOS_ID,
             beam_size=beam_size, alpha=self.length_penalty, pad_id=data.PAD_ID,
             max_lengths=limits)
@@ -64,15 +69,31 @@ class TranslationServer(tf.Module):
         keep = tf.logical_and(ids > data.EOS_ID, tf.not_equal(ids, data.UNK_ID))
         return self.target_tokenizer.detokenize(tf.ragged.boolean_mask(ids, keep))
 
-    def translate_with(self, text, beam_size):
+    def translate_with(self, text, beam_size, record_attention=False):
         source_ids = self.source_ids(text)
         source_lengths = tf.reduce_sum(tf.cast(source_ids > 0, tf.int32), axis=1)
-        ids, scores = self._decode(source_ids, source_lengths, beam_size)
+        ids, scores, state = self._decode(source_ids, source_lengths, beam_size,
+                                          record_attention)
         translation = self._detokenize(ids)
         # Only an EOS token means there was nothing to translate.
         empty = source_lengths <= 1
         translation = tf.where(empty, tf.constant(""), translation)
-        return {"translation": translation, "score": scores}
+        outputs = {"translation": translation, "score": scores}
+        if record_attention:
+            # row t of the attention predicted target token t + 1; nothing for empty inputs
+            target_ids = tf.where(empty[:, None], data.PAD_ID, ids[:, 1:])
+            outputs.update(
+                source_tokens=self._token_strings(self.source_tokenizer, source_ids),
+                target_tokens=self._token_strings(self.target_tokenizer, target_ids),
+                cross_attention=state["cross_attention"][:, :, :, :-1])  # (B, L, N, T, S)
+        return outputs
+
+    @staticmethod
+    def _token_strings(tokenizer, ids):
+        """Subword strings of ids (B, T), "</s>" for the end token, "" for padding."""
+        strings = tokenizer.id_to_string(ids)
+        strings = tf.where(tf.equal(ids, data.EOS_ID), tf.constant("</s>"), strings)
+        return tf.where(tf.equal(ids, data.PAD_ID), tf.constant(""), strings)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text):
@@ -82,8 +103,13 @@ class TranslationServer(tf.Module):
     def serve_greedy(self, text):
         return self.translate_with(text, 1)
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve_attention(self, text):
+        return self.translate_with(text, self.beam_size, record_attention=True)
+
 
 def export(server, base_dir):
     """Writes the server to `base_dir/<next version>/` atomically; returns the path."""
-    signatures = {"serving_default": server.serve, "greedy": server.serve_greedy}
+    signatures = {"serving_default": server.serve, "greedy": server.serve_greedy,
+                  "attention": server.serve_attention}
     return export_saved_model(server, base_dir, signatures)

@@ -11,7 +11,7 @@ from applications.translation import data
 from applications.translation.config import PRESETS, TranslationConfig
 from applications.translation.train import train
 from tests.support.serving_checks import call_in_fresh_process, classify_ops
-from tfformer import decoding
+from tfformer import decoding, plots
 from tfformer.export import saved_model_ops
 
 CONFIG = dataclasses.replace(
@@ -140,3 +140,48 @@ def test_cli_translate_names_a_missing_export(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["translate", str(tmp_path / "nothing"), "hello"])
     assert "no SavedModel" in capsys.readouterr().err
+
+
+def test_attention_signature_returns_the_weights_its_beam_search_used(trained, tmp_path):
+    loaded = tf.saved_model.load(trained["export_path"])
+    text = tf.constant(["seven hundred two", "twenty-one red apples", ""])
+    outputs = loaded.signatures["attention"](text=text)
+    plain = loaded.signatures["serving_default"](text=text)
+    np.testing.assert_array_equal(outputs["translation"], plain["translation"])
+    weights = outputs["cross_attention"].numpy()  # (B, L, N, T, S)
+    target_tokens = outputs["target_tokens"].numpy()
+    server, model = trained["server"], trained["model"]
+    source_ids = server.source_ids(text)
+    ids = tf.constant(server.target_tokenizer.string_to_id(
+        tf.where(target_tokens == b"</s>", "</s>", target_tokens)).numpy())
+    # The same weights from one teacher-forced pass over the produced translation.
+    memory, source_mask = model.encode(source_ids)
+    prefix = tf.concat([tf.fill([3, 1], data.BOS_ID), ids[:, :-1]], axis=1)
+    _, scores = model.decoder(model.target_embedding(prefix), memory,
+                              targets_mask=tf.not_equal(prefix, 0), memory_mask=source_mask,
+                              return_attention_scores=True)
+    source_length = tf.reduce_sum(tf.cast(source_mask, tf.int32), axis=1).numpy()
+    for example in range(2):
+        rows = int(np.sum(target_tokens[example] != b""))
+        assert rows >= 2 and target_tokens[example][rows - 1] == b"</s>"
+        used = weights[example, :, :, :rows, :source_length[example]]
+        np.testing.assert_allclose(used.sum(-1), 1.0, atol=1e-5)
+        recomputed = np.stack([s["cross"][example, :, :rows, :source_length[example]]
+                               for s in scores])
+        np.testing.assert_allclose(used, recomputed, atol=1e-5)
+        drawn = plots.plot_cross_attention(outputs, str(tmp_path / f"{example}.png"),
+                                           example=example, layer=0)
+        np.testing.assert_array_equal(drawn, weights[example, 0, :, :rows,
+                                                     :source_length[example]])
+    assert not outputs["target_tokens"].numpy()[2].any()  # nothing to translate
+
+
+def test_cli_plots_cross_attention(trained, tmp_path, capsys):
+    output = str(tmp_path / "attention.png")
+    assert cli.main(["plot", "attention", "translation", "seven hundred two", "--model",
+                     str(trained["root"] / "export"), "--head", "0", "--output", output]) == 0
+    translation = capsys.readouterr().out.splitlines()[0]
+    expected = trained["server"].serve(tf.constant(["seven hundred two"]))["translation"]
+    assert translation == expected.numpy()[0].decode()
+    from PIL import Image
+    assert Image.open(output).size[0] > 100

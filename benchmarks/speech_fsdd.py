@@ -1,0 +1,79 @@
+"""Quality benchmark: the speech recognizer on the Free Spoken Digit Dataset.
+
+    .venv/bin/python benchmarks/speech_fsdd.py [--data ../shared/data/fsdd] [--set key=value ...]
+    .venv/bin/python benchmarks/speech_fsdd.py --holdout-speaker theo   # leave one speaker out
+
+Trains the `small` preset from scratch on connected-digit utterances built
+from the training recordings (index 10-49; 1 to `connected_digits` words
+joined by pauses), then scores through the exported WAV signature:
+single-digit accuracy on the validation recordings (index 5-9, or every
+recording of the held-out speaker), and WER/CER on connected-digit strings
+built from those same validation recordings. Writes
+benchmarks/results/speech_fsdd[_<speaker>].json. Needs the data set on disk;
+it is not part of the test suite.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+
+from applications.common.config import apply_overrides, from_preset
+from applications.speech_recognition import data, evaluate
+from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
+from applications.speech_recognition.train import train
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "fsdd")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--holdout-speaker", help="leave this speaker out (validation = all "
+                        "of that speaker's recordings)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--workdir", default="runs/benchmark_fsdd")
+    args = parser.parse_args()
+    overrides = ["connected_digits=4", *args.set]
+    if args.holdout_speaker:
+        overrides.append(f"holdout_speaker={args.holdout_speaker}")
+    config = apply_overrides(from_preset(SpeechRecognitionConfig, PRESETS, "small"), overrides)
+    workdir = args.workdir + (f"_{args.holdout_speaker}" if args.holdout_speaker else "")
+
+    started = time.time()
+    result = train(config, data_dir=args.data, workdir=workdir,
+                   export_dir=os.path.join(workdir, "export"), verbose=2)
+    trained = time.time() - started
+
+    words = data.load_speech(args.data, dataclasses.replace(config, connected_digits=0))
+    waves, references = words["val"]
+    single = evaluate.score(
+        evaluate.transcribe_batches(result["server"].serve, waves, config.sample_rate),
+        references)
+    connected = result["scores"]  # train() scored the connected validation strings
+    record = {
+        "benchmark": "speech_fsdd" + (f"_leave_out_{args.holdout_speaker}"
+                                      if args.holdout_speaker else "_val_5_9"),
+        "command": "python benchmarks/speech_fsdd.py" + "".join(
+            f" --set {item}" for item in args.set) + (
+            f" --holdout-speaker {args.holdout_speaker}" if args.holdout_speaker else ""),
+        "config": dataclasses.asdict(config),
+        "single_digit_accuracy_val": round(single["exact"], 2),
+        "single_digit_clips": len(references),
+        "connected_digits_wer_val": round(connected["wer"], 2),
+        "connected_digits_cer_val": round(connected["cer"], 2),
+        "connected_digits_exact_val": round(connected["exact"], 2),
+        "train_seconds": round(trained, 1),
+        "epochs_run": len(result["history"]["loss"]),
+    }
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    name = "speech_fsdd" + (f"_{args.holdout_speaker}" if args.holdout_speaker else "")
+    with open(os.path.join(HERE, "results", name + ".json"), "w") as handle:
+        json.dump(record, handle, indent=2)
+    print(json.dumps({k: v for k, v in record.items() if k != "config"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
