@@ -120,6 +120,28 @@ def plot_cross_attention(outputs, path, example=0, layer=-1, head=None):
     return plot_attention(weights, path, target[:rows], source[:columns], title=title)
 
 
+def plot_rollout(image, rollout, path, title="attention rollout"):
+    """An attention-rollout map (grid, grid) over an image (H, W, 3) uint8: the image, and
+    the map stretched over it, side by side. Returns the map drawn."""
+    image, rollout = np.asarray(image), np.asarray(rollout, dtype="float32")
+    if rollout.ndim != 2 or image.ndim != 3:
+        raise ValueError(f"need an image (H, W, 3) and a rollout (grid, grid), got "
+                         f"{image.shape} and {rollout.shape}")
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(7, 3.6))
+    extent = (0, image.shape[1], image.shape[0], 0)
+    left.imshow(image, extent=extent)
+    left.set_title("input", fontsize=9)
+    right.imshow(image, extent=extent)
+    right.imshow(rollout, cmap="inferno", alpha=0.6, extent=extent, interpolation="bilinear")
+    right.set_title(title, fontsize=9)
+    for axis in (left, right):
+        axis.axis("off")
+    figure.tight_layout()
+    _save(figure, path)
+    return rollout
+
+
 def _text(token):
     return token.decode("utf-8", "replace") if isinstance(token, bytes) else str(token)
 

@@ -118,22 +118,36 @@ def _transcribe(args):
     return 0
 
 
-def _plot_translation_attention(args):
+def _plot_attention(args):
+    """Translation: the cross-attention its beam search used; image classification: the
+    attention rollout over the image. Both from the export's `attention` signature."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the ops the export uses)
 
     from tfformer import plots
     from tfformer.export import latest_version_dir
 
-    if not args.text:
-        raise ValueError('plot attention needs a sentence, e.g. "A man is riding a bike."')
-    path = latest_version_dir(args.model or os.path.join("saved_models", "translation"))
+    if not args.application or not args.input:
+        raise ValueError('plot attention needs an application and an input: translation '
+                         '"A sentence." or image_classification IMAGE_FILE')
+    path = latest_version_dir(args.model or os.path.join("saved_models", args.application))
     served = tf.saved_model.load(path)
     if "attention" not in served.signatures:
         raise ValueError(f"{path} has no 'attention' signature; export it again with this version")
-    outputs = served.signatures["attention"](text=tf.constant([args.text]))
-    print(outputs["translation"].numpy()[0].decode("utf-8"))
-    plots.plot_cross_attention(outputs, args.output, layer=args.layer, head=args.head)
+    attention = served.signatures["attention"]
+    if args.application == "translation":
+        outputs = attention(text=tf.constant([args.input]))
+        print(outputs["translation"].numpy()[0].decode("utf-8"))
+        plots.plot_cross_attention(outputs, args.output, layer=args.layer, head=args.head)
+        return
+    with open(args.input, "rb") as handle:
+        image_bytes = handle.read()
+    outputs = attention(image_bytes=tf.constant([image_bytes]))
+    label = outputs["top_k_labels"].numpy()[0][0].decode("utf-8")
+    print(f"{label} {outputs['top_k_scores'].numpy()[0][0]:.3f}")
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False).numpy()
+    plots.plot_rollout(image, outputs["rollout"].numpy()[0], args.output,
+                       title=f"attention rollout ({label})")
 
 
 def _plot(args):
@@ -142,7 +156,7 @@ def _plot(args):
     if args.what == "positions":
         plots.plot_positions(args.kind, args.length, args.d_model, args.output)
     elif args.what == "attention":
-        _plot_translation_attention(args)
+        _plot_attention(args)
     else:
         if not args.logdir:
             raise ValueError("plot curves needs --logdir (e.g. runs/translation/logs)")
@@ -201,11 +215,12 @@ def build_parser():
 
     plot = commands.add_parser("plot", help="draw position encodings or training curves")
     plot.add_argument("what", choices=("positions", "curves", "attention"))
-    plot.add_argument("application", nargs="?", choices=("translation",),
+    plot.add_argument("application", nargs="?", choices=("translation", "image_classification"),
                       help="for attention: the application whose export to ask")
-    plot.add_argument("text", nargs="?", help="for attention: the sentence to translate")
+    plot.add_argument("input", nargs="?", help="for attention: a sentence to translate, or "
+                      "an image file to classify")
     plot.add_argument("--model", help="for attention: export directory "
-                      "(default saved_models/translation)")
+                      "(default saved_models/<application>)")
     plot.add_argument("--layer", type=int, default=-1, help="for attention: decoder layer")
     plot.add_argument("--head", type=int, help="for attention: one head (default: all, in a grid)")
     plot.add_argument("--kind", choices=("sinusoidal", "learned", "rotary"), default="sinusoidal")

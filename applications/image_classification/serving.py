@@ -3,7 +3,10 @@
 `serving_default(image_bytes: string [B]) -> {probabilities [B, C],
 top_k_labels string [B, k], top_k_scores [B, k]}` decodes (JPEG/PNG/BMP/GIF,
 grayscale or RGBA to RGB), resizes and classifies in the graph. `pixels`
-takes uint8 [B, H, W, 3]. Bytes that are not an image fail that request
+takes uint8 [B, H, W, 3]. `attention(image_bytes)` also returns `rollout`
+[B, grid, grid]: the attention rollout from the class token (or, with mean
+pooling, from all tokens) to each patch, computed in the same forward pass
+as its probabilities. Bytes that are not an image fail that request
 with TensorFlow's "Unknown image file format" error, which TF Serving
 returns to the client.
 """
@@ -11,6 +14,7 @@ returns to the client.
 import tensorflow as tf
 
 from applications.image_classification.data import decode_image, resize_pixels
+from tfformer.attention_rollout import attention_rollout
 from tfformer.export import export_saved_model
 
 
@@ -21,20 +25,45 @@ class ImageClassificationServer(tf.Module):
         self.class_names = tf.constant(list(class_names))
         self.image_size = config.image_size
         self.top_k = min(config.top_k, len(class_names))
+        self.grid = config.image_size // config.patch_size
+        self.class_token = config.pooling == "class_token"
 
     def _classify(self, images):
-        logits = self.model(images, training=False)
+        return self._outputs(self.model(images, training=False))
+
+    def _outputs(self, logits):
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         scores, indices = tf.math.top_k(probabilities, k=self.top_k)
         return {"probabilities": probabilities, "top_k_scores": scores,
                 "top_k_labels": tf.gather(self.class_names, indices)}
 
+    def _decode(self, image_bytes):
+        return tf.map_fn(lambda b: decode_image(b, self.image_size), image_bytes,
+                         fn_output_signature=tf.TensorSpec(
+                             [self.image_size, self.image_size, 3], tf.uint8))
+
+    def classify_with_rollout(self, images):
+        """One inference pass through the ViT's layers that also keeps every layer's
+        attention weights, rolled out to a (B, grid, grid) map over the patches."""
+        layer = self.model.get_layer
+        x = layer("patch_embedding")(layer("rescale")(images))
+        encoded, scores = layer("encoder")(x, training=False, return_attention_scores=True)
+        rollout = attention_rollout(scores)  # (B, T, T)
+        if self.class_token:
+            pooled, reach = encoded[:, 0], rollout[:, 0, 1:]
+        else:
+            pooled, reach = tf.reduce_mean(encoded, axis=1), tf.reduce_mean(rollout, axis=1)
+        outputs = self._outputs(layer("head")(pooled))
+        outputs["rollout"] = tf.reshape(reach, [-1, self.grid, self.grid])
+        return outputs
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve(self, image_bytes):
-        images = tf.map_fn(lambda b: decode_image(b, self.image_size), image_bytes,
-                           fn_output_signature=tf.TensorSpec(
-                               [self.image_size, self.image_size, 3], tf.uint8))
-        return self._classify(images)
+        return self._classify(self._decode(image_bytes))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve_attention(self, image_bytes):
+        return self.classify_with_rollout(self._decode(image_bytes))
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")])
     def serve_pixels(self, pixels):
@@ -42,5 +71,6 @@ class ImageClassificationServer(tf.Module):
 
 
 def export(server, base_dir):
-    signatures = {"serving_default": server.serve, "pixels": server.serve_pixels}
+    signatures = {"serving_default": server.serve, "pixels": server.serve_pixels,
+                  "attention": server.serve_attention}
     return export_saved_model(server, base_dir, signatures)

@@ -82,3 +82,32 @@ def test_cli_classify_and_evaluate(trained, tmp_path, capsys):
                      str(plot), "--set", f"builtin_examples={CONFIG.builtin_examples}"]) == 0
     assert "top-1" in capsys.readouterr().out
     assert tf.io.decode_png(plot.read_bytes()).shape[-1] in (3, 4)
+
+
+def test_attention_signature_rolls_out_the_weights_of_its_own_pass(trained, tmp_path, capsys):
+    from tfformer import plots
+    from tfformer.attention_rollout import attention_rollout
+
+    image = np.random.default_rng(21).integers(0, 255, size=(1, 32, 32, 3), dtype=np.uint8)
+    png = tf.io.encode_png(image[0]).numpy()
+    loaded = tf.saved_model.load(trained["export_path"])
+    outputs = loaded.signatures["attention"](image_bytes=tf.constant([png]))
+    plain = loaded.signatures["serving_default"](image_bytes=tf.constant([png]))
+    np.testing.assert_allclose(outputs["probabilities"], plain["probabilities"], atol=1e-6)
+    grid = CONFIG.image_size // CONFIG.patch_size
+    rollout = outputs["rollout"].numpy()
+    assert rollout.shape == (1, grid, grid) and np.all(rollout >= 0)
+    # The same numbers from the weights the Keras model's attention layers used.
+    recorded = plots.attention_weights(trained["model"], image.astype("float32"))
+    expected = np.asarray(attention_rollout(list(recorded.values())))[:, 0, 1:]
+    np.testing.assert_allclose(rollout.reshape(1, -1), expected, atol=1e-5)
+    # The class token keeps part of its own mass: the patches get the rest.
+    assert 0.0 < rollout.sum() < 1.0
+    path = tmp_path / "image.png"
+    path.write_bytes(png)
+    output = str(tmp_path / "rollout.png")
+    assert cli.main(["plot", "attention", "image_classification", str(path), "--model",
+                     str(trained["root"] / "export"), "--output", output]) == 0
+    assert capsys.readouterr().out.split()[0] in trained["class_names"]
+    from PIL import Image
+    assert Image.open(output).size == (700, 360)
