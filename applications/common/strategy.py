@@ -9,6 +9,10 @@ def make_strategy(name="auto", tpu_address=None):
     """`auto`: mirrored over all GPUs if there are several, one device otherwise."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
+    if name == "multi_worker":
+        # Before anything else touches TensorFlow's runtime: collective ops must be
+        # configured at program startup.
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "one_device"
@@ -16,8 +20,6 @@ def make_strategy(name="auto", tpu_address=None):
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address or "")
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)

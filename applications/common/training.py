@@ -8,12 +8,12 @@ import sys
 import keras
 
 
-def standard_callbacks(workdir, monitor="val_loss", mode="min"):
-    """Stop on a non-finite loss, a backup for resuming after a crash, the best weights,
-    and TensorBoard logs."""
+def standard_callbacks(workdir, monitor="val_loss", mode="min", backup_dir=None):
+    """Stop on a non-finite loss, a backup for resuming after a crash (in `backup_dir`,
+    default `workdir/backup`), the best weights, and TensorBoard logs."""
     return [
         StopOnNonFiniteLoss(workdir),
-        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
+        keras.callbacks.BackupAndRestore(backup_dir or os.path.join(workdir, "backup")),
         keras.callbacks.ModelCheckpoint(
             os.path.join(workdir, "checkpoints", "best.weights.h5"), monitor=monitor, mode=mode,
             save_best_only=True, save_weights_only=True),

@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 
+from applications.common import distributed
 from applications.common.config import to_json
 from applications.common.strategy import make_strategy
 from applications.common.training import (
@@ -21,6 +22,18 @@ from applications.image_classification.model import build_vit
 def train(config, data_dir=None, workdir="runs/image_classification",
           export_dir="saved_models/image_classification", strategy="auto", verbose="auto",
           mixed_precision="none", jit_compile=False, examples=5):
+    """Trains, evaluates and exports; returns history, scores, export path, server."""
+    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+    # Multi-worker: only the chief keeps logs, checkpoints and the export.
+    with distributed.writable_dir(workdir, strategy) as run_dir, \
+            distributed.writable_dir(export_dir, strategy) as export_base:
+        return _train(config, data_dir, run_dir, export_base, strategy, verbose,
+                      mixed_precision, jit_compile, examples,
+                      backup_dir=distributed.backup_dir(workdir, strategy))
+
+
+def _train(config, data_dir, workdir, export_dir, strategy, verbose, mixed_precision,
+           jit_compile, examples, backup_dir):
     keras.utils.set_random_seed(config.seed)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as handle:
@@ -34,7 +47,6 @@ def train(config, data_dir=None, workdir="runs/image_classification",
     val_data = data.make_dataset(*splits["val"], config, False, num_classes)
     steps = config.steps_per_epoch or math.ceil(len(splits["train"][1]) / config.batch_size)
 
-    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
     schedule = warmup_cosine_schedule(config.learning_rate, config.warmup_fraction,
                                       steps * config.epochs)
     with strategy.scope(), precision_policy(mixed_precision):
@@ -49,10 +61,12 @@ def train(config, data_dir=None, workdir="runs/image_classification",
         )
     print(f"model: {model.count_params():,} parameters")
     verbose = progress_verbosity(verbose)
-    callbacks = standard_callbacks(workdir, monitor="val_accuracy", mode="max")
-    history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
-                        validation_data=val_data, callbacks=callbacks, verbose=verbose,
-                        shuffle=False)
+    callbacks = standard_callbacks(workdir, monitor="val_accuracy", mode="max",
+                                   backup_dir=backup_dir)
+    history = distributed.fit(
+        model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
+        validation_data=val_data,
+        callbacks=callbacks, verbose=verbose)
 
     server = serving.ImageClassificationServer(model, class_names, config)
     split = "test" if len(splits["test"][1]) else "val"

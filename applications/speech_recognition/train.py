@@ -5,6 +5,7 @@ import os
 import keras
 import tensorflow as tf
 
+from applications.common import distributed
 from applications.common.config import to_json
 from applications.common.strategy import make_strategy
 from applications.common.training import (
@@ -24,6 +25,18 @@ def _count_batches(dataset):
 def train(config, data_dir=None, workdir="runs/speech_recognition",
           export_dir="saved_models/speech_recognition", strategy="auto", verbose="auto",
           mixed_precision="none", jit_compile=False, examples=5):
+    """Trains, evaluates and exports; returns history, scores, export path, server."""
+    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+    # Multi-worker: only the chief keeps logs, checkpoints and the export.
+    with distributed.writable_dir(workdir, strategy) as run_dir, \
+            distributed.writable_dir(export_dir, strategy) as export_base:
+        return _train(config, data_dir, run_dir, export_base, strategy, verbose,
+                      mixed_precision, jit_compile, examples,
+                      backup_dir=distributed.backup_dir(workdir, strategy))
+
+
+def _train(config, data_dir, workdir, export_dir, strategy, verbose, mixed_precision,
+           jit_compile, examples, backup_dir):
     keras.utils.set_random_seed(config.seed)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as handle:
@@ -40,7 +53,6 @@ def train(config, data_dir=None, workdir="runs/speech_recognition",
     steps = config.steps_per_epoch or _count_batches(train_data)
     train_data = train_data.repeat()
 
-    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
     schedule = warmup_cosine_schedule(config.learning_rate, config.warmup_fraction,
                                       steps * config.epochs)
     with strategy.scope(), precision_policy(mixed_precision):
@@ -51,9 +63,11 @@ def train(config, data_dir=None, workdir="runs/speech_recognition",
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, clipnorm=5.0),
             jit_compile=jit_compile)
     print(f"model: {model.count_params():,} parameters; vocabulary {''.join(vocabulary)!r}")
-    history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
-                        validation_data=val_data, callbacks=standard_callbacks(workdir),
-                        verbose=progress_verbosity(verbose), shuffle=False)
+    callbacks = standard_callbacks(workdir, backup_dir=backup_dir)
+    history = distributed.fit(
+        model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
+        validation_data=val_data,
+        callbacks=callbacks, verbose=progress_verbosity(verbose))
 
     server = serving.SpeechServer(model, vocabulary, config)
     split = "test" if splits["test"][0] else "val"

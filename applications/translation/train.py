@@ -8,6 +8,7 @@ import warnings
 import keras
 from keras import ops
 
+from applications.common import distributed
 from applications.common.config import to_json
 from applications.common.strategy import make_strategy
 from applications.common.training import (
@@ -115,6 +116,17 @@ def train(config, data_dir=None, workdir="runs/translation",
     Returns a dict with the Keras history, the scores, the export path and
     the server module.
     """
+    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+    # Multi-worker: only the chief keeps logs, checkpoints and the export.
+    with distributed.writable_dir(workdir, strategy) as run_dir, \
+            distributed.writable_dir(export_dir, strategy) as export_base:
+        return _train(config, data_dir, run_dir, export_base, strategy, verbose,
+                      mixed_precision, jit_compile, examples,
+                      backup_dir=distributed.backup_dir(workdir, strategy))
+
+
+def _train(config, data_dir, workdir, export_dir, strategy, verbose, mixed_precision,
+           jit_compile, examples, backup_dir):
     keras.utils.set_random_seed(config.seed)
     # Length-bucketed validation data has no known size, and Keras warns at its
     # (expected) end on every epoch.
@@ -133,7 +145,6 @@ def train(config, data_dir=None, workdir="runs/translation",
     val_data = data.make_dataset(corpus["val"], source_tokenizer, target_tokenizer, config,
                                  training=False, name="val")
 
-    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
     with strategy.scope(), precision_policy(mixed_precision):
         model = build_translator(config, source_size, target_size)
         schedule = TransformerSchedule(config.d_model, config.warmup_steps,
@@ -146,10 +157,11 @@ def train(config, data_dir=None, workdir="runs/translation",
         )
     steps = config.steps_per_epoch or math.ceil(len(corpus["train"]) / config.batch_size)
     verbose = progress_verbosity(verbose)
-    history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
-                        validation_data=val_data, callbacks=standard_callbacks(workdir),
-                        verbose=verbose,
-                        shuffle=False)
+    callbacks = standard_callbacks(workdir, backup_dir=backup_dir)
+    history = distributed.fit(
+        model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
+        validation_data=val_data,
+        callbacks=callbacks, verbose=verbose)
 
     server = serving.TranslationServer(model, source_proto, target_proto, config, tokenizer_dir)
     split = "test" if corpus["test"] else "val"

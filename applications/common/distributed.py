@@ -1,0 +1,156 @@
+"""Training under any tf.distribute strategy with Keras' own step functions and callbacks.
+
+`model.fit` works under one-device, mirrored and TPU strategies. Under
+`MultiWorkerMirroredStrategy` Keras 3.15's `fit` (and `evaluate`) fail on TF
+2.21 before the first step (keras-team/keras#20585): their symbolic-build
+pre-pass reduces a distributed batch eagerly and raises "Attempt to convert
+a value (PerReplica...)"; past that, Keras' step functions reduce scalar
+metrics with `axis=0`, which multi-worker reductions reject. Keras'
+per-replica `train_step` / `test_step` are fine, so for multi-worker runs
+`fit` below runs them with `strategy.run` and reduces the logs itself, with
+the same callbacks, progress bar, history and validation as `model.fit`.
+
+Multi-worker rules: every worker trains, restores and exports (saving may
+run collective ops); only the chief's TensorBoard logs, checkpoints and
+export are kept, the others write to temporary directories that are
+deleted. Each worker keeps its own `BackupAndRestore` backup under
+`backup/worker_<index>`, so every worker can resume.
+"""
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+import keras
+import tensorflow as tf
+
+
+def is_multi_worker(strategy):
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def task(strategy):
+    """(task type, task index) of this process; ("worker", 0) outside a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return "worker", 0
+    return resolver.task_type, int(resolver.task_id or 0)
+
+
+def is_chief(strategy):
+    """The chief: task "chief", or worker 0 in a cluster without one."""
+    if not is_multi_worker(strategy):
+        return True
+    task_type, index = task(strategy)
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return task_type == "chief" or (task_type == "worker" and index == 0 and "chief" not in cluster)
+
+
+@contextlib.contextmanager
+def writable_dir(path, strategy):
+    """`path` on the chief; a temporary directory, deleted afterwards, on other workers."""
+    if is_chief(strategy):
+        yield path
+        return
+    temporary = tempfile.mkdtemp(prefix="tfformer_worker_")
+    try:
+        yield os.path.join(temporary, os.path.basename(os.path.normpath(path)) or "out")
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def backup_dir(workdir, strategy):
+    if not is_multi_worker(strategy):
+        return os.path.join(workdir, "backup")
+    task_type, index = task(strategy)
+    return os.path.join(workdir, "backup", f"{task_type}_{index}")
+
+
+def fit(model, strategy, train_data, *, epochs, steps_per_epoch, validation_data=None,
+        validation_steps=None, callbacks=(), verbose="auto"):
+    """`model.fit`, or under multi-worker its equivalent over Keras' own step functions.
+
+    `train_data` must repeat (steps_per_epoch bounds each epoch). Under
+    multi-worker, validation runs `validation_steps` batches (default: as
+    many as the validation data has) of the repeated validation data, so
+    every worker runs the same number of steps.
+    Returns a `keras.callbacks.History`.
+    """
+    if not is_multi_worker(strategy):
+        return model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                         validation_data=validation_data, validation_steps=validation_steps,
+                         callbacks=list(callbacks), verbose=verbose, shuffle=False)
+    return _fit_with_step_functions(model, strategy, train_data, epochs, steps_per_epoch,
+                                    validation_data, validation_steps, callbacks, verbose)
+
+
+def _fit_with_step_functions(model, strategy, train_data, epochs, steps_per_epoch,
+                             validation_data, validation_steps, callbacks, verbose):
+    if validation_data is not None:
+        validation_steps = validation_steps or int(
+            validation_data.reduce(0, lambda count, _: count + 1).numpy())
+        validation_data = validation_data.repeat()
+    with strategy.scope():
+        # What fit's failing pre-pass would do, from one local (not distributed) batch:
+        # build the compiled loss, metrics and optimizer before the first traced step.
+        model._symbolic_build(data_batch=next(iter(train_data)))
+    train_iterator = iter(strategy.experimental_distribute_dataset(train_data))
+    validation = (strategy.experimental_distribute_dataset(validation_data)
+                  if validation_data is not None else None)
+    train_function = _step_function(model, strategy, model.train_step)
+    test_function = _step_function(model, strategy, model.test_step)
+    callback_list = keras.callbacks.CallbackList(
+        list(callbacks), add_history=True, add_progbar=verbose != 0, verbose=verbose,
+        epochs=epochs, steps=steps_per_epoch, model=model)
+    model.stop_training = False
+    callback_list.on_train_begin()
+    initial_epoch = getattr(model, "_initial_epoch", None) or 0  # set by BackupAndRestore
+    logs = {}
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        callback_list.on_epoch_begin(epoch)
+        for step in range(steps_per_epoch):
+            callback_list.on_train_batch_begin(step)
+            logs = train_function(train_iterator)
+            callback_list.on_train_batch_end(step, logs)
+            if model.stop_training:
+                break
+        epoch_logs = {name: float(value) for name, value in
+                      model._get_metrics_result_or_logs(logs).items()}
+        if validation is not None:
+            epoch_logs.update(_evaluate(model, test_function, validation, validation_steps,
+                                        callback_list))
+        callback_list.on_epoch_end(epoch, epoch_logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end(logs=epoch_logs if epochs > initial_epoch else {})
+    return model.history
+
+
+def _step_function(model, strategy, step):
+    """One Keras step on every replica of every worker; logs averaged over replicas."""
+    if model.jit_compile:
+        step = tf.function(step, jit_compile=True, reduce_retracing=True)
+
+    @tf.function(reduce_retracing=True)
+    def run(iterator):
+        logs = strategy.run(step, args=(next(iterator),))
+        return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), logs)
+
+    return run
+
+
+def _evaluate(model, test_function, validation, steps, callback_list):
+    model.reset_metrics()
+    callback_list.on_test_begin()
+    iterator = iter(validation)
+    logs = {}
+    for step in range(steps):
+        callback_list.on_test_batch_begin(step)
+        logs = test_function(iterator)
+        callback_list.on_test_batch_end(step, logs)
+    results = {name: float(value) for name, value in
+               model._get_metrics_result_or_logs(logs).items()}
+    callback_list.on_test_end(results)
+    return {"val_" + name: value for name, value in results.items()}
