@@ -1,20 +1,24 @@
 """Training under any tf.distribute strategy with Keras' own step functions and callbacks.
 
-`model.fit` works under one-device, mirrored and TPU strategies. Under
-`MultiWorkerMirroredStrategy` Keras 3.15's `fit` (and `evaluate`) fail on TF
-2.21 before the first step (keras-team/keras#20585): their symbolic-build
-pre-pass reduces a distributed batch eagerly and raises "Attempt to convert
-a value (PerReplica...)"; past that, Keras' step functions reduce scalar
-metrics with `axis=0`, which multi-worker reductions reject. Keras'
-per-replica `train_step` / `test_step` are fine, so for multi-worker runs
-`fit` below runs them with `strategy.run` and reduces the logs itself, with
-the same callbacks, progress bar, history and validation as `model.fit`.
+On one device `fit` below is `model.fit`. With several replicas it drives
+Keras' per-replica `train_step` / `test_step` itself, with `strategy.run`,
+under the same callbacks, progress bar, history and validation as
+`model.fit`, because Keras 3.15's `fit` breaks there on TF 2.21:
+
+- under `MultiWorkerMirroredStrategy`, `fit` and `evaluate` fail before the
+  first step (keras-team/keras#20585): their symbolic-build pre-pass
+  reduces a distributed batch eagerly ("Attempt to convert a value
+  (PerReplica...)"), and their step functions reduce scalar logs with
+  `axis=0`, which multi-worker reductions reject;
+- under `MirroredStrategy` the same pre-pass fails whenever the first batch
+  does not split evenly over the replicas (a validation batch of 1 example
+  on 2 replicas: "Inputs to operation AddN ... must have the same size").
 
 Multi-worker rules: every worker trains, restores and exports (saving may
 run collective ops); only the chief's TensorBoard logs, checkpoints and
 export are kept, the others write to temporary directories that are
 deleted. Each worker keeps its own `BackupAndRestore` backup under
-`backup/worker_<index>`, so every worker can resume.
+`backup/<task>_<index>`, so every worker can resume.
 """
 
 import contextlib
@@ -69,15 +73,15 @@ def backup_dir(workdir, strategy):
 
 def fit(model, strategy, train_data, *, epochs, steps_per_epoch, validation_data=None,
         validation_steps=None, callbacks=(), verbose="auto"):
-    """`model.fit`, or under multi-worker its equivalent over Keras' own step functions.
+    """`model.fit` on one replica; with several, its equivalent over Keras' own steps.
 
-    `train_data` must repeat (steps_per_epoch bounds each epoch). Under
-    multi-worker, validation runs `validation_steps` batches (default: as
-    many as the validation data has) of the repeated validation data, so
+    `train_data` must repeat (steps_per_epoch bounds each epoch). With
+    several replicas, validation runs `validation_steps` batches (default:
+    as many as the validation data has) of the repeated validation data, so
     every worker runs the same number of steps.
     Returns a `keras.callbacks.History`.
     """
-    if not is_multi_worker(strategy):
+    if strategy.num_replicas_in_sync == 1 and not is_multi_worker(strategy):
         return model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                          validation_data=validation_data, validation_steps=validation_steps,
                          callbacks=list(callbacks), verbose=verbose, shuffle=False)

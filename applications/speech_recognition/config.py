@@ -40,6 +40,9 @@ class SpeechRecognitionConfig:
     learning_rate: float = 1e-3
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
+    # CTC needs it early on. Keras clips each replica's gradient before the
+    # all-reduce, so with several replicas a clipped step differs from one device's.
+    gradient_clip_norm: float | None = 5.0
     seed: int = 0
     # Decoding
     beam_size: int = 1  # 1 = greedy CTC decoding

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from applications.common.training import global_mean
 from tfformer import layers
 from tfformer import masks as mask_lib
 from tfformer.layers.conv_subsampling import subsampled_lengths
@@ -131,18 +132,21 @@ class SpeechRecognizer(keras.Model):
                                       training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Mean CTC loss per utterance (`tf.nn.ctc_loss`, blank last), plus added losses."""
+        """Mean CTC loss per utterance (`tf.nn.ctc_loss`, blank last) over the global
+        batch, plus added losses."""
         losses = tf.nn.ctc_loss(
             labels=tf.cast(y["labels"], tf.int32), logits=y_pred,
             label_length=tf.cast(y["label_lengths"], tf.int32),
             logit_length=self.logit_lengths(x["feature_lengths"]),
             logits_time_major=False, blank_index=-1)  # (B,)
-        loss = tf.reduce_mean(losses)
+        # This replica's share of the global batch mean (Keras sums the replicas'
+        # gradients), so training equals one device's.
+        batch = tf.shape(losses)[0]
+        loss = global_mean(tf.reduce_sum(losses), batch, batch)
         if self.losses:
-            loss = loss + tf.add_n([tf.cast(extra, loss.dtype) for extra in self.losses])
-        # Keras sums gradients over replicas; its own compile losses are scaled
-        # like this (keras.src.losses.loss.scale_loss_for_distribution).
-        return loss / tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, loss.dtype)
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            loss += tf.add_n([tf.cast(extra, loss.dtype) for extra in self.losses]) / replicas
+        return loss
 
     def get_config(self):
         config = super().get_config()

@@ -60,7 +60,8 @@ def _train(config, data_dir, workdir, export_dir, strategy, verbose, mixed_preci
         model.adapt_normalization(data.make_dataset(*splits["train"], vocabulary, config, False)
                                   .map(lambda x, y: x["features"]))
         model.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, clipnorm=5.0),
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
+                                             clipnorm=config.gradient_clip_norm),
             jit_compile=jit_compile)
     print(f"model: {model.count_params():,} parameters; vocabulary {''.join(vocabulary)!r}")
     callbacks = standard_callbacks(workdir, backup_dir=backup_dir)

@@ -12,6 +12,7 @@ from applications.common import distributed
 from applications.common.config import to_json
 from applications.common.strategy import make_strategy
 from applications.common.training import (
+    global_mean,
     precision_policy,
     progress_verbosity,
     standard_callbacks,
@@ -23,7 +24,13 @@ from tfformer.schedules import TransformerSchedule
 
 @keras.saving.register_keras_serializable(package="tfformer_applications")
 class MaskedCrossEntropy(keras.losses.Loss):
-    """Label-smoothed cross-entropy averaged over non-padding tokens (label 0 = pad)."""
+    """Label-smoothed cross-entropy averaged over the global batch's non-padding tokens
+    (label 0 = pad).
+
+    Under a strategy each replica's gradient is that of its share (its token
+    losses over the token count of all replicas), so training is the same on
+    one device or many; see `global_mean`. (Keras leaves a scalar loss
+    unscaled and sums the replicas' gradients.)"""
 
     def __init__(self, label_smoothing=0.1, name="masked_cross_entropy", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -35,7 +42,7 @@ class MaskedCrossEntropy(keras.losses.Loss):
         losses = keras.losses.categorical_crossentropy(
             one_hot, y_pred, from_logits=True, label_smoothing=self.label_smoothing)  # (B, T)
         mask = ops.cast(ops.not_equal(y_true, 0), losses.dtype)
-        return ops.sum(losses * mask) / ops.maximum(ops.sum(mask), 1.0)
+        return global_mean(ops.sum(losses * mask), ops.sum(mask), ops.shape(y_true)[0])
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
