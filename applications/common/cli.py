@@ -28,6 +28,10 @@ def _config(application, preset, overrides):
 
 def _train(args):
     config = _config(args.application, args.preset, args.set)
+    if args.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     train = importlib.import_module(f"applications.{args.application}.train").train
     workdir = args.workdir or os.path.join("runs", args.application)
     export_dir = args.export_dir or os.path.join("saved_models", args.application)
@@ -184,6 +188,9 @@ def build_parser():
     train.add_argument("--mixed-precision", choices=sorted(PRECISIONS), default="none",
                        help="bf16 or fp16 (with loss scaling) compute; weights stay float32")
     train.add_argument("--jit-compile", action="store_true", help="compile training with XLA")
+    train.add_argument("--deterministic", action="store_true",
+                       help="deterministic TensorFlow ops: the same command gives the same "
+                       "weights, also when resumed after a crash (slower)")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="score an export on a data split")

@@ -29,6 +29,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from applications.common.training import resume_epoch, skip_to_epoch
+
 
 def is_multi_worker(strategy):
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -72,25 +74,30 @@ def backup_dir(workdir, strategy):
 
 
 def fit(model, strategy, train_data, *, epochs, steps_per_epoch, validation_data=None,
-        validation_steps=None, callbacks=(), verbose="auto"):
+        validation_steps=None, callbacks=(), verbose="auto", backup_dir=None):
     """`model.fit` on one replica; with several, its equivalent over Keras' own steps.
 
     `train_data` must repeat (steps_per_epoch bounds each epoch). With
     several replicas, validation runs `validation_steps` batches (default:
     as many as the validation data has) of the repeated validation data, so
     every worker runs the same number of steps.
+    With `backup_dir` (the BackupAndRestore callback's), a resumed run's
+    training data starts where the interrupted run's next epoch started.
     Returns a `keras.callbacks.History`.
     """
+    resume_at = resume_epoch(backup_dir) if backup_dir else 0
     if strategy.num_replicas_in_sync == 1 and not is_multi_worker(strategy):
+        train_data = skip_to_epoch(train_data, resume_at, steps_per_epoch)
         return model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                          validation_data=validation_data, validation_steps=validation_steps,
                          callbacks=list(callbacks), verbose=verbose, shuffle=False)
     return _fit_with_step_functions(model, strategy, train_data, epochs, steps_per_epoch,
-                                    validation_data, validation_steps, callbacks, verbose)
+                                    validation_data, validation_steps, callbacks, verbose,
+                                    resume_at)
 
 
 def _fit_with_step_functions(model, strategy, train_data, epochs, steps_per_epoch,
-                             validation_data, validation_steps, callbacks, verbose):
+                             validation_data, validation_steps, callbacks, verbose, resume_at):
     if validation_data is not None:
         validation_steps = validation_steps or int(
             validation_data.reduce(0, lambda count, _: count + 1).numpy())
@@ -98,7 +105,11 @@ def _fit_with_step_functions(model, strategy, train_data, epochs, steps_per_epoc
     with strategy.scope():
         # What fit's failing pre-pass would do, from one local (not distributed) batch:
         # build the compiled loss, metrics and optimizer before the first traced step.
-        model._symbolic_build(data_batch=next(iter(train_data)))
+        # From a validation batch when there is one: an extra iterator over the training
+        # data would shift its reshuffling (and a one-device run opens none).
+        model._symbolic_build(data_batch=next(iter(
+            validation_data if validation_data is not None else train_data)))
+    train_data = skip_to_epoch(train_data, resume_at, steps_per_epoch)
     train_iterator = iter(strategy.experimental_distribute_dataset(train_data))
     validation = (strategy.experimental_distribute_dataset(validation_data)
                   if validation_data is not None else None)

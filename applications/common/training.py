@@ -1,11 +1,13 @@
 """Training glue shared by the applications: callbacks and progress output."""
 
 import contextlib
+import json
 import math
 import os
 import sys
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -14,7 +16,9 @@ def standard_callbacks(workdir, monitor="val_loss", mode="min", backup_dir=None)
     default `workdir/backup`), the best weights, and TensorBoard logs."""
     return [
         StopOnNonFiniteLoss(workdir),
-        keras.callbacks.BackupAndRestore(backup_dir or os.path.join(workdir, "backup")),
+        keras.callbacks.BackupAndRestore(backup_dir or os.path.join(workdir, "backup"),
+                                         double_checkpoint=True),
+        RandomStateBackup(backup_dir or os.path.join(workdir, "backup")),
         keras.callbacks.ModelCheckpoint(
             os.path.join(workdir, "checkpoints", "best.weights.h5"), monitor=monitor, mode=mode,
             save_best_only=True, save_weights_only=True),
@@ -63,6 +67,30 @@ def warmup_cosine_schedule(learning_rate, warmup_fraction, total_steps):
         warmup_target=learning_rate, warmup_steps=warmup)
 
 
+def resume_epoch(backup_dir):
+    """The epoch a run resumes at: the one after the last backup in `backup_dir`, or 0.
+
+    Training data is positioned with it (`skip_to_epoch`), so a resumed run
+    sees exactly the batches an uninterrupted run would have.
+    """
+    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+        path = os.path.join(backup_dir, name)
+        try:
+            with open(path) as handle:
+                return int(json.load(handle)["epoch"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return 0
+
+
+def skip_to_epoch(dataset, epoch, steps_per_epoch):
+    """A repeated training dataset advanced past `epoch` epochs of `steps_per_epoch` batches:
+    the data position of a run resumed at that epoch."""
+    if epoch:
+        print(f"resuming at epoch {epoch + 1}: skipping {epoch * steps_per_epoch} batches")
+    return dataset.skip(epoch * steps_per_epoch) if epoch else dataset
+
+
 def progress_verbosity(verbose="auto"):
     """A progress bar on a terminal, one line per epoch in a log file."""
     if verbose == "auto":
@@ -71,6 +99,41 @@ def progress_verbosity(verbose="auto"):
 
 
 PRECISIONS = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+class RandomStateBackup(keras.callbacks.Callback):
+    """Backs up the model's random-number states (dropout and other seed generators) with
+    each epoch's BackupAndRestore backup and restores them on resumption.
+
+    Keras' weight files leave seed-generator states out, so without this a
+    resumed run would draw different dropout masks than an uninterrupted one.
+    Written to a temporary file, then renamed: a crash never leaves half a file.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__()
+        self.path = os.path.join(backup_dir, "random_state.npz")
+
+    def _states(self):
+        saved = {id(v) for v in self.model.weights}
+        return [v for v in self.model.variables if id(v) not in saved]
+
+    def on_train_begin(self, logs=None):
+        if not os.path.exists(self.path):
+            return
+        states = self._states()  # in the model's own (stable) order: paths are not unique
+        with np.load(self.path) as stored:
+            if len(stored.files) != len(states):
+                raise ValueError(f"{self.path} holds {len(stored.files)} random states, the "
+                                 f"model has {len(states)}: not this model's backup")
+            for index, variable in enumerate(states):
+                variable.assign(stored[f"state_{index}"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        temporary = self.path + ".tmp.npz"
+        np.savez(temporary, **{f"state_{i}": np.asarray(v) for i, v in enumerate(self._states())})
+        os.replace(temporary, self.path)
 
 
 class TrainingDiverged(RuntimeError):

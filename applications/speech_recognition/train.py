@@ -68,7 +68,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, verbose, mixed_preci
     history = distributed.fit(
         model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
         validation_data=val_data,
-        callbacks=callbacks, verbose=progress_verbosity(verbose))
+        callbacks=callbacks, verbose=progress_verbosity(verbose), backup_dir=backup_dir)
 
     server = serving.SpeechServer(model, vocabulary, config)
     split = "test" if splits["test"][0] else "val"

@@ -168,7 +168,8 @@ def _train(config, data_dir, workdir, export_dir, strategy, verbose, mixed_preci
     history = distributed.fit(
         model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
         validation_data=val_data,
-        callbacks=callbacks, verbose=verbose)
+        callbacks=callbacks, verbose=verbose,
+        backup_dir=backup_dir)
 
     server = serving.TranslationServer(model, source_proto, target_proto, config, tokenizer_dir)
     split = "test" if corpus["test"] else "val"
