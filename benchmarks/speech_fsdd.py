@@ -20,12 +20,28 @@ import os
 import time
 
 from applications.common.config import apply_overrides, from_preset
-from applications.speech_recognition import data, evaluate
+from applications.speech_recognition import data, evaluate, serving
 from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
+from applications.speech_recognition.model import build_recognizer
 from applications.speech_recognition.train import train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "fsdd")
+
+
+def _from_checkpoint(data_dir, workdir):
+    """The best checkpoint of an earlier run, served, and its connected-digit val scores."""
+    with open(os.path.join(workdir, "config.json")) as handle:
+        config = SpeechRecognitionConfig(**json.load(handle))
+    splits = data.load_speech(data_dir, config)
+    vocabulary = data.build_vocabulary(splits["train"][1])
+    model = build_recognizer(config, len(vocabulary))
+    model.load_weights(os.path.join(workdir, "checkpoints", "best.weights.h5"))
+    server = serving.SpeechServer(model, vocabulary, config)
+    waves, references = splits["val"]
+    scores = evaluate.score(
+        evaluate.transcribe_batches(server.serve, waves, config.sample_rate), references)
+    return config, {"server": server, "scores": scores, "history": None}
 
 
 def main():
@@ -35,6 +51,9 @@ def main():
                         "of that speaker's recordings)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--workdir", default="runs/benchmark_fsdd")
+    parser.add_argument("--from-checkpoint", action="store_true",
+                        help="skip training: score the best checkpoint of an earlier run "
+                        "in --workdir (its config.json is used)")
     args = parser.parse_args()
     overrides = ["connected_digits=4", *args.set]
     if args.holdout_speaker:
@@ -43,8 +62,11 @@ def main():
     workdir = args.workdir + (f"_{args.holdout_speaker}" if args.holdout_speaker else "")
 
     started = time.time()
-    result = train(config, data_dir=args.data, workdir=workdir,
-                   export_dir=os.path.join(workdir, "export"), verbose=2)
+    if args.from_checkpoint:
+        config, result = _from_checkpoint(args.data, workdir)
+    else:
+        result = train(config, data_dir=args.data, workdir=workdir,
+                       export_dir=os.path.join(workdir, "export"), verbose=2)
     trained = time.time() - started
 
     words = data.load_speech(args.data, dataclasses.replace(config, connected_digits=0))
@@ -65,8 +87,9 @@ def main():
         "connected_digits_wer_val": round(connected["wer"], 2),
         "connected_digits_cer_val": round(connected["cer"], 2),
         "connected_digits_exact_val": round(connected["exact"], 2),
-        "train_seconds": round(trained, 1),
-        "epochs_run": len(result["history"]["loss"]),
+        "train_seconds": None if args.from_checkpoint else round(trained, 1),
+        "epochs_run": len(result["history"]["loss"]) if result["history"] else None,
+        "weights": "best checkpoint (lowest val_loss)" if args.from_checkpoint else "final",
     }
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     name = "speech_fsdd" + (f"_{args.holdout_speaker}" if args.holdout_speaker else "")
