@@ -29,6 +29,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from applications.common.strategy import make_strategy
 from applications.common.training import resume_epoch, skip_to_epoch
 
 
@@ -71,6 +72,17 @@ def backup_dir(workdir, strategy):
         return os.path.join(workdir, "backup")
     task_type, index = task(strategy)
     return os.path.join(workdir, "backup", f"{task_type}_{index}")
+
+
+def run_training(body, config, data_dir, workdir, export_dir, strategy, **options):
+    """Calls an application's `body(config, data_dir, workdir, export_dir, strategy,
+    backup_dir=..., **options)` with the strategy made from its name and the multi-worker
+    rules applied: only the chief keeps logs, checkpoints and the export."""
+    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+    with writable_dir(workdir, strategy) as run_dir, \
+            writable_dir(export_dir, strategy) as export_base:
+        return body(config, data_dir, run_dir, export_base, strategy,
+                    backup_dir=backup_dir(workdir, strategy), **options)
 
 
 def fit(model, strategy, train_data, *, epochs, steps_per_epoch, validation_data=None,

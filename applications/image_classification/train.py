@@ -8,7 +8,6 @@ import numpy as np
 
 from applications.common import distributed
 from applications.common.config import to_json
-from applications.common.strategy import make_strategy
 from applications.common.training import (
     precision_policy,
     progress_verbosity,
@@ -23,17 +22,13 @@ def train(config, data_dir=None, workdir="runs/image_classification",
           export_dir="saved_models/image_classification", strategy="auto", verbose="auto",
           mixed_precision="none", jit_compile=False, examples=5):
     """Trains, evaluates and exports; returns history, scores, export path, server."""
-    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
-    # Multi-worker: only the chief keeps logs, checkpoints and the export.
-    with distributed.writable_dir(workdir, strategy) as run_dir, \
-            distributed.writable_dir(export_dir, strategy) as export_base:
-        return _train(config, data_dir, run_dir, export_base, strategy, verbose,
-                      mixed_precision, jit_compile, examples,
-                      backup_dir=distributed.backup_dir(workdir, strategy))
+    return distributed.run_training(
+        _train, config, data_dir, workdir, export_dir, strategy, verbose=verbose,
+        mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples)
 
 
-def _train(config, data_dir, workdir, export_dir, strategy, verbose, mixed_precision,
-           jit_compile, examples, backup_dir):
+def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
+           mixed_precision, jit_compile, examples):
     keras.utils.set_random_seed(config.seed)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as handle:

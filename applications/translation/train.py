@@ -10,7 +10,6 @@ from keras import ops
 
 from applications.common import distributed
 from applications.common.config import to_json
-from applications.common.strategy import make_strategy
 from applications.common.training import (
     global_mean,
     precision_policy,
@@ -123,17 +122,13 @@ def train(config, data_dir=None, workdir="runs/translation",
     Returns a dict with the Keras history, the scores, the export path and
     the server module.
     """
-    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
-    # Multi-worker: only the chief keeps logs, checkpoints and the export.
-    with distributed.writable_dir(workdir, strategy) as run_dir, \
-            distributed.writable_dir(export_dir, strategy) as export_base:
-        return _train(config, data_dir, run_dir, export_base, strategy, verbose,
-                      mixed_precision, jit_compile, examples,
-                      backup_dir=distributed.backup_dir(workdir, strategy))
+    return distributed.run_training(
+        _train, config, data_dir, workdir, export_dir, strategy, verbose=verbose,
+        mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples)
 
 
-def _train(config, data_dir, workdir, export_dir, strategy, verbose, mixed_precision,
-           jit_compile, examples, backup_dir):
+def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
+           mixed_precision, jit_compile, examples):
     keras.utils.set_random_seed(config.seed)
     # Length-bucketed validation data has no known size, and Keras warns at its
     # (expected) end on every epoch.
