@@ -82,44 +82,39 @@ def _op_error_line(message):
     return lines[-1].strip() if lines else message
 
 
-def _classify(args):
+def _serve_files(model, paths, input_name, describe):
+    """Calls the export's serving_default on each file's bytes, one request per file, and
+    prints `path: describe(outputs)`; a request the export rejects prints its error and the
+    next file is served."""
     import tensorflow as tf
 
     from tfformer.export import latest_version_dir
 
-    served = tf.saved_model.load(latest_version_dir(args.model))
-    signature = served.signatures["serving_default"]
-    for path in args.images:
+    signature = tf.saved_model.load(latest_version_dir(model)).signatures["serving_default"]
+    for path in paths:
         with open(path, "rb") as handle:
-            image_bytes = handle.read()
+            contents = handle.read()
         try:
-            outputs = signature(image_bytes=tf.constant([image_bytes]))
+            outputs = signature(**{input_name: tf.constant([contents])})
         except tf.errors.InvalidArgumentError as error:
             print(f"{path}: error: {_op_error_line(error.message)}", file=sys.stderr)
             continue
+        print(f"{path}: {describe(outputs)}")
+    return 0
+
+
+def _classify(args):
+    def describe(outputs):
         labels = [label.decode() for label in outputs["top_k_labels"].numpy()[0]]
         scores = outputs["top_k_scores"].numpy()[0]
-        print(f"{path}: " + ", ".join(f"{l} {s:.3f}" for l, s in zip(labels, scores)))
-    return 0
+        return ", ".join(f"{label} {score:.3f}" for label, score in zip(labels, scores))
+
+    return _serve_files(args.model, args.images, "image_bytes", describe)
 
 
 def _transcribe(args):
-    import tensorflow as tf
-
-    from tfformer.export import latest_version_dir
-
-    served = tf.saved_model.load(latest_version_dir(args.model))
-    signature = served.signatures["serving_default"]
-    for path in args.audio:
-        with open(path, "rb") as handle:
-            audio_bytes = handle.read()
-        try:
-            transcript = signature(audio_bytes=tf.constant([audio_bytes]))["transcript"]
-        except tf.errors.InvalidArgumentError as error:
-            print(f"{path}: error: {_op_error_line(error.message)}", file=sys.stderr)
-            continue
-        print(f"{path}: {transcript.numpy()[0].decode('utf-8')}")
-    return 0
+    return _serve_files(args.model, args.audio, "audio_bytes",
+                        lambda outputs: outputs["transcript"].numpy()[0].decode("utf-8"))
 
 
 def _plot_attention(args):

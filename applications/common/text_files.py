@@ -39,3 +39,10 @@ def read_lines(path):
     except OSError as error:
         raise DataError(f"cannot read {path}: {error}") from None
     return lines
+
+
+def write_lines(path, lines):
+    """Writes one UTF-8 line per item, creating the folder."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.writelines(line + "\n" for line in lines)

@@ -1,11 +1,10 @@
 """Scoring transcripts with jiwer: word and character error rates."""
 
-import os
-
 import jiwer
 import numpy as np
 import tensorflow as tf
 
+from applications.common.text_files import write_lines
 from applications.speech_recognition.data import load_speech
 from tfformer.export import latest_version_dir
 
@@ -51,9 +50,7 @@ def evaluate(model_path, data_dir, config, split="test", output=None, batch_size
                                     config.sample_rate, batch_size)
     result = score(hypotheses, references)
     if output:
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.writelines(h + "\n" for h in hypotheses)
+        write_lines(output, hypotheses)
     summary = (f"{split}: WER {result['wer']:.2f}%, CER {result['cer']:.2f}%, exact "
                f"{result['exact']:.1f}% on {len(references)} clips"
                + (f"; transcripts written to {output}" if output else ""))

@@ -1,10 +1,9 @@
 """Scoring translations with sacreBLEU (cased, detokenized) and chrF."""
 
-import os
-
 import sacrebleu
 import tensorflow as tf
 
+from applications.common.text_files import write_lines
 from applications.translation.data import load_corpus
 from tfformer.export import latest_version_dir
 
@@ -47,9 +46,7 @@ def evaluate(model_path, data_dir, config, split="test", output=None, batch_size
                                    batch_size)
     result = score(hypotheses, [t for _, t in pairs])
     if output:
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.writelines(h + "\n" for h in hypotheses)
+        write_lines(output, hypotheses)
     summary = (f"{split}: sacreBLEU {result['bleu']:.2f}, chrF {result['chrf']:.2f}, exact "
                f"{result['exact']:.1f}% on {len(pairs)} sentences"
                + (f"; hypotheses written to {output}" if output else ""))
