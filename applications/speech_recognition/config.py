@@ -47,7 +47,9 @@ class SpeechRecognitionConfig:
     # Decoding
     beam_size: int = 1  # 1 = greedy CTC decoding
     silence_threshold: float = 1e-4  # peak amplitude below which a clip is silent (empty transcript)
-    chunk_frames: int = 16  # subsampled frames per streaming chunk
+    # Subsampled frames per serving chunk; each chunk also computes layers x window frames of
+    # context, so longer chunks waste less. Clips up to one chunk run whole.
+    chunk_frames: int = 128
 
 
 PRESETS = {

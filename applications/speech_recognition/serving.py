@@ -2,8 +2,9 @@
 
 `serving_default(audio_bytes: string [B]) -> {transcript: string [B]}`
 decodes WAV (any channel count and sample rate: mono mixdown and resampling
-in the graph), computes log-mel features, runs the encoder chunk by chunk
-(memory linear in the clip's length) and decodes CTC. `waveform(waveform:
+in the graph), computes log-mel features, runs the encoder (chunk by chunk
+when a clip is longer than one chunk: memory linear in the clip's length)
+and decodes CTC. `waveform(waveform:
 float32 [B, samples], sample_rate: int32 []) -> {transcript}` takes raw
 samples in [-1, 1]. Bytes that are not WAV fail the request with
 TensorFlow's "Header mismatch" error; clips whose peak is below
@@ -16,6 +17,7 @@ from applications.speech_recognition.decoding import ctc_decode
 from applications.speech_recognition.features import FrontEnd, decode_wav, resample
 from applications.speech_recognition.streaming import chunked_logits
 from tfformer.export import export_saved_model
+from tfformer.layers.conv_subsampling import subsampled_lengths
 
 
 class SpeechServer(tf.Module):
@@ -32,10 +34,14 @@ class SpeechServer(tf.Module):
     def logits(self, waveforms, sample_counts):
         """(B, N) zero-padded waveforms at the model's rate -> (logits, logit lengths)."""
         features, frames = self.front_end(waveforms, sample_counts)
+        inputs = {"features": features, "feature_lengths": frames}
         if self.model.window is None:
-            logits = self.model({"features": features, "feature_lengths": frames})
-        else:
-            logits = chunked_logits(self.model, features, frames, self.chunk_frames)
+            logits = self.model(inputs)
+        else:  # chunks (exactly equal) only where a clip is longer than one
+            logits = tf.cond(
+                subsampled_lengths(tf.shape(features)[1]) <= self.chunk_frames,
+                lambda: self.model(inputs),
+                lambda: chunked_logits(self.model, features, frames, self.chunk_frames))
         return logits, self.model.logit_lengths(frames)
 
     def transcribe(self, waveforms, sample_counts):
