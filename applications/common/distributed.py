@@ -74,6 +74,14 @@ def backup_dir(workdir, strategy):
     return os.path.join(workdir, "backup", f"{task_type}_{index}")
 
 
+def count_batches(dataset):
+    """Batches in a finite dataset: its cardinality when known, else counted in one pass."""
+    known = int(dataset.cardinality().numpy())
+    if known >= 0:
+        return known
+    return int(dataset.reduce(0, lambda count, _: count + 1).numpy())
+
+
 def run_training(body, config, data_dir, workdir, export_dir, strategy, **options):
     """Calls an application's `body(config, data_dir, workdir, export_dir, strategy,
     backup_dir=..., **options)` with the strategy made from its name and the multi-worker
@@ -111,8 +119,7 @@ def fit(model, strategy, train_data, *, epochs, steps_per_epoch, validation_data
 def _fit_with_step_functions(model, strategy, train_data, epochs, steps_per_epoch,
                              validation_data, validation_steps, callbacks, verbose, resume_at):
     if validation_data is not None:
-        validation_steps = validation_steps or int(
-            validation_data.reduce(0, lambda count, _: count + 1).numpy())
+        validation_steps = validation_steps or count_batches(validation_data)
         validation_data = validation_data.repeat()
     with strategy.scope():
         # What fit's failing pre-pass would do, from one local (not distributed) batch:

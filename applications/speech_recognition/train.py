@@ -17,10 +17,6 @@ from applications.speech_recognition import data, evaluate, serving
 from applications.speech_recognition.model import build_recognizer
 
 
-def _count_batches(dataset):
-    return int(dataset.reduce(0, lambda count, _: count + 1).numpy())
-
-
 def train(config, data_dir=None, workdir="runs/speech_recognition",
           export_dir="saved_models/speech_recognition", strategy="auto", verbose="auto",
           mixed_precision="none", jit_compile=False, examples=5):
@@ -44,8 +40,9 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     train_data = data.make_dataset(*splits["train"], vocabulary, config, training=True)
     val_data = data.make_dataset(*splits["val"], vocabulary, config, training=False)
     # Bucketing hides the batch count; stating it keeps Keras from warning that data ran out.
-    val_data = val_data.apply(tf.data.experimental.assert_cardinality(_count_batches(val_data)))
-    steps = config.steps_per_epoch or _count_batches(train_data)
+    val_data = val_data.apply(
+        tf.data.experimental.assert_cardinality(distributed.count_batches(val_data)))
+    steps = config.steps_per_epoch or distributed.count_batches(train_data)
     train_data = train_data.repeat()
 
     schedule = warmup_cosine_schedule(config.learning_rate, config.warmup_fraction,
