@@ -23,6 +23,9 @@ class SpeechRecognitionConfig:
     frequency_mask_width: int = 15  # bins
     time_masks: int = 2
     time_mask_width: int = 20  # frames
+    # CTC output symbols: "characters" (any transcript) or "words" (a closed word list,
+    # such as digit names: one symbol per word, so a word can't be misspelled)
+    output_units: str = "characters"
     # Model
     num_layers: int = 12
     d_model: int = 256

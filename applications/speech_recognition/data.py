@@ -225,15 +225,31 @@ def _drop_long(splits, config):
     return splits
 
 
-def build_vocabulary(transcripts):
-    """Sorted characters of the training transcripts (the CTC blank is added after them)."""
-    return sorted({character for text in transcripts for character in text})
+OUTPUT_UNITS = ("characters", "words")
 
 
-def encode_transcripts(transcripts, vocabulary):
-    """Character ids; characters outside the vocabulary are dropped."""
-    index = {character: i for i, character in enumerate(vocabulary)}
-    return [[index[c] for c in text if c in index] for text in transcripts]
+def transcript_symbols(text, units):
+    """The CTC symbols of one transcript: its characters (spaces included) or its words."""
+    if units not in OUTPUT_UNITS:
+        raise ValueError(f"output_units must be one of {OUTPUT_UNITS}, got {units!r}")
+    return text.split() if units == "words" else list(text)
+
+
+def symbol_separator(units):
+    """What joins decoded symbols back into a transcript."""
+    return " " if units == "words" else ""
+
+
+def build_vocabulary(transcripts, units="characters"):
+    """Sorted symbols of the training transcripts (the CTC blank is added after them)."""
+    return sorted({symbol for text in transcripts for symbol in transcript_symbols(text, units)})
+
+
+def encode_transcripts(transcripts, vocabulary, units="characters"):
+    """Symbol ids; symbols outside the vocabulary are dropped."""
+    index = {symbol: i for i, symbol in enumerate(vocabulary)}
+    return [[index[s] for s in transcript_symbols(text, units) if s in index]
+            for text in transcripts]
 
 
 def _ragged(arrays, dtype):
@@ -248,7 +264,7 @@ def make_dataset(waveforms, transcripts, vocabulary, config, training):
     if not waveforms:
         raise DataError("no audio clips to make a dataset from")
     front_end = FrontEnd(config)
-    labels = encode_transcripts(transcripts, vocabulary)
+    labels = encode_transcripts(transcripts, vocabulary, config.output_units)
     dataset = tf.data.Dataset.from_tensor_slices(
         (_ragged(waveforms, np.float32), _ragged(labels, np.int32)))
 

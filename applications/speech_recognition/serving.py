@@ -13,6 +13,7 @@ TensorFlow's "Header mismatch" error; clips whose peak is below
 
 import tensorflow as tf
 
+from applications.speech_recognition import data
 from applications.speech_recognition.decoding import ctc_decode
 from applications.speech_recognition.features import FrontEnd, decode_wav, resample
 from applications.speech_recognition.streaming import chunked_logits
@@ -28,6 +29,7 @@ class SpeechServer(tf.Module):
         self.front_end = FrontEnd(config)
         self.sample_rate = config.sample_rate
         self.beam_size = config.beam_size
+        self.separator = data.symbol_separator(config.output_units)
         self.silence_threshold = config.silence_threshold
         self.chunk_frames = config.chunk_frames
 
@@ -46,7 +48,8 @@ class SpeechServer(tf.Module):
 
     def transcribe(self, waveforms, sample_counts):
         logits, lengths = self.logits(waveforms, sample_counts)
-        transcripts = ctc_decode(logits, lengths, self.vocabulary, self.beam_size)
+        transcripts = ctc_decode(logits, lengths, self.vocabulary, self.beam_size,
+                                 self.separator)
         positions = tf.range(tf.shape(waveforms)[1])[None, :]
         valid = positions < tf.cast(sample_counts, tf.int32)[:, None]
         peak = tf.reduce_max(tf.where(valid, tf.abs(waveforms), 0.0), axis=1)

@@ -36,7 +36,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     print("data: " + ", ".join(
         f"{split} {len(waves)} clips ({sum(len(w) for w in waves) / config.sample_rate / 60:.1f} min)"
         for split, (waves, _) in splits.items()))
-    vocabulary = data.build_vocabulary(splits["train"][1])
+    vocabulary = data.build_vocabulary(splits["train"][1], config.output_units)
     train_data = data.make_dataset(*splits["train"], vocabulary, config, training=True)
     val_data = data.make_dataset(*splits["val"], vocabulary, config, training=False)
     # Bucketing hides the batch count; stating it keeps Keras from warning that data ran out.
@@ -55,7 +55,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                              clipnorm=config.gradient_clip_norm),
             jit_compile=jit_compile)
-    print(f"model: {model.count_params():,} parameters; vocabulary {''.join(vocabulary)!r}")
+    print(f"model: {model.count_params():,} parameters; vocabulary {vocabulary}")
     callbacks = standard_callbacks(workdir, backup_dir=backup_dir)
     history = distributed.fit(
         model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,

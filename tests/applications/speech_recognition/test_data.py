@@ -158,6 +158,17 @@ def test_connected_words_join_recordings_and_transcripts():
         assert np.count_nonzero(wave == 2) == 50 * words.count("two")
 
 
+def test_word_units_give_one_symbol_per_word():
+    texts = ["nine one", "one", "zero nine nine"]
+    vocabulary = data.build_vocabulary(texts, "words")
+    assert vocabulary == ["nine", "one", "zero"]
+    assert data.encode_transcripts(texts + ["one eight"], vocabulary, "words") == [
+        [0, 1], [1], [2, 0, 0], [1]]  # "eight" is unknown: dropped
+    assert data.build_vocabulary(["ab a"]) == [" ", "a", "b"]
+    with pytest.raises(ValueError, match="output_units must be one of"):
+        data.build_vocabulary(texts, "phonemes")
+
+
 def test_dataset_batches_features_and_labels_with_their_lengths():
     waves, texts = builtin_data.generate_split(40, 8000, seed=0)
     vocabulary = data.build_vocabulary(texts)

@@ -119,6 +119,10 @@ def test_ctc_decode_collapses_repeats_and_blanks():
     for beam in (1, 4):
         text = ctc_decode(logits, [len(path), len(path)], vocabulary, beam).numpy().tolist()
         assert text == [b"aab ", b""]
+    words = tf.constant(["one", "two", "oh"])
+    for beam in (1, 4):
+        text = ctc_decode(logits, [len(path), len(path)], words, beam, separator=" ")
+        assert text.numpy().tolist() == [b"one one two oh", b""]
 
 
 def test_config_round_trip_and_bad_arguments():
