@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from speed import interleaved, write_record
-from speed_training import D, FFN, HEADS, LAYERS, LENGTH, VOCAB
+from speed_training import FFN, HEADS, LAYERS, LENGTH, VOCAB, D
 
 from applications.translation.model import Translator
 from tfformer import decoding
@@ -143,7 +143,7 @@ def main():
     for batch in [int(b) for b in args.batches.split(",")]:
         source = _source(batch)
 
-        def runner(decode):
+        def runner(decode, source=source, batch=batch):
             def run():
                 np.asarray(decode(source))
                 return batch * NEW_TOKENS

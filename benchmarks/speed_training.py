@@ -22,9 +22,9 @@ import contextlib
 import keras
 import numpy as np
 import tensorflow as tf
+from speed import interleaved, matmul_ceiling, write_record
 
 from applications.translation.model import Translator
-from speed import interleaved, matmul_ceiling, write_record
 from tfformer import layers
 
 VOCAB, D, HEADS, FFN, LAYERS, LENGTH, BATCH, DROPOUT = 8000, 256, 4, 1024, 3, 64, 64, 0.1
@@ -78,7 +78,7 @@ def keras_hub_model():
 
 def batch(seed=0):
     rng = np.random.default_rng(seed)
-    ids = lambda: rng.integers(1, VOCAB, (BATCH, LENGTH)).astype("int32")  # noqa: E731
+    ids = lambda: rng.integers(1, VOCAB, (BATCH, LENGTH)).astype("int32")
     return {"source_ids": ids(), "target_ids": ids()}, ids()
 
 

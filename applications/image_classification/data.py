@@ -180,7 +180,8 @@ def augmenter(config):
     ]
     if config.rand_augment_magnitude > 0:
         layers.append(keras.layers.RandAugment(
-            value_range=(0, 255), factor=config.rand_augment_magnitude, seed=config.seed))
+            value_range=(0, 255), factor=config.rand_augment_magnitude, seed=config.seed,
+            name="rand_augment"))
     return keras.Sequential(layers, name="augment")
 
 

@@ -1,4 +1,5 @@
 import gzip
+import dataclasses
 import io
 import struct
 
@@ -109,3 +110,22 @@ def test_training_batches_are_augmented_and_validation_batches_are_not():
     np.testing.assert_array_equal(val_labels.numpy().argmax(1), labels)
     train_images, _ = next(iter(data.make_dataset(images, labels, config, True, 2)))
     assert train_images.dtype == tf.uint8 and not np.array_equal(train_images, images)
+
+
+def test_rand_augment_runs_in_the_training_pipeline_only():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(16) % 2
+    config = ImageClassificationConfig(
+        **{**PRESETS["tiny"], "batch_size": 16, "rand_augment_magnitude": 0.5})
+    assert "rand_augment" not in [layer.name for layer in data.augmenter(
+        dataclasses.replace(config, rand_augment_magnitude=0.0)).layers]
+    rand_augment = data.augmenter(config).get_layer("rand_augment")
+    x = tf.constant(images, tf.float32)
+    out = rand_augment(x, training=True).numpy()
+    assert out.shape == images.shape and 0 <= out.min() and out.max() <= 255
+    changed = [not np.allclose(o, i) for o, i in zip(out, images)]
+    assert sum(changed) >= 12  # two random operations per image; few are identities
+    np.testing.assert_array_equal(rand_augment(x, training=False).numpy(), images)
+    batch, _ = next(iter(data.make_dataset(images, labels, config, True, 2)))
+    assert batch.dtype == tf.uint8 and batch.shape == images.shape
