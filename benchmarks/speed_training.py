@@ -6,7 +6,8 @@
 Model: encoder-decoder, d_model 256, 4 heads, FFN 1024, 3+3 post-LN layers,
 vocabulary 8000, source and target length 64, batch 64, Adam, dropout 0.1.
 tfformer's side is `Translator` (our embedding, encoder and cached decoder
-stacks); KerasHub's is `TokenAndPositionEmbedding` + `TransformerEncoder` +
+stacks, `activation_dropout=0` as KerasHub has no dropout inside its
+feed-forward); KerasHub's is `TokenAndPositionEmbedding` + `TransformerEncoder` +
 `TransformerDecoder` + a Dense head. Also one causal self-attention layer
 (B 64, T 64, D 256) forward and backward: tfformer's vs `keras.layers.MultiHeadAttention`.
 
@@ -58,7 +59,7 @@ def dtype_policy(name):
 def tfformer_model():
     return Translator(VOCAB, VOCAB, num_layers=LAYERS, d_model=D, num_heads=HEADS,
                       intermediate_dim=FFN, dropout=DROPOUT, tie_embeddings=False,
-                      shared_vocabulary=False)
+                      shared_vocabulary=False, activation_dropout=0.0)  # as KerasHub's FFN
 
 
 def keras_hub_model():

@@ -36,6 +36,7 @@ class SpeechRecognitionConfig:
     window_right: int | None = 4
     position: str = "rotary"  # or "relative" (T5 buckets); relative either way, for streaming
     subsampling_filters: int = 32
+    convolution_kernel_size: int | None = None  # odd: a Conformer convolution module per layer
     # Training
     batch_size: int = 32
     epochs: int = 30

@@ -39,6 +39,8 @@ class SpeechRecognizer(keras.Model):
             Normalization layer; call `adapt_normalization` before training).
         spec_augment: dict of `SpecAugment` arguments, or None.
         subsampling_filters: int.
+        convolution_kernel_size: odd int or None: a Conformer-style
+            convolution module in every encoder layer.
 
     Call arguments:
         inputs: {"features": (B, F, M) log-mel, "feature_lengths": (B,) int}.
@@ -51,7 +53,7 @@ class SpeechRecognizer(keras.Model):
     def __init__(self, vocabulary_size, num_mel_bins, num_layers=12, d_model=256, num_heads=4,
                  intermediate_dim=1024, dropout=0.1, window=(16, 4), position="rotary",
                  feature_normalization="utterance", spec_augment=None, subsampling_filters=32,
-                 **kwargs):
+                 convolution_kernel_size=None, **kwargs):
         super().__init__(**kwargs)
         if position not in POSITIONS:
             raise ValueError(f"position must be one of {POSITIONS}, got position={position!r}")
@@ -70,6 +72,7 @@ class SpeechRecognizer(keras.Model):
         self.feature_normalization = feature_normalization
         self.spec_augment = spec_augment
         self.subsampling_filters = subsampling_filters
+        self.convolution_kernel_size = convolution_kernel_size
         self.normalization = (keras.layers.Normalization(axis=-1, name="global_normalization")
                               if feature_normalization == "global" else None)
         self.augment = layers.SpecAugment(**spec_augment, name="spec_augment") if spec_augment else None
@@ -81,7 +84,7 @@ class SpeechRecognizer(keras.Model):
         self.encoder = layers.TransformerEncoder(
             num_layers, d_model, num_heads, intermediate_dim, dropout=dropout, norm_first=True,
             window=self.window, use_rotary=position == "rotary", activation="gelu",
-            name="encoder")
+            convolution_kernel_size=convolution_kernel_size, name="encoder")
         self.head = keras.layers.Dense(vocabulary_size + 1, name="ctc_head")
 
     def build(self, input_shape=None):
@@ -155,7 +158,8 @@ class SpeechRecognizer(keras.Model):
             num_layers=self.num_layers, d_model=self.d_model, num_heads=self.num_heads,
             intermediate_dim=self.intermediate_dim, dropout=self.dropout, window=self.window,
             position=self.position, feature_normalization=self.feature_normalization,
-            spec_augment=self.spec_augment, subsampling_filters=self.subsampling_filters)
+            spec_augment=self.spec_augment, subsampling_filters=self.subsampling_filters,
+            convolution_kernel_size=self.convolution_kernel_size)
         return config
 
 
@@ -172,6 +176,6 @@ def build_recognizer(config, vocabulary_size):
         intermediate_dim=config.intermediate_dim, dropout=config.dropout, window=window,
         position=config.position, feature_normalization=config.feature_normalization,
         spec_augment=spec_augment, subsampling_filters=config.subsampling_filters,
-        name="speech_recognizer")
+        convolution_kernel_size=config.convolution_kernel_size, name="speech_recognizer")
     model.build()
     return model

@@ -1,8 +1,9 @@
 """Chunked inference: fixed-size chunks with their context, exact because attention is truncated.
 
 An output frame of an L-layer encoder with window (l, r) depends only on
-subsampled frames [i - L*l, i + L*r], and the 4x subsampling adds one frame
-of context each side. So a chunk of C outputs [a, a + C) is computed from
+subsampled frames [i - L*l, i + L*r] (a Conformer convolution module of
+kernel k widens each layer's reach by (k - 1) / 2 each side), and the 4x
+subsampling adds one frame of context each side. So a chunk of C outputs [a, a + C) is computed from
 the normalised features of subsampled frames [a - L*l - 1, a + C + L*r + 1)
 alone: values near a slice's edges are wrong, but the error moves inward
 only one window per layer and never reaches the chunk. All chunks of a batch
@@ -25,7 +26,9 @@ def context_frames(model):
         raise ValueError("chunked inference needs truncated attention; this model has full "
                          "attention (window=None), so every output depends on the whole clip")
     left, right = model.window
-    return model.num_layers * left + 1, model.num_layers * right + 1
+    convolution = (model.convolution_kernel_size or 1) // 2
+    return (model.num_layers * (left + convolution) + 1,
+            model.num_layers * (right + convolution) + 1)
 
 
 def chunked_logits(model, features, feature_lengths, chunk_frames):

@@ -19,6 +19,8 @@ class Translator(keras.Model):
             projection (and with the source embedding when the vocabularies
             are one).
         shared_vocabulary: source and target use one embedding table.
+        activation_dropout: dropout inside the feed-forward layers; None =
+            `dropout`.
 
     Call arguments:
         inputs: {"source_ids": (B, S) int, "target_ids": (B, T) int}, 0 = pad.
@@ -29,7 +31,8 @@ class Translator(keras.Model):
 
     def __init__(self, source_vocabulary_size, target_vocabulary_size, num_layers=6,
                  d_model=512, num_heads=8, intermediate_dim=2048, dropout=0.1,
-                 norm_first=False, tie_embeddings=True, shared_vocabulary=True, **kwargs):
+                 norm_first=False, tie_embeddings=True, shared_vocabulary=True,
+                 activation_dropout=None, **kwargs):
         super().__init__(**kwargs)
         if shared_vocabulary and source_vocabulary_size != target_vocabulary_size:
             raise ValueError(
@@ -45,6 +48,7 @@ class Translator(keras.Model):
         self.norm_first = norm_first
         self.tie_embeddings = tie_embeddings
         self.shared_vocabulary = shared_vocabulary
+        self.activation_dropout = activation_dropout
         self.target_embedding = layers.TokenAndPositionEmbedding(
             target_vocabulary_size, d_model, position="sinusoidal", name="target_embedding")
         self.source_embedding = (
@@ -52,7 +56,7 @@ class Translator(keras.Model):
                 source_vocabulary_size, d_model, position="sinusoidal", name="source_embedding"))
         self.embedding_dropout = keras.layers.Dropout(dropout)
         stack = dict(d_model=d_model, num_heads=num_heads, intermediate_dim=intermediate_dim,
-                     dropout=dropout, norm_first=norm_first)
+                     dropout=dropout, norm_first=norm_first, activation_dropout=activation_dropout)
         self.encoder = layers.TransformerEncoder(num_layers, **stack, name="encoder")
         self.decoder = layers.TransformerDecoder(num_layers, **stack, name="decoder")
         self.output_projection = None if tie_embeddings else keras.layers.Dense(
@@ -132,7 +136,7 @@ class Translator(keras.Model):
             d_model=self.d_model, num_heads=self.num_heads,
             intermediate_dim=self.intermediate_dim, dropout=self.dropout,
             norm_first=self.norm_first, tie_embeddings=self.tie_embeddings,
-            shared_vocabulary=self.shared_vocabulary,
+            shared_vocabulary=self.shared_vocabulary, activation_dropout=self.activation_dropout,
         )
         return config
 

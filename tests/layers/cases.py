@@ -87,10 +87,18 @@ CASES = [
         lambda layer, inputs: layer(inputs["x"], inputs["x"], use_causal_mask=True),
     ),
     LayerCase("feed_forward", layers.FeedForward, {"intermediate_dim": 32}, _seq),
+    LayerCase("conformer_convolution", layers.ConformerConvolution, {"kernel_size": 3}, _seq),
     LayerCase(
         "encoder_block",
         layers.TransformerEncoderBlock,
         {"d_model": D, "num_heads": 2, "intermediate_dim": 32, "dropout": 0.0, "window": (2, 1)},
+        _seq,
+    ),
+    LayerCase(
+        "conformer_encoder_block",
+        layers.TransformerEncoderBlock,
+        {"d_model": D, "num_heads": 2, "intermediate_dim": 32, "dropout": 0.0, "norm_first": True,
+         "convolution_kernel_size": 3},
         _seq,
     ),
     LayerCase(
@@ -103,7 +111,8 @@ CASES = [
     LayerCase(
         "encoder",
         layers.TransformerEncoder,
-        {"num_layers": 2, "d_model": D, "num_heads": 2, "intermediate_dim": 32, "dropout": 0.0},
+        {"num_layers": 2, "d_model": D, "num_heads": 2, "intermediate_dim": 32, "dropout": 0.0,
+         "activation_dropout": 0.0},
         _seq,
     ),
     LayerCase(

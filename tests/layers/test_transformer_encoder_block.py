@@ -57,11 +57,24 @@ def test_returns_attention_scores_that_respect_the_window():
         ({"d_model": 250, "num_heads": 8, "intermediate_dim": 32}, "d_model=250 is not divisible by num_heads=8"),
         ({"d_model": 16, "num_heads": 0, "intermediate_dim": 32}, "num_heads=0"),
         ({"d_model": 16, "num_heads": 2, "intermediate_dim": 32, "window": (-1, 2)}, "window"),
+        ({"d_model": 16, "num_heads": 2, "intermediate_dim": 32, "activation_dropout": 1.0},
+         "activation_dropout must be None or in"),
     ],
 )
 def test_bad_configuration_fails_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TransformerEncoderBlock(**kwargs)
+
+
+def test_activation_dropout_is_the_feed_forward_dropout_alone():
+    x = _x(2, 6, D)
+    inner_only = TransformerEncoderBlock(D, 2, 32, dropout=0.0, activation_dropout=0.5)
+    assert not np.allclose(inner_only(x, training=True), inner_only(x))
+    outer_only = TransformerEncoderBlock(D, 2, 32, dropout=0.3, activation_dropout=0.0)
+    ffn_only = outer_only._feed_forward
+    ffn_input = _x(2, 6, D)
+    np.testing.assert_array_equal(ffn_only(ffn_input, training=True), ffn_only(ffn_input))
+    assert TransformerEncoderBlock(D, 2, 32, dropout=0.3)._feed_forward.dropout == 0.3
 
 
 def test_wrong_width_is_named():

@@ -1,6 +1,7 @@
 """tfformer's Keras layers, one public layer per module."""
 
 from tfformer.layers.attention_scores import AttentionScore, register_score
+from tfformer.layers.conformer_convolution import ConformerConvolution
 from tfformer.layers.conv_subsampling import ConvSubsampling
 from tfformer.layers.feed_forward import FeedForward
 from tfformer.layers.linear_attention import LinearAttention
@@ -20,6 +21,7 @@ from tfformer.layers.transformer_encoder_block import TransformerEncoderBlock
 
 __all__ = [
     "AttentionScore",
+    "ConformerConvolution",
     "ConvSubsampling",
     "FeedForward",
     "LinearAttention",

@@ -12,6 +12,12 @@ def check_block_args(d_model, num_heads, intermediate_dim, dropout):
         raise ValueError(f"dropout must be in [0, 1), got dropout={dropout!r}")
 
 
+def check_activation_dropout(activation_dropout):
+    if activation_dropout is not None and not 0.0 <= activation_dropout < 1.0:
+        raise ValueError(
+            f"activation_dropout must be None or in [0, 1), got {activation_dropout!r}")
+
+
 def check_input_width(layer, input_shape):
     if input_shape[-1] != layer.d_model:
         raise ValueError(

@@ -19,7 +19,7 @@ class TransformerDecoder(keras.layers.Layer):
     Args:
         num_layers: int, L.
         d_model, num_heads, intermediate_dim, dropout, activation, norm_first,
-        layer_norm_epsilon, cross_attention, window, use_rotary: as in
+        layer_norm_epsilon, cross_attention, window, use_rotary, activation_dropout: as in
         `TransformerDecoderBlock`, for every layer.
 
     Call arguments:
@@ -51,7 +51,8 @@ class TransformerDecoder(keras.layers.Layer):
 
     def __init__(self, num_layers, d_model, num_heads, intermediate_dim, dropout=0.1,
                  activation="relu", norm_first=False, layer_norm_epsilon=1e-6,
-                 cross_attention=True, window=None, use_rotary=False, **kwargs):
+                 cross_attention=True, window=None, use_rotary=False,
+                 activation_dropout=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(num_layers, int) or num_layers <= 0:
             raise ValueError(f"num_layers must be a positive int, got num_layers={num_layers!r}")
@@ -67,12 +68,13 @@ class TransformerDecoder(keras.layers.Layer):
         self.cross_attention = cross_attention
         self.window = mask_lib.validate_window(window)
         self.use_rotary = use_rotary
+        self.activation_dropout = activation_dropout
         self.blocks = [
             TransformerDecoderBlock(
                 d_model, num_heads, intermediate_dim, dropout=dropout, activation=activation,
                 norm_first=norm_first, layer_norm_epsilon=layer_norm_epsilon,
                 cross_attention=cross_attention, window=self.window, use_rotary=use_rotary,
-                dtype=self.dtype_policy, name=f"layer_{i}",
+                activation_dropout=activation_dropout, dtype=self.dtype_policy, name=f"layer_{i}",
             )
             for i in range(num_layers)
         ]
@@ -166,5 +168,6 @@ class TransformerDecoder(keras.layers.Layer):
             activation=self.activation, norm_first=self.norm_first,
             layer_norm_epsilon=self.layer_norm_epsilon, cross_attention=self.cross_attention,
             window=self.window, use_rotary=self.use_rotary,
+            activation_dropout=self.activation_dropout,
         )
         return config

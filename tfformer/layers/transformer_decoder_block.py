@@ -3,7 +3,11 @@ import keras
 from tfformer import masks as mask_lib
 from tfformer.layers.feed_forward import FeedForward
 from tfformer.layers.multi_head_attention import MultiHeadAttention
-from tfformer.layers.transformer_block_config import check_block_args, check_input_width
+from tfformer.layers.transformer_block_config import (
+    check_activation_dropout,
+    check_block_args,
+    check_input_width,
+)
 
 
 @keras.saving.register_keras_serializable(package="tfformer")
@@ -17,7 +21,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
 
     Args:
         d_model, num_heads, intermediate_dim, dropout, activation, norm_first,
-        layer_norm_epsilon: as in `TransformerEncoderBlock`.
+        layer_norm_epsilon, activation_dropout: as in `TransformerEncoderBlock`.
         cross_attention: bool, default True.
         window: `(left, right)` or None for the self-attention.
         use_rotary: bool, rotary positions in the self-attention.
@@ -63,10 +67,13 @@ class TransformerDecoderBlock(keras.layers.Layer):
         cross_attention=True,
         window=None,
         use_rotary=False,
+        activation_dropout=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_block_args(d_model, num_heads, intermediate_dim, dropout)
+        check_activation_dropout(activation_dropout)
+        self.activation_dropout = activation_dropout
         self.d_model = d_model
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
@@ -93,7 +100,9 @@ class TransformerDecoderBlock(keras.layers.Layer):
                 num_heads, head_dim, dropout=dropout, dtype=policy, name="cross_attention")
             self._cross_attention_norm = norm("cross_attention_norm")
         self._feed_forward = FeedForward(
-            intermediate_dim, activation, dropout=dropout, dtype=policy, name="feed_forward")
+            intermediate_dim, activation,
+            dropout=dropout if activation_dropout is None else activation_dropout,
+            dtype=policy, name="feed_forward")
         self._feed_forward_norm = norm("feed_forward_norm")
         self._dropout = keras.layers.Dropout(dropout, dtype=policy)
         self.supports_masking = True
@@ -196,5 +205,6 @@ class TransformerDecoderBlock(keras.layers.Layer):
             activation=self.activation, norm_first=self.norm_first,
             layer_norm_epsilon=self.layer_norm_epsilon, cross_attention=self.cross_attention,
             window=self.window, use_rotary=self.use_rotary,
+            activation_dropout=self.activation_dropout,
         )
         return config

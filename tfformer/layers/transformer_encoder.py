@@ -16,7 +16,8 @@ class TransformerEncoder(keras.layers.Layer):
     Args:
         num_layers: int.
         d_model, num_heads, intermediate_dim, dropout, activation, norm_first,
-        layer_norm_epsilon, window, score, distribution, use_rotary: as in
+        layer_norm_epsilon, window, score, distribution, use_rotary,
+        activation_dropout, convolution_kernel_size: as in
         `TransformerEncoderBlock`, for every layer.
 
     Call arguments:
@@ -39,7 +40,8 @@ class TransformerEncoder(keras.layers.Layer):
 
     def __init__(self, num_layers, d_model, num_heads, intermediate_dim, dropout=0.1,
                  activation="relu", norm_first=False, layer_norm_epsilon=1e-6, window=None,
-                 score="scaled_dot", distribution="softmax", use_rotary=False, **kwargs):
+                 score="scaled_dot", distribution="softmax", use_rotary=False,
+                 activation_dropout=None, convolution_kernel_size=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(num_layers, int) or num_layers <= 0:
             raise ValueError(f"num_layers must be a positive int, got num_layers={num_layers!r}")
@@ -56,12 +58,15 @@ class TransformerEncoder(keras.layers.Layer):
         self.score = score
         self.distribution = distribution
         self.use_rotary = use_rotary
+        self.activation_dropout = activation_dropout
+        self.convolution_kernel_size = convolution_kernel_size
         self.blocks = [
             TransformerEncoderBlock(
                 d_model, num_heads, intermediate_dim, dropout=dropout, activation=activation,
                 norm_first=norm_first, layer_norm_epsilon=layer_norm_epsilon, window=self.window,
                 score=score, distribution=distribution, use_rotary=use_rotary,
-                dtype=self.dtype_policy, name=f"layer_{i}",
+                activation_dropout=activation_dropout,
+                convolution_kernel_size=convolution_kernel_size, dtype=self.dtype_policy, name=f"layer_{i}",
             )
             for i in range(num_layers)
         ]
@@ -110,5 +115,7 @@ class TransformerEncoder(keras.layers.Layer):
             activation=self.activation, norm_first=self.norm_first,
             layer_norm_epsilon=self.layer_norm_epsilon, window=self.window, score=self.score,
             distribution=self.distribution, use_rotary=self.use_rotary,
+            activation_dropout=self.activation_dropout,
+            convolution_kernel_size=self.convolution_kernel_size,
         )
         return config

@@ -1,9 +1,14 @@
 import keras
 
 from tfformer import masks as mask_lib
+from tfformer.layers.conformer_convolution import ConformerConvolution
 from tfformer.layers.feed_forward import FeedForward
 from tfformer.layers.multi_head_attention import MultiHeadAttention
-from tfformer.layers.transformer_block_config import check_block_args, check_input_width
+from tfformer.layers.transformer_block_config import (
+    check_activation_dropout,
+    check_block_args,
+    check_input_width,
+)
 
 
 @keras.saving.register_keras_serializable(package="tfformer")
@@ -18,6 +23,14 @@ class TransformerEncoderBlock(keras.layers.Layer):
         num_heads: int, N; D must be divisible by N (heads of width D/N).
         intermediate_dim: int, F, the feed-forward width.
         dropout: float, default 0.1, on sublayer outputs and attention weights.
+        activation_dropout: float or None (default): dropout inside the
+            feed-forward, after the activation; None = `dropout`. 0 matches
+            BERT and KerasHub and saves the (B, T, F) dropout mask, about a
+            sixth of a small model's training step on CPU.
+        convolution_kernel_size: int (odd) or None (default). When set, a
+            Conformer-style `ConformerConvolution` sublayer with its own
+            residual and norm follows the self-attention; each output then
+            also depends on (kernel_size - 1) / 2 frames each side.
         activation: feed-forward activation, default "relu".
         norm_first: bool, default False (post-LN).
         layer_norm_epsilon: float, default 1e-6.
@@ -58,10 +71,15 @@ class TransformerEncoderBlock(keras.layers.Layer):
         score="scaled_dot",
         distribution="softmax",
         use_rotary=False,
+        activation_dropout=None,
+        convolution_kernel_size=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_block_args(d_model, num_heads, intermediate_dim, dropout)
+        check_activation_dropout(activation_dropout)
+        self.activation_dropout = activation_dropout
+        self.convolution_kernel_size = convolution_kernel_size
         self.d_model = d_model
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
@@ -81,8 +99,17 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self._attention_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=policy, name="self_attention_norm")
         self._attention_dropout = keras.layers.Dropout(dropout, dtype=policy)
+        self._convolution, self._convolution_norm = None, None
+        if convolution_kernel_size is not None:
+            self._convolution = ConformerConvolution(
+                convolution_kernel_size, dropout=dropout, layer_norm_epsilon=layer_norm_epsilon,
+                dtype=policy, name="convolution")
+            self._convolution_norm = keras.layers.LayerNormalization(
+                epsilon=layer_norm_epsilon, dtype=policy, name="convolution_norm")
         self._feed_forward = FeedForward(
-            intermediate_dim, activation, dropout=dropout, dtype=policy, name="feed_forward")
+            intermediate_dim, activation,
+            dropout=dropout if activation_dropout is None else activation_dropout,
+            dtype=policy, name="feed_forward")
         self._feed_forward_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=policy, name="feed_forward_norm")
         self._feed_forward_dropout = keras.layers.Dropout(dropout, dtype=policy)
@@ -92,6 +119,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
         check_input_width(self, input_shape)
         self._attention.build(input_shape, input_shape)
         self._attention_norm.build(input_shape)
+        if self._convolution is not None:
+            self._convolution.build(input_shape)
+            self._convolution_norm.build(input_shape)
         self._feed_forward.build(input_shape)
         self._feed_forward_norm.build(input_shape)
         self.built = True
@@ -112,6 +142,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
         x = residual + self._attention_dropout(x, training=training)
         if not self.norm_first:
             x = self._attention_norm(x)
+        if self._convolution is not None:
+            x = self._residual(x, self._convolution, self._convolution_norm, padding_mask,
+                               training)
         residual = x
         if self.norm_first:
             x = self._feed_forward_norm(x)
@@ -122,6 +155,11 @@ class TransformerEncoderBlock(keras.layers.Layer):
         if return_attention_scores:
             return x, scores
         return x
+
+    def _residual(self, x, sublayer, norm, padding_mask, training):
+        if self.norm_first:
+            return x + sublayer(norm(x), padding_mask=padding_mask, training=training)
+        return norm(x + sublayer(x, padding_mask=padding_mask, training=training))
 
     def compute_mask(self, inputs, previous_mask=None):
         return previous_mask
@@ -137,5 +175,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             activation=self.activation, norm_first=self.norm_first,
             layer_norm_epsilon=self.layer_norm_epsilon, window=self.window, score=self.score,
             distribution=self.distribution, use_rotary=self.use_rotary,
+            activation_dropout=self.activation_dropout,
+            convolution_kernel_size=self.convolution_kernel_size,
         )
         return config

@@ -34,10 +34,11 @@ def _model(position="rotary", normalization="utterance", **changes):
     return model
 
 
-@pytest.mark.parametrize("position", ["rotary", "relative"])
+@pytest.mark.parametrize("position, convolution", [("rotary", None), ("relative", None),
+                                                   ("rotary", 5)])
 @pytest.mark.parametrize("chunk_frames", [1, 5, 64])
-def test_chunked_inference_equals_whole_clip_inference(position, chunk_frames):
-    model = _model(position)
+def test_chunked_inference_equals_whole_clip_inference(position, convolution, chunk_frames):
+    model = _model(position, convolution_kernel_size=convolution)
     features = _features()
     whole = model({"features": features, "feature_lengths": LENGTHS}).numpy()
     chunked = chunked_logits(model, features, LENGTHS, chunk_frames).numpy()
