@@ -4,6 +4,7 @@ from keras import ops
 from tfformer import masks as mask_lib
 from tfformer.layers.attention_distributions import get_distribution
 from tfformer.layers.attention_scores import get_score_class
+from tfformer.layers.banded_attention import BANDED_MIN_BLOCKS, banded_self_attention
 from tfformer.layers.rotary_embedding import RotaryEmbedding
 
 
@@ -290,19 +291,28 @@ class MultiHeadAttention(keras.layers.Layer):
         if self._rotary is not None:
             projected_query = self._rotary(projected_query, start_index=query_offset)
 
-        mask = self._attention_mask(
-            projected_query,
-            projected_key,
-            query_mask=query_mask,
-            value_mask=value_mask,
-            key_mask=None if key_is_value else key_mask,
-            attention_mask=attention_mask,
-            use_causal_mask=use_causal_mask,
-            query_offset=query_offset,
-        )
-        context, weights = self.attend(
-            projected_query, projected_key, projected_value, mask, attention_bias, training
-        )
+        def full():
+            mask = self._attention_mask(
+                projected_query,
+                projected_key,
+                query_mask=query_mask,
+                value_mask=value_mask,
+                key_mask=None if key_is_value else key_mask,
+                attention_mask=attention_mask,
+                use_causal_mask=use_causal_mask,
+                query_offset=query_offset,
+            )
+            return self.attend(
+                projected_query, projected_key, projected_value, mask, attention_bias, training
+            )
+
+        if self._can_band(query, value, key, cache, attention_mask, attention_bias,
+                          use_causal_mask, return_attention_scores):
+            context, weights = self._banded_or_full(
+                projected_query, projected_key, projected_value, query_mask, value_mask,
+                lambda: full()[0], training), None
+        else:
+            context, weights = full()
         if self.head_disagreement > 0:
             self.add_loss(self.head_disagreement * self._head_similarity(context, query_mask))
         output = self._output_dense(context)  # (B, T, O)
@@ -313,6 +323,28 @@ class MultiHeadAttention(keras.layers.Layer):
         if cache is not None:
             results += (cache,)
         return results[0] if len(results) == 1 else results
+
+    def _can_band(self, query, value, key, cache, attention_mask, attention_bias,
+                  use_causal_mask, return_attention_scores):
+        """Windowed self-attention whose weights nobody asks for runs block by block
+        (linear in T); everything else takes the full (T, S) path."""
+        return (self.window is not None and None not in self.window and query is value
+                and key in (None, value) and cache is None and attention_mask is None
+                and attention_bias is None and not use_causal_mask
+                and not return_attention_scores)
+
+    def _banded_or_full(self, query, key, value, query_mask, value_mask, full, training):
+        """Blocks pay off once a sequence spans several; shorter ones take the full path."""
+        def banded():
+            return banded_self_attention(
+                query, key, value, query_mask, value_mask, self.window, self._score_layer,
+                self._distribute, lambda weights: self._dropout_layer(weights, training=training))
+
+        threshold = BANDED_MIN_BLOCKS * max(*self.window, 1)
+        length = query.shape[1]
+        if length is not None:
+            return banded() if length >= threshold else full()
+        return ops.cond(ops.shape(query)[1] >= threshold, banded, full)
 
     def _attention_mask(
         self,

@@ -92,11 +92,14 @@ class TransformerEncoder(keras.layers.Layer):
         x = inputs
         all_scores = []
         for block in self.blocks:
-            x, scores = block(
+            x = block(
                 x, padding_mask=padding_mask, attention_mask=attention_mask,
-                attention_bias=attention_bias, training=training, return_attention_scores=True,
+                attention_bias=attention_bias, training=training,
+                return_attention_scores=return_attention_scores,
             )
-            all_scores.append(scores)
+            if return_attention_scores:
+                x, scores = x
+                all_scores.append(scores)
         if self._final_norm is not None:
             x = self._final_norm(x)
         return (x, all_scores) if return_attention_scores else x

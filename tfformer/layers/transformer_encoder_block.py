@@ -134,11 +134,13 @@ class TransformerEncoderBlock(keras.layers.Layer):
         residual = x
         if self.norm_first:
             x = self._attention_norm(x)
-        x, scores = self._attention(
+        # Without scores, windowed attention can run block by block (linear in T).
+        attended = self._attention(
             x, x, query_mask=padding_mask, value_mask=padding_mask,
             attention_mask=attention_mask, attention_bias=attention_bias,
-            return_attention_scores=True, training=training,
+            return_attention_scores=return_attention_scores, training=training,
         )
+        x, scores = attended if return_attention_scores else (attended, None)
         x = residual + self._attention_dropout(x, training=training)
         if not self.norm_first:
             x = self._attention_norm(x)

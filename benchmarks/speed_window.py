@@ -1,0 +1,115 @@
+"""Truncated vs full self-attention: training-step time and peak memory against sequence length.
+
+    .venv/bin/python benchmarks/speed_window.py [--lengths 64,128,256,512,1024] [--repeats 5]
+
+One self-attention layer (d_model 256, 4 heads, batch 8) takes a forward
+and backward pass at each length with:
+- `full`: full attention (window=None);
+- `window_masked`: a (16, 16) window applied as a mask over the full (T, T)
+  scores (what the layer does when attention weights are requested);
+- `window_banded`: the same window computed block by block (the default
+  when no weights are requested), linear in T.
+Times are interleaved per length (median of the repeats). Peak memory is
+the growth of the process's peak resident set during the step, measured in
+a fresh subprocess per (variant, length), since a process's peak only grows.
+Writes benchmarks/results/speed_window.json.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+from speed import interleaved, write_record
+
+from tfformer.layers import MultiHeadAttention
+
+D, HEADS, BATCH, WINDOW = 256, 4, 8, (16, 16)
+VARIANTS = ("full", "window_masked", "window_banded")
+
+
+def step_function(variant):
+    layer = MultiHeadAttention(HEADS, D // HEADS,
+                               window=None if variant == "full" else WINDOW)
+    layer.build((None, None, D), (None, None, D))
+    with_weights = variant == "window_masked"  # requested weights force the masked path
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = layer(x, x, return_attention_scores=with_weights)
+            out = out[0] if with_weights else out
+            loss = tf.reduce_sum(tf.square(out))
+        return tape.gradient(loss, [x, *layer.trainable_variables])
+
+    return step
+
+
+def _peak_kib():
+    with open("/proc/self/status") as handle:
+        fields = dict(line.split(":", 1) for line in handle)
+    return int(fields["VmHWM"].split()[0]), int(fields["VmRSS"].split()[0])
+
+
+def measure_memory(variant, length):
+    """Runs in a subprocess: peak resident growth (MiB) of one training step."""
+    step = step_function(variant)
+    x = tf.random.normal([BATCH, length, D])
+    step.get_concrete_function(x)  # trace and build outside the measurement
+    _, before = _peak_kib()
+    [g.numpy() for g in step(x)]
+    peak, _ = _peak_kib()
+    return max(0, peak - before) / 1024
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lengths", default="64,128,256,512,1024")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--memory-of", nargs=2, metavar=("VARIANT", "LENGTH"),
+                        help=argparse.SUPPRESS)  # internal: one memory measurement
+    args = parser.parse_args()
+    if args.memory_of:
+        print(json.dumps(measure_memory(args.memory_of[0], int(args.memory_of[1]))))
+        return
+
+    results = {}
+    for length in [int(n) for n in args.lengths.split(",")]:
+        x = tf.constant(np.random.default_rng(0).normal(size=(BATCH, length, D)), tf.float32)
+
+        def runner(step, x=x):
+            def run():
+                [g.numpy() for g in step(x)]
+                return 1
+            return run
+
+        timings = interleaved({v: runner(step_function(v)) for v in VARIANTS},
+                              repeats=args.repeats)
+        entry = {}
+        for variant in VARIANTS:
+            memory = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--memory-of", variant, str(length)],
+                capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            entry[variant] = {"step_ms": round(1000 * timings[variant]["median"], 1),
+                              "step_ms_range": [round(1000 * timings[variant]["min"], 1),
+                                                round(1000 * timings[variant]["max"], 1)],
+                              "peak_memory_growth_mib": round(json.loads(memory), 1)}
+        entry["speedup_banded_over_full"] = round(
+            timings["full"]["median"] / timings["window_banded"]["median"], 2)
+        entry["speedup_banded_over_masked"] = round(
+            timings["window_masked"]["median"] / timings["window_banded"]["median"], 2)
+        results[str(length)] = entry
+        print(length, entry, flush=True)
+    write_record("speed_window", {
+        "command": "python benchmarks/speed_window.py",
+        "config": {"d_model": D, "heads": HEADS, "batch": BATCH, "window": list(WINDOW)},
+        "repeats": args.repeats, "results": results,
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Windowed self-attention without requested weights runs block by block: same outputs and
+gradients as the masked full computation, and no (T, T) tensor anywhere in its graph."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfformer.layers import MultiHeadAttention, TransformerEncoder
+
+
+def _inputs(length, seed=0):
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.normal(size=(3, length, 8)).astype("float32"))
+    mask = np.ones((3, length), bool)
+    mask[1, length // 2:] = False  # padding
+    mask[2, :] = length == 1  # all padding when longer than 1
+    return x, tf.constant(mask)
+
+
+# Long enough to span BANDED_MIN_BLOCKS blocks of max(left, right), so the blocks are used.
+@pytest.mark.parametrize("window, length", [((3, 1), 29), ((2, 2), 17), ((0, 4), 37),
+                                            ((5, 0), 41), ((1, 1), 9), ((16, 4), 300)])
+def test_blocks_equal_the_masked_full_computation(window, length):
+    layer = MultiHeadAttention(2, 4, window=window)
+    x, mask = _inputs(length)
+
+    def run(with_weights):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = layer(x, x, query_mask=mask, value_mask=mask,
+                        return_attention_scores=with_weights)  # weights force the full path
+            out = out[0] if with_weights else out
+            loss = tf.reduce_sum(out * tf.range(1.0, 9.0))
+        return out, tape.gradient(loss, [x, *layer.trainable_variables])
+
+    banded, banded_grads = run(False)
+    full, full_grads = run(True)
+    np.testing.assert_allclose(banded, full, atol=1e-6)
+    for got, want in zip(banded_grads, full_grads):
+        # Sums over B*T terms; the key bias, whose true gradient is 0, gets rounding noise.
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_query_and_value_masks_keep_their_own_meaning():
+    layer = MultiHeadAttention(2, 4, window=(2, 1))
+    x, mask = _inputs(12)
+    banded = layer(x, x, query_mask=mask)
+    full, _ = layer(x, x, query_mask=mask, return_attention_scores=True)
+    np.testing.assert_allclose(banded, full, atol=1e-6)
+
+
+def test_a_windowed_encoder_graph_holds_no_length_squared_tensor():
+    length = 1024
+    encoder = TransformerEncoder(2, 16, 2, 32, dropout=0.0, window=(8, 8))
+    encoder.build((None, None, 16))
+    graph = tf.function(lambda x: encoder(x)).get_concrete_function(
+        tf.TensorSpec([1, length, 16])).graph
+    sizes = [op.outputs[0].shape.num_elements() or 0 for op in graph.get_operations()
+             if op.outputs and op.outputs[0].shape.rank is not None]
+    assert max(sizes) < length * length  # full attention would hold (1, 2, 1024, 1024)
+    full = tf.function(lambda x: encoder(x, return_attention_scores=True)[0])
+    full_sizes = [op.outputs[0].shape.num_elements() or 0 for op in full.get_concrete_function(
+        tf.TensorSpec([1, length, 16])).graph.get_operations()
+        if op.outputs and op.outputs[0].shape.rank is not None]
+    assert max(full_sizes) >= 2 * length * length
+
+
+def test_unknown_lengths_choose_blocks_or_the_full_path_in_the_graph():
+    layer = MultiHeadAttention(2, 4, window=(2, 1))
+    compiled = tf.function(lambda x, m: layer(x, x, query_mask=m, value_mask=m),
+                           input_signature=[tf.TensorSpec([None, None, 8]),
+                                            tf.TensorSpec([None, None], tf.bool)])
+    for length in (5, 40):  # below and above the threshold of 8 blocks of 2
+        x, mask = _inputs(length)
+        full, _ = layer(x, x, query_mask=mask, value_mask=mask, return_attention_scores=True)
+        np.testing.assert_allclose(compiled(x, mask), full, atol=1e-6)
+
+
+def test_blocks_under_mixed_bfloat16_and_xla():
+    layer = MultiHeadAttention(2, 4, window=(2, 1), dtype="mixed_bfloat16")
+    x, mask = _inputs(40)
+    banded = layer(x, x, query_mask=mask, value_mask=mask)
+    assert banded.dtype == tf.bfloat16
+    full, _ = layer(x, x, query_mask=mask, value_mask=mask, return_attention_scores=True)
+    np.testing.assert_allclose(np.float32(banded), np.float32(full), atol=0.05)
+    compiled = tf.function(lambda x, m: layer(x, x, query_mask=m, value_mask=m), jit_compile=True)
+    np.testing.assert_allclose(np.float32(compiled(x, mask)), np.float32(banded), atol=0.05)
