@@ -13,7 +13,8 @@ exactly 64 tokens (no end token can stop it early):
   and `BeamSampler` over KerasHub's `TransformerDecoder` caches (cross
   caches computed once too);
 - `recompute_greedy`: greedy search whose step reruns the whole decoder on
-  the fixed-length target buffer (what decoding costs without a cache).
+  the fixed-length target buffer (what decoding costs without a cache);
+- `*_xla`: the same greedy decoders compiled with `jit_compile=True`.
 Each is one `tf.function`, timed in turns after a warm-up. Reports
 generated tokens/s (batch x 64 / seconds) and the ratios the issue asks for.
 Writes benchmarks/results/speed_decoding.json.
@@ -43,7 +44,6 @@ def tfformer_decoders():
                        shared_vocabulary=False)
     model.build()
 
-    @tf.function
     def greedy(source):
         state = model.initial_state(source, NEW_TOKENS)
         start = tf.fill([tf.shape(source)[0]], START)
@@ -74,7 +74,9 @@ def tfformer_decoders():
 
         return decoding.greedy_search(step, tf.fill([batch], START), state, NEW_TOKENS, NO_END)
 
-    return {"tfformer_greedy": greedy, "tfformer_beam4": beam, "recompute_greedy": recompute}
+    return {"tfformer_greedy": tf.function(greedy),
+            "tfformer_greedy_xla": tf.function(greedy, jit_compile=True),
+            "tfformer_beam4": beam, "recompute_greedy": recompute}
 
 
 def keras_hub_decoders():
@@ -121,15 +123,15 @@ def keras_hub_decoders():
             updated.append(self_cache)
         return head(x)[:, 0], None, (tf.stack(updated, axis=1), cross_caches, memory)
 
-    def sampler_decoder(sampler):
-        @tf.function
+    def sampler_decoder(sampler, jit_compile=False):
         def decode(source):
             prompt, cache = prepare(source)
             return sampler(next_token, prompt, cache=cache, index=1)
 
-        return decode
+        return tf.function(decode, jit_compile=jit_compile)
 
     return {"keras_hub_greedy": sampler_decoder(keras_hub.samplers.GreedySampler()),
+            "keras_hub_greedy_xla": sampler_decoder(keras_hub.samplers.GreedySampler(), True),
             "keras_hub_beam4": sampler_decoder(keras_hub.samplers.BeamSampler(num_beams=4))}
 
 
@@ -158,6 +160,8 @@ def main():
         entry["ratios"] = {
             "greedy_tfformer_over_keras_hub": round(
                 median["keras_hub_greedy"] / median["tfformer_greedy"], 2),
+            "greedy_xla_tfformer_over_keras_hub": round(
+                median["keras_hub_greedy_xla"] / median["tfformer_greedy_xla"], 2),
             "greedy_tfformer_over_recompute": round(
                 median["recompute_greedy"] / median["tfformer_greedy"], 2),
             "beam4_tfformer_over_keras_hub": round(

@@ -121,3 +121,22 @@ def test_the_returned_state_is_the_one_that_produced_the_returned_sequence():
             length = int(np.sum(ids[row] != PAD))
             assert length >= 2
             np.testing.assert_array_equal(fed[row, :length - 1], ids[row, :length - 1])
+
+
+def test_state_the_step_passes_through_is_not_reordered_and_changes_nothing():
+    """Beam search skips reordering state the step returns untouched (it stays equal across
+    an example's beams); a step that returns a fresh copy gets the same results."""
+    table = _random_table(6)
+    batch = 4
+    state = {"bias": tf.constant(np.random.default_rng(7).normal(size=(batch, V)), tf.float32)}
+    passed_through = _table_step(table)
+
+    def copied(tokens, state, index):
+        logits, state = passed_through(tokens, state, index)
+        return logits, {"bias": tf.identity(state["bias"])}
+
+    start = tf.fill([batch], START)
+    results = [beam_search(step, start, state, 8, END, beam_size=3)
+               for step in (passed_through, copied)]
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])

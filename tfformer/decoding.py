@@ -147,7 +147,7 @@ def beam_search_with_state(step_fn, start_ids, state, max_length, end_id, beam_s
     finished = tf.zeros([batch * beam_size], tf.bool)
 
     def body(index, tokens, scores, finished, sequences, state):
-        logits, state = step_fn(tokens, state, index)
+        logits, new_state = step_fn(tokens, state, index)
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)  # (B*K, V)
         log_probs = _forbid_padding(log_probs, pad_id)
         vocabulary = tf.shape(log_probs)[-1]
@@ -163,7 +163,11 @@ def beam_search_with_state(step_fn, start_ids, state, max_length, end_id, beam_s
         beam_indices, next_tokens = flat // vocabulary, flat % vocabulary
         next_tokens = tf.reshape(next_tokens, [-1])  # (B*K,)
         reorder = lambda t: _gather_beams(t, beam_indices, batch, beam_size)
-        state = tf.nest.map_structure(reorder, state)
+        # Every state tensor starts equal across an example's beams (tiled); one the step
+        # passes through unchanged (encoder memory, cross-attention caches, masks) stays
+        # so, and reordering it would only copy it.
+        state = tf.nest.map_structure(
+            lambda old, new: new if new is old else reorder(new), state, new_state)
         finished = reorder(finished)
         sequences = reorder(sequences)
         sequences = _write_column(sequences, index + 1, next_tokens)
