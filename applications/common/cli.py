@@ -37,7 +37,7 @@ def _train(args):
     export_dir = args.export_dir or os.path.join("saved_models", args.application)
     train(config, data_dir=args.data, workdir=workdir, export_dir=export_dir,
           strategy=args.strategy, mixed_precision=args.mixed_precision,
-          jit_compile=args.jit_compile)
+          jit_compile=args.jit_compile, resume="require" if args.resume else "auto")
     return 0
 
 
@@ -186,6 +186,9 @@ def build_parser():
     train.add_argument("--deterministic", action="store_true",
                        help="deterministic TensorFlow ops: the same command gives the same "
                        "weights, also when resumed after a crash (slower)")
+    train.add_argument("--resume", action="store_true",
+                       help="require a backup in --workdir to resume (without it, a backup is "
+                       "resumed when there is one)")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="score an export on a data split")

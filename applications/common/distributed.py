@@ -22,6 +22,7 @@ deleted. Each worker keeps its own `BackupAndRestore` backup under
 """
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -29,6 +30,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from applications.common.config import ConfigError, to_json
 from applications.common.strategy import make_strategy
 from applications.common.training import resume_epoch, skip_to_epoch
 
@@ -82,15 +84,53 @@ def count_batches(dataset):
     return int(dataset.reduce(0, lambda count, _: count + 1).numpy())
 
 
-def run_training(body, config, data_dir, workdir, export_dir, strategy, **options):
+def run_training(body, config, data_dir, workdir, export_dir, strategy, resume="auto",
+                 **options):
     """Calls an application's `body(config, data_dir, workdir, export_dir, strategy,
     backup_dir=..., **options)` with the strategy made from its name and the multi-worker
-    rules applied: only the chief keeps logs, checkpoints and the export."""
+    rules applied: only the chief keeps logs, checkpoints and the export. A backup in
+    `workdir` is resumed (see `check_resume`)."""
     strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+    backup = backup_dir(workdir, strategy)
+    check_resume(workdir, backup, config, resume)
     with writable_dir(workdir, strategy) as run_dir, \
             writable_dir(export_dir, strategy) as export_base:
-        return body(config, data_dir, run_dir, export_base, strategy,
-                    backup_dir=backup_dir(workdir, strategy), **options)
+        return body(config, data_dir, run_dir, export_base, strategy, backup_dir=backup,
+                    **options)
+
+
+RESUME = ("auto", "require")
+
+
+def check_resume(workdir, backup, config, resume="auto"):
+    """Fails before training when the backup in `backup` can't be resumed.
+
+    "auto" resumes a backup when there is one, else starts afresh; "require"
+    (`--resume`) fails when there is none. Either way a backup left by a run
+    with a different config (its `config.json` in `workdir`) is an error
+    naming the changed settings: resuming it would mix two runs.
+    """
+    if resume not in RESUME:
+        raise ValueError(f"resume must be one of {RESUME}, got {resume!r}")
+    if resume_epoch(backup) == 0:
+        if resume == "require":
+            raise ConfigError(f"--resume: there is no backup to resume in {backup} (a run "
+                              f"writes one at the end of every epoch)")
+        return
+    try:
+        with open(os.path.join(workdir, "config.json")) as handle:
+            previous = json.load(handle)
+    except (OSError, ValueError):
+        return  # a worker's temporary directory, or a run from before configs were kept
+    current = json.loads(to_json(config))
+    changed = [f"{key}: {previous.get(key)!r} -> {current.get(key)!r}"
+               for key in sorted(set(previous) | set(current))
+               if previous.get(key) != current.get(key)]
+    if changed:
+        raise ConfigError(
+            f"{backup} holds a backup of a run with a different config ({'; '.join(changed)}). "
+            f"Resume with the same settings, or start over with a new --workdir (or delete "
+            f"{backup}).")
 
 
 def fit(model, strategy, train_data, *, epochs, steps_per_epoch, validation_data=None,

@@ -19,10 +19,10 @@ from applications.speech_recognition.model import build_recognizer
 
 def train(config, data_dir=None, workdir="runs/speech_recognition",
           export_dir="saved_models/speech_recognition", strategy="auto", verbose="auto",
-          mixed_precision="none", jit_compile=False, examples=5):
+          mixed_precision="none", jit_compile=False, examples=5, resume="auto"):
     """Trains, evaluates and exports; returns history, scores, export path, server."""
     return distributed.run_training(
-        _train, config, data_dir, workdir, export_dir, strategy, verbose=verbose,
+        _train, config, data_dir, workdir, export_dir, strategy, resume=resume, verbose=verbose,
         mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples)
 
 

@@ -113,7 +113,7 @@ def _write_config(workdir, config):
 
 def train(config, data_dir=None, workdir="runs/translation",
           export_dir="saved_models/translation", strategy="auto", verbose="auto",
-          mixed_precision="none", jit_compile=False, examples=5):
+          mixed_precision="none", jit_compile=False, examples=5, resume="auto"):
     """Trains, evaluates on the test split (val if there is none) and exports.
 
     `mixed_precision` is "none", "bf16" or "fp16" (with loss scaling);
@@ -123,7 +123,7 @@ def train(config, data_dir=None, workdir="runs/translation",
     the server module.
     """
     return distributed.run_training(
-        _train, config, data_dir, workdir, export_dir, strategy, verbose=verbose,
+        _train, config, data_dir, workdir, export_dir, strategy, resume=resume, verbose=verbose,
         mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples)
 
 
