@@ -6,6 +6,12 @@ import pytest
 import tensorflow as tf
 
 from tfformer.layers import MultiHeadAttention, TransformerEncoder
+from tfformer.layers.banded_attention import BANDED_MIN_BLOCKS, MIN_BLOCK
+
+
+def _blocked_length(window, extra):
+    """A length long enough for the block-by-block path, `extra` past the threshold."""
+    return BANDED_MIN_BLOCKS * max(*window, MIN_BLOCK) + extra
 
 
 def _inputs(length, seed=0):
@@ -17,12 +23,11 @@ def _inputs(length, seed=0):
     return x, tf.constant(mask)
 
 
-# Long enough to span BANDED_MIN_BLOCKS blocks of max(left, right), so the blocks are used.
-@pytest.mark.parametrize("window, length", [((3, 1), 29), ((2, 2), 17), ((0, 4), 37),
-                                            ((5, 0), 41), ((1, 1), 9), ((16, 4), 300)])
-def test_blocks_equal_the_masked_full_computation(window, length):
+@pytest.mark.parametrize("window, extra", [((3, 1), 5), ((2, 2), 0), ((0, 4), 13),
+                                           ((5, 0), 1), ((1, 1), 7), ((20, 4), 3)])
+def test_blocks_equal_the_masked_full_computation(window, extra):
     layer = MultiHeadAttention(2, 4, window=window)
-    x, mask = _inputs(length)
+    x, mask = _inputs(_blocked_length(window, extra))
 
     def run(with_weights):
         with tf.GradientTape() as tape:
@@ -43,21 +48,21 @@ def test_blocks_equal_the_masked_full_computation(window, length):
 
 def test_query_and_value_masks_keep_their_own_meaning():
     layer = MultiHeadAttention(2, 4, window=(2, 1))
-    x, mask = _inputs(12)
+    x, mask = _inputs(_blocked_length((2, 1), 3))
     banded = layer(x, x, query_mask=mask)
     full, _ = layer(x, x, query_mask=mask, return_attention_scores=True)
     np.testing.assert_allclose(banded, full, atol=1e-6)
 
 
 def test_a_windowed_encoder_graph_holds_no_length_squared_tensor():
-    length = 1024
+    length = _blocked_length((8, 8), 0)
     encoder = TransformerEncoder(2, 16, 2, 32, dropout=0.0, window=(8, 8))
     encoder.build((None, None, 16))
     graph = tf.function(lambda x: encoder(x)).get_concrete_function(
         tf.TensorSpec([1, length, 16])).graph
     sizes = [op.outputs[0].shape.num_elements() or 0 for op in graph.get_operations()
              if op.outputs and op.outputs[0].shape.rank is not None]
-    assert max(sizes) < length * length  # full attention would hold (1, 2, 1024, 1024)
+    assert max(sizes) < length * length  # full attention would hold (1, 2, T, T)
     full = tf.function(lambda x: encoder(x, return_attention_scores=True)[0])
     full_sizes = [op.outputs[0].shape.num_elements() or 0 for op in full.get_concrete_function(
         tf.TensorSpec([1, length, 16])).graph.get_operations()
@@ -70,7 +75,7 @@ def test_unknown_lengths_choose_blocks_or_the_full_path_in_the_graph():
     compiled = tf.function(lambda x, m: layer(x, x, query_mask=m, value_mask=m),
                            input_signature=[tf.TensorSpec([None, None, 8]),
                                             tf.TensorSpec([None, None], tf.bool)])
-    for length in (5, 40):  # below and above the threshold of 8 blocks of 2
+    for length in (5, _blocked_length((2, 1), 9)):  # below and above the threshold
         x, mask = _inputs(length)
         full, _ = layer(x, x, query_mask=mask, value_mask=mask, return_attention_scores=True)
         np.testing.assert_allclose(compiled(x, mask), full, atol=1e-6)
@@ -78,7 +83,11 @@ def test_unknown_lengths_choose_blocks_or_the_full_path_in_the_graph():
 
 def test_blocks_under_mixed_bfloat16_and_xla():
     layer = MultiHeadAttention(2, 4, window=(2, 1), dtype="mixed_bfloat16")
-    x, mask = _inputs(40)
+    x, mask = _inputs(_blocked_length((2, 1), 2))
+    # Already in the compute dtype, as inside a mixed-precision model: Keras casts float32
+    # query and value separately, and only one tensor passed as both is known to be
+    # self-attention.
+    x = tf.cast(x, tf.bfloat16)
     banded = layer(x, x, query_mask=mask, value_mask=mask)
     assert banded.dtype == tf.bfloat16
     full, _ = layer(x, x, query_mask=mask, value_mask=mask, return_attention_scores=True)

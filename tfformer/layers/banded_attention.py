@@ -11,9 +11,10 @@ same as in the masked full computation: results agree to float rounding.
 
 from keras import ops
 
-# Below this many blocks of W positions, masking the full (T, T) scores is faster
-# (measured: 0.65x at T = 64 with W = 16).
-BANDED_MIN_BLOCKS = 8
+# Blocks hold at least MIN_BLOCK queries (smaller ones were slower), and below
+# BANDED_MIN_BLOCKS blocks masking the full (T, T) scores is as fast: benchmarks/
+# speed_window.py measured 0.83x at T = 256 and 1.09x at 512 with W = 16, 1.93x at 1024.
+BANDED_MIN_BLOCKS = 32
 MIN_BLOCK = 16
 
 

@@ -4,7 +4,11 @@ from keras import ops
 from tfformer import masks as mask_lib
 from tfformer.layers.attention_distributions import get_distribution
 from tfformer.layers.attention_scores import get_score_class
-from tfformer.layers.banded_attention import BANDED_MIN_BLOCKS, banded_self_attention
+from tfformer.layers.banded_attention import (
+    BANDED_MIN_BLOCKS,
+    MIN_BLOCK,
+    banded_self_attention,
+)
 from tfformer.layers.rotary_embedding import RotaryEmbedding
 
 
@@ -34,6 +38,10 @@ class MultiHeadAttention(keras.layers.Layer):
         output_shape: int, default None (the query's width). Output width.
         window: `(left, right)` or None. Truncated attention: query i sees
             keys in [i - left, i + right]; None on a side is unbounded.
+            Self-attention (one tensor passed as query and value) with both
+            sides bounded, no cache, bias, causal or explicit mask, and no
+            requested weights runs block by block (`banded_attention`):
+            linear in T, same results.
         score: str, default "scaled_dot". One of "scaled_dot", "dot",
             "general" (bilinear) and "additive" (Bahdanau); see
             `tfformer.layers.attention_scores`.
@@ -340,7 +348,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 query, key, value, query_mask, value_mask, self.window, self._score_layer,
                 self._distribute, lambda weights: self._dropout_layer(weights, training=training))
 
-        threshold = BANDED_MIN_BLOCKS * max(*self.window, 1)
+        threshold = BANDED_MIN_BLOCKS * max(*self.window, MIN_BLOCK)
         length = query.shape[1]
         if length is not None:
             return banded() if length >= threshold else full()
