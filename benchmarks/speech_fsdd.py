@@ -5,7 +5,7 @@
 
 Trains the `small` preset from scratch on connected-digit utterances built
 from the training recordings (index 10-49; 1 to `connected_digits` words
-joined by pauses), with word output units (each digit name one CTC symbol), then scores through the exported WAV signature:
+joined by pauses), then scores through the exported WAV signature:
 single-digit accuracy on the validation recordings (index 5-9, or every
 recording of the held-out speaker), and WER/CER on connected-digit strings
 built from those same validation recordings. Writes
@@ -55,7 +55,7 @@ def main():
                         help="skip training: score the best checkpoint of an earlier run "
                         "in --workdir (its config.json is used)")
     args = parser.parse_args()
-    overrides = ["connected_digits=4", "output_units=words", *args.set]
+    overrides = ["connected_digits=4", *args.set]
     if args.holdout_speaker:
         overrides.append(f"holdout_speaker={args.holdout_speaker}")
     config = apply_overrides(from_preset(SpeechRecognitionConfig, PRESETS, "small"), overrides)
