@@ -91,6 +91,10 @@ def run_training(body, config, data_dir, workdir, export_dir, strategy, resume="
     rules applied: only the chief keeps logs, checkpoints and the export. A backup in
     `workdir` is resumed (see `check_resume`)."""
     strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ConfigError(f"the global batch_size={config.batch_size} does not split evenly "
+                          f"over {replicas} replicas; use a multiple of {replicas}")
     backup = backup_dir(workdir, strategy)
     check_resume(workdir, backup, config, resume)
     with writable_dir(workdir, strategy) as run_dir, \

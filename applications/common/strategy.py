@@ -1,5 +1,8 @@
 """Choosing a tf.distribute strategy by name."""
 
+import json
+import os
+
 import tensorflow as tf
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
@@ -11,6 +14,7 @@ def make_strategy(name="auto", tpu_address=None):
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
     if name == "multi_worker":
+        check_tf_config(os.environ.get("TF_CONFIG"))
         # Before anything else touches TensorFlow's runtime: collective ops must be
         # configured at program startup.
         return tf.distribute.MultiWorkerMirroredStrategy()
@@ -30,3 +34,26 @@ def make_strategy(name="auto", tpu_address=None):
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
+
+
+def check_tf_config(text):
+    """Fails with the problem named unless `text` is a usable multi-worker TF_CONFIG:
+    {"cluster": {"worker": ["host:port", ...], ...}, "task": {"type": ..., "index": ...}}."""
+    if not text:
+        raise ValueError("--strategy multi_worker needs the TF_CONFIG environment variable "
+                         '(e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                         '"task": {"type": "worker", "index": 0}})')
+    try:
+        spec = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from None
+    cluster, task = spec.get("cluster"), spec.get("task")
+    if not isinstance(cluster, dict) or not cluster.get("worker") and not cluster.get("chief"):
+        raise ValueError(f"TF_CONFIG has no cluster with workers: {text}")
+    if not isinstance(task, dict) or "type" not in task:
+        raise ValueError(f"TF_CONFIG has no task (type and index) for this process: {text}")
+    members = cluster.get(task["type"])
+    index = task.get("index", 0)
+    if not isinstance(members, list) or not isinstance(index, int) \
+            or not 0 <= index < len(members):
+        raise ValueError(f"TF_CONFIG's task {task} is not in its cluster {cluster}")

@@ -1,15 +1,18 @@
-"""Resuming fails before training when it can't be right: a backup written with another config,
-or `--resume` with nothing to resume."""
+"""Bad setups fail before training, naming the problem: a backup written with another config,
+`--resume` with nothing to resume, a broken TF_CONFIG, a batch that doesn't split over the
+replicas."""
 
 import dataclasses
 import json
 import os
+import types
 
 import pytest
 
 from applications.common import cli
 from applications.common.config import ConfigError, from_preset, to_json
-from applications.common.distributed import check_resume
+from applications.common.distributed import check_resume, run_training
+from applications.common.strategy import check_tf_config
 from applications.translation.config import PRESETS, TranslationConfig
 
 CONFIG = from_preset(TranslationConfig, PRESETS, "tiny")
@@ -50,3 +53,25 @@ def test_cli_reports_the_refusal_before_training(tmp_path, capsys):
         cli.main(["train", "translation", "--preset", "tiny", "--workdir",
                   str(tmp_path / "fresh"), "--resume"])
     assert "no backup to resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    (None, "needs the TF_CONFIG environment variable"),
+    ("{cluster", "not valid JSON"),
+    ('{"task": {"type": "worker", "index": 0}}', "no cluster with workers"),
+    ('{"cluster": {"worker": ["a:1"]}}', "no task"),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}',
+     "is not in its cluster"),
+])
+def test_bad_tf_config_is_named_before_any_strategy_starts(tf_config, message):
+    with pytest.raises(ValueError, match=message):
+        check_tf_config(tf_config)
+    check_tf_config('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", '
+                    '"index": 1}}')
+
+
+def test_a_global_batch_that_does_not_split_over_the_replicas_is_refused(tmp_path):
+    strategy = types.SimpleNamespace(num_replicas_in_sync=3)
+    with pytest.raises(ConfigError, match="batch_size=32 does not split evenly over 3"):
+        run_training(None, dataclasses.replace(CONFIG, batch_size=32), None, str(tmp_path),
+                     str(tmp_path / "export"), strategy)
