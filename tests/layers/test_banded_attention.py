@@ -94,3 +94,11 @@ def test_blocks_under_mixed_bfloat16_and_xla():
     np.testing.assert_allclose(np.float32(banded), np.float32(full), atol=0.05)
     compiled = tf.function(lambda x, m: layer(x, x, query_mask=m, value_mask=m), jit_compile=True)
     np.testing.assert_allclose(np.float32(compiled(x, mask)), np.float32(banded), atol=0.05)
+
+
+def test_an_explicit_key_equal_to_the_value_still_uses_blocks():
+    layer = MultiHeadAttention(2, 4, window=(2, 1))
+    x, mask = _inputs(_blocked_length((2, 1), 1))
+    banded = layer(x, x, key=x, query_mask=mask, value_mask=mask)
+    separate_key = layer(x, x, key=x + 0.0, query_mask=mask, value_mask=mask)  # full path
+    np.testing.assert_allclose(banded, separate_key, atol=1e-6)

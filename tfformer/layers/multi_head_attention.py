@@ -314,8 +314,8 @@ class MultiHeadAttention(keras.layers.Layer):
                 projected_query, projected_key, projected_value, mask, attention_bias, training
             )
 
-        if self._can_band(query, value, key, cache, attention_mask, attention_bias,
-                          use_causal_mask, return_attention_scores):
+        if self._can_band(query is value and key_is_value, cache, attention_mask,
+                          attention_bias, use_causal_mask, return_attention_scores):
             context, weights = self._banded_or_full(
                 projected_query, projected_key, projected_value, query_mask, value_mask,
                 lambda: full()[0], training), None
@@ -332,12 +332,12 @@ class MultiHeadAttention(keras.layers.Layer):
             results += (cache,)
         return results[0] if len(results) == 1 else results
 
-    def _can_band(self, query, value, key, cache, attention_mask, attention_bias,
+    def _can_band(self, self_attention, cache, attention_mask, attention_bias,
                   use_causal_mask, return_attention_scores):
         """Windowed self-attention whose weights nobody asks for runs block by block
         (linear in T); everything else takes the full (T, S) path."""
-        return (self.window is not None and None not in self.window and query is value
-                and key in (None, value) and cache is None and attention_mask is None
+        return (self.window is not None and None not in self.window and self_attention
+                and cache is None and attention_mask is None
                 and attention_bias is None and not use_causal_mask
                 and not return_attention_scores)
 
