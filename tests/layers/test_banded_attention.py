@@ -70,15 +70,22 @@ def test_a_windowed_encoder_graph_holds_no_length_squared_tensor():
     assert max(full_sizes) >= 2 * length * length
 
 
-def test_unknown_lengths_choose_blocks_or_the_full_path_in_the_graph():
+def test_unknown_lengths_take_the_full_path_and_train_under_xla():
     layer = MultiHeadAttention(2, 4, window=(2, 1))
-    compiled = tf.function(lambda x, m: layer(x, x, query_mask=m, value_mask=m),
-                           input_signature=[tf.TensorSpec([None, None, 8]),
-                                            tf.TensorSpec([None, None], tf.bool)])
-    for length in (5, _blocked_length((2, 1), 9)):  # below and above the threshold
-        x, mask = _inputs(length)
-        full, _ = layer(x, x, query_mask=mask, value_mask=mask, return_attention_scores=True)
-        np.testing.assert_allclose(compiled(x, mask), full, atol=1e-6)
+    x, mask = _inputs(_blocked_length((2, 1), 9))
+
+    @tf.function(jit_compile=True, input_signature=[tf.TensorSpec([None, None, 8]),
+                                                    tf.TensorSpec([None, None], tf.bool)])
+    def gradients(x, m):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, x, query_mask=m, value_mask=m))
+        return tape.gradient(loss, x)
+
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(layer(x, x, query_mask=mask, value_mask=mask))  # blocks
+    np.testing.assert_allclose(gradients(x, mask), tape.gradient(loss, x), atol=1e-5)
 
 
 def test_blocks_under_mixed_bfloat16_and_xla():

@@ -342,17 +342,15 @@ class MultiHeadAttention(keras.layers.Layer):
                 and not return_attention_scores)
 
     def _banded_or_full(self, query, key, value, query_mask, value_mask, full, training):
-        """Blocks pay off once a sequence spans several; shorter ones take the full path."""
-        def banded():
-            return banded_self_attention(
-                query, key, value, query_mask, value_mask, self.window, self._score_layer,
-                self._distribute, lambda weights: self._dropout_layer(weights, training=training))
-
-        threshold = BANDED_MIN_BLOCKS * max(*self.window, MIN_BLOCK)
+        """Blocks pay off once a sequence spans several; shorter ones take the full path.
+        So do lengths unknown when tracing: a `cond` between the two paths fails XLA's
+        conversion of its gradient (measured under `jit_compile=True`, TF 2.21)."""
         length = query.shape[1]
-        if length is not None:
-            return banded() if length >= threshold else full()
-        return ops.cond(ops.shape(query)[1] >= threshold, banded, full)
+        if length is None or length < BANDED_MIN_BLOCKS * max(*self.window, MIN_BLOCK):
+            return full()
+        return banded_self_attention(
+            query, key, value, query_mask, value_mask, self.window, self._score_layer,
+            self._distribute, lambda weights: self._dropout_layer(weights, training=training))
 
     def _attention_mask(
         self,
