@@ -31,7 +31,7 @@ import keras
 import tensorflow as tf
 
 from applications.common.config import ConfigError, to_json
-from applications.common.strategy import make_strategy
+from applications.common.strategy import check_mixed_precision, make_strategy
 from applications.common.training import resume_epoch, skip_to_epoch
 
 
@@ -95,6 +95,7 @@ def run_training(body, config, data_dir, workdir, export_dir, strategy, resume="
     if config.batch_size % replicas:
         raise ConfigError(f"the global batch_size={config.batch_size} does not split evenly "
                           f"over {replicas} replicas; use a multiple of {replicas}")
+    check_mixed_precision(options.get("mixed_precision", "none"), strategy)
     backup = backup_dir(workdir, strategy)
     check_resume(workdir, backup, config, resume)
     with writable_dir(workdir, strategy) as run_dir, \

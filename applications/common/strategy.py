@@ -57,3 +57,43 @@ def check_tf_config(text):
     if not isinstance(members, list) or not isinstance(index, int) \
             or not 0 <= index < len(members):
         raise ValueError(f"TF_CONFIG's task {task} is not in its cluster {cluster}")
+
+
+def fp16_problem(device_type, compute_capability=None):
+    """Why float16 compute does not suit a device ("TPU", "GPU" or "CPU"), or None.
+
+    TPUs compute in bfloat16. GPUs before compute capability 7.0 (Volta) have no
+    float16 tensor cores, so fp16 there only adds loss scaling. CPUs are allowed:
+    TensorFlow's float16 kernels are exact but slow there, which still lets a
+    loss-scaled run be tried on a laptop before it moves to a GPU.
+    """
+    if device_type == "TPU":
+        return "TPUs compute in bfloat16, not float16; use --mixed-precision bf16"
+    if device_type == "GPU" and compute_capability and tuple(compute_capability) < (7, 0):
+        major, minor = compute_capability
+        return (f"this GPU (compute capability {major}.{minor}) has no float16 tensor cores, "
+                "which need 7.0 or newer; train in float32, or bf16 on 8.0 or newer")
+    return None
+
+
+def check_mixed_precision(mixed_precision, strategy):
+    """Fails before training when `--mixed-precision fp16` meets a device that can't."""
+    if mixed_precision != "fp16":
+        return
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        problems = [fp16_problem("TPU")]
+    elif any("GPU" in device for device in _devices(strategy)):
+        problems = [fp16_problem("GPU", tf.config.experimental.get_device_details(gpu).get(
+            "compute_capability")) for gpu in tf.config.list_physical_devices("GPU")]
+    else:
+        problems = []
+    problems = [problem for problem in problems if problem]
+    if problems:
+        raise ValueError(f"--mixed-precision fp16: {problems[0]}")
+
+
+def _devices(strategy):
+    try:
+        return strategy.extended.worker_devices
+    except RuntimeError:  # TensorFlow's default strategy: the first GPU, else the CPU
+        return ["GPU"] if tf.config.list_physical_devices("GPU") else ["CPU"]

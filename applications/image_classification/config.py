@@ -26,6 +26,11 @@ class ImageClassificationConfig:
     warmup_fraction: float = 0.1
     label_smoothing: float = 0.1
     augment: bool = True
+    augment_crop_padding: int = 0  # pad by this many black pixels, crop back at random
+    augment_translate: float = 0.08  # random shift, a fraction of the side; 0 disables it
+    augment_zoom: float = 0.1  # random zoom in or out by up to this fraction; 0 disables it
+    augment_fill: str = "nearest"  # how shifted/zoomed borders are filled: nearest, constant,
+    # reflect or wrap ("constant" = black, right for objects on a black background)
     rand_augment_magnitude: float = 0.2  # 0 disables RandAugment
     seed: int = 0
     # Serving

@@ -173,11 +173,22 @@ def augmenter(config):
     """Training-only augmentation with Keras preprocessing layers (run in tf.data)."""
     import keras
 
-    layers = [
-        keras.layers.RandomFlip("horizontal", seed=config.seed),
-        keras.layers.RandomTranslation(0.08, 0.08, fill_mode="nearest", seed=config.seed),
-        keras.layers.RandomZoom((-0.1, 0.1), fill_mode="nearest", seed=config.seed),
-    ]
+    layers = [keras.layers.RandomFlip("horizontal", seed=config.seed, name="flip")]
+    if config.augment_crop_padding > 0:
+        # Pad-and-crop as whole-pixel shifts with black borders, drawn per image. Keras'
+        # RandomCrop draws one window per batch, and interpolated shifts blur small images.
+        shift = config.augment_crop_padding / config.image_size
+        layers.append(keras.layers.RandomTranslation(
+            shift, shift, fill_mode="constant", interpolation="nearest", seed=config.seed,
+            name="crop"))
+    if config.augment_translate > 0:
+        layers.append(keras.layers.RandomTranslation(
+            config.augment_translate, config.augment_translate, fill_mode=config.augment_fill,
+            seed=config.seed, name="translate"))
+    if config.augment_zoom > 0:
+        layers.append(keras.layers.RandomZoom(
+            (-config.augment_zoom, config.augment_zoom), fill_mode=config.augment_fill,
+            seed=config.seed, name="zoom"))
     if config.rand_augment_magnitude > 0:
         layers.append(keras.layers.RandAugment(
             value_range=(0, 255), factor=config.rand_augment_magnitude, seed=config.seed,

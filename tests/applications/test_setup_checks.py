@@ -1,6 +1,6 @@
 """Bad setups fail before training, naming the problem: a backup written with another config,
 `--resume` with nothing to resume, a broken TF_CONFIG, a batch that doesn't split over the
-replicas."""
+replicas, fp16 on a device without float16 compute."""
 
 import dataclasses
 import json
@@ -8,11 +8,12 @@ import os
 import types
 
 import pytest
+import tensorflow as tf
 
 from applications.common import cli
 from applications.common.config import ConfigError, from_preset, to_json
 from applications.common.distributed import check_resume, run_training
-from applications.common.strategy import check_tf_config
+from applications.common.strategy import check_mixed_precision, check_tf_config, fp16_problem
 from applications.translation.config import PRESETS, TranslationConfig
 
 CONFIG = from_preset(TranslationConfig, PRESETS, "tiny")
@@ -75,3 +76,26 @@ def test_a_global_batch_that_does_not_split_over_the_replicas_is_refused(tmp_pat
     with pytest.raises(ConfigError, match="batch_size=32 does not split evenly over 3"):
         run_training(None, dataclasses.replace(CONFIG, batch_size=32), None, str(tmp_path),
                      str(tmp_path / "export"), strategy)
+
+
+def test_fp16_is_refused_where_the_device_cannot_compute_it():
+    assert "bfloat16" in fp16_problem("TPU")
+    assert "compute capability 6.1" in fp16_problem("GPU", (6, 1))
+    assert fp16_problem("GPU", (7, 0)) is None and fp16_problem("GPU", (9, 0)) is None
+    assert fp16_problem("CPU") is None  # exact but slow kernels; tests use them
+    check_mixed_precision("fp16", tf.distribute.get_strategy())
+
+
+def test_fp16_on_a_pre_volta_gpu_fails_before_training(tmp_path, monkeypatch):
+    gpu = types.SimpleNamespace(name="/physical_device:GPU:0", device_type="GPU")
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: [gpu] if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                        lambda device: {"compute_capability": (6, 0), "device_name": "P100"})
+    strategy = types.SimpleNamespace(
+        num_replicas_in_sync=1, extended=types.SimpleNamespace(
+            worker_devices=("/job:localhost/replica:0/task:0/device:GPU:0",)))
+    check_mixed_precision("bf16", strategy)  # only fp16 is checked
+    with pytest.raises(ValueError, match="fp16: this GPU .compute capability 6.0"):
+        run_training(None, CONFIG, None, str(tmp_path), str(tmp_path / "export"), strategy,
+                     mixed_precision="fp16")

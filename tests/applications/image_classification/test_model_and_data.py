@@ -1,5 +1,5 @@
-import gzip
 import dataclasses
+import gzip
 import io
 import struct
 
@@ -129,3 +129,21 @@ def test_rand_augment_runs_in_the_training_pipeline_only():
     np.testing.assert_array_equal(rand_augment(x, training=False).numpy(), images)
     batch, _ = next(iter(data.make_dataset(images, labels, config, True, 2)))
     assert batch.dtype == tf.uint8 and batch.shape == images.shape
+
+
+def test_crop_augmentation_shifts_whole_pixels_with_black_borders():
+    rng = np.random.default_rng(1)
+    images = rng.integers(1, 256, (16, 12, 12, 3), dtype=np.uint8)
+    config = ImageClassificationConfig(**{
+        **PRESETS["tiny"], "image_size": 12, "augment_crop_padding": 2, "augment_translate": 0.0,
+        "augment_zoom": 0.0})
+    assert [layer.name for layer in data.augmenter(config).layers] == ["flip", "crop"]
+    out = data.augmenter(config)(tf.constant(images, tf.float32), training=True).numpy()
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0))).astype(np.float32)
+    shifts = []
+    for source, result in zip(padded, out):
+        matches = [(dy, dx) for flipped in (source, source[:, ::-1]) for dy in range(5)
+                   for dx in range(5) if np.array_equal(flipped[dy:dy + 12, dx:dx + 12], result)]
+        assert matches, "every output is the image (maybe flipped) shifted by whole pixels"
+        shifts.append(matches[0])
+    assert len(set(shifts)) > 3  # positions differ from image to image
