@@ -51,6 +51,8 @@ def main():
                         "of that speaker's recordings)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--workdir", default="runs/benchmark_fsdd")
+    parser.add_argument("--tag", help="suffix of the results file, to keep a variant's record "
+                        "beside the default's (e.g. --tag conformer)")
     parser.add_argument("--from-checkpoint", action="store_true",
                         help="skip training: score the best checkpoint of an earlier run "
                         "in --workdir (its config.json is used)")
@@ -92,7 +94,8 @@ def main():
         "weights": "best checkpoint (lowest val_loss)" if args.from_checkpoint else "final",
     }
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    name = "speech_fsdd" + (f"_{args.holdout_speaker}" if args.holdout_speaker else "")
+    name = "speech_fsdd" + (f"_{args.holdout_speaker}" if args.holdout_speaker else "") + (
+        f"_{args.tag}" if args.tag else "")
     with open(os.path.join(HERE, "results", name + ".json"), "w") as handle:
         json.dump(record, handle, indent=2)
     print(json.dumps({k: v for k, v in record.items() if k != "config"}, indent=2))
