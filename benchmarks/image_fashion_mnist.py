@@ -32,8 +32,9 @@ CLASS_NAMES = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", 
 # A narrow 4-layer pre-LN encoder (0.68M parameters) over 49 patches, mean pooling, flips and
 # pad-and-crop shifts of up to 2 whole pixels: 89.5% after 30 epochs (about 110 s each on a
 # quiet 2-core machine), with train and val accuracy level, so it underfits. Without
-# augmentation, 12 epochs reached 88.7% and overfitted from epoch 6. Interpolated shifts and
-# zoom slowed learning far more than whole-pixel shifts.
+# augmentation, 12 epochs reached 88.7% and overfitted from epoch 6. Any random shift slows
+# early learning: after 160 steps, about 61% with shifts (whole-pixel or interpolated) against
+# 73% with flips alone and 76% without augmentation.
 RECIPE = ["val_fraction=0.1666667", "d_model=128", "num_layers=4", "num_heads=4",
           "intermediate_dim=384", "pooling=mean", "dropout=0.0", "augment=true",
           "augment_crop_padding=2", "augment_translate=0", "augment_zoom=0",
