@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_text  # noqa: F401  registers the tokenizer ops, as TF Serving links them
 from speed import HERE, matmul_ceiling, write_record
 
 from applications.image_classification import builtin_data as image_data
@@ -89,7 +90,7 @@ def time_signature(signature, items, batch, calls):
     latencies = np.array(latencies) * 1000
     return {"p50_ms": round(float(np.percentile(latencies, 50)), 1),
             "p99_ms": round(float(np.percentile(latencies, 99)), 1),
-            "items_per_s": round(batch * calls / latencies.sum() * 1000, 1), "calls": calls}
+            "items_per_s": round(float(batch * calls / latencies.sum() * 1000), 1), "calls": calls}
 
 
 def main():
