@@ -29,6 +29,7 @@ from speed import HERE, matmul_ceiling, write_record
 from applications.image_classification import builtin_data as image_data
 from applications.speech_recognition import builtin_data as speech_data
 from applications.translation import builtin_data as translation_data
+from tfformer.export import latest_version_dir
 
 MULTI30K_VAL = os.path.join(HERE, "..", "..", "shared", "data", "multi30k", "val.en.gz")
 DEFAULT_EXPORTS = {
@@ -71,11 +72,6 @@ RAW_INPUTS = {"translation": sentences, "image_classification": png_images,
               "speech_recognition": wav_clips}
 
 
-def latest_version(export_dir):
-    versions = [int(name) for name in os.listdir(export_dir) if name.isdigit()]
-    return os.path.join(export_dir, str(max(versions))) if versions else None
-
-
 def time_signature(signature, items, batch, calls):
     argument = next(iter(signature.structured_input_signature[1]))
     inputs = tf.constant([items[i % len(items)] for i in range(batch)])
@@ -102,11 +98,10 @@ def main():
     ceiling = matmul_ceiling(tf.float32)
     results, skipped = {}, {}
     for name in DEFAULT_EXPORTS:
-        path = getattr(args, name)
-        if os.path.isdir(path) and not os.path.exists(os.path.join(path, "saved_model.pb")):
-            path = latest_version(path)
-        if not path or not os.path.exists(os.path.join(path, "saved_model.pb")):
-            skipped[name] = f"no export at {getattr(args, name)}"
+        try:
+            path = latest_version_dir(getattr(args, name))
+        except FileNotFoundError as error:
+            skipped[name] = str(error)
             print(f"skipping {name}: {skipped[name]}")
             continue
         loaded = tf.saved_model.load(path)

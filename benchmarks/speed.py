@@ -58,6 +58,13 @@ def matmul_ceiling(dtype, size=2048, repeats=5):
     return 2 * size**3 / timing["median"] / 1e9
 
 
+def memory_kib():
+    """This process's peak (VmHWM) and current (VmRSS) resident memory in KiB; Linux only."""
+    with open("/proc/self/status") as handle:
+        fields = dict(line.split(":", 1) for line in handle)
+    return {"peak": int(fields["VmHWM"].split()[0]), "now": int(fields["VmRSS"].split()[0])}
+
+
 def environment():
     return {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "tensorflow": tf.__version__, "keras": keras.__version__,

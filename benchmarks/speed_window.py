@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 import tensorflow as tf
-from speed import interleaved, write_record
+from speed import interleaved, memory_kib, write_record
 
 from tfformer.layers import MultiHeadAttention
 
@@ -49,20 +49,14 @@ def step_function(variant):
     return step
 
 
-def _peak_kib():
-    with open("/proc/self/status") as handle:
-        fields = dict(line.split(":", 1) for line in handle)
-    return int(fields["VmHWM"].split()[0]), int(fields["VmRSS"].split()[0])
-
-
 def measure_memory(variant, length):
     """Runs in a subprocess: peak resident growth (MiB) of one training step."""
     step = step_function(variant)
     x = tf.random.normal([BATCH, length, D])
     step.get_concrete_function(x)  # trace and build outside the measurement
-    _, before = _peak_kib()
+    before = memory_kib()["now"]
     [g.numpy() for g in step(x)]
-    peak, _ = _peak_kib()
+    peak = memory_kib()["peak"]
     return max(0, peak - before) / 1024
 
 
