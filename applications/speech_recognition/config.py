@@ -13,6 +13,9 @@ class SpeechRecognitionConfig:
     max_seconds: float = 20.0  # longer training clips are dropped (and counted)
     connected_digits: int = 0  # > 0: join up to this many word recordings into one utterance
     connected_examples: int = 4000  # utterances built per epoch's worth when connected_digits > 0
+    # Kaldi-style speed perturbation: each training recording is also added resampled by
+    # these factors (1.1 = 10% faster and higher), e.g. [0.9, 1.1] triples the recordings.
+    speed_perturbation: tuple[float, ...] = ()
     # Front end (log-mel with tf.signal)
     frame_length_ms: float = 25.0
     frame_step_ms: float = 10.0

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from applications.common.text_files import DataError, read_lines
 from applications.speech_recognition import builtin_data
-from applications.speech_recognition.features import FrontEnd, to_model_rate
+from applications.speech_recognition.features import FrontEnd, resample, to_model_rate
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
@@ -165,6 +165,21 @@ def connect_words(waveforms, transcripts, count, max_words, sample_rate, seed):
     return joined, texts
 
 
+def perturb_speed(waveforms, transcripts, factors, sample_rate):
+    """The recordings, then a copy of them played `factor` times faster for each factor.
+
+    Playing faster shortens a clip and raises its pitch together, as a tape does
+    (Ko et al. 2015): resample from `sample_rate` to `sample_rate / factor`.
+    """
+    if any(not factor > 0 for factor in factors):
+        raise ValueError(f"speed_perturbation factors must be positive, got {tuple(factors)}")
+    waves, texts = list(waveforms), list(transcripts)
+    for factor in factors:
+        waves += [resample(wave, sample_rate, sample_rate / factor).numpy() for wave in waveforms]
+        texts += list(transcripts)
+    return waves, texts
+
+
 def _hold_out(splits, fraction, seed):
     waveforms, transcripts = splits["train"]
     order = np.random.default_rng(seed).permutation(len(waveforms))
@@ -203,6 +218,9 @@ def load_speech(directory, config):
                             "recordings named <digit>_<speaker>_<index>.wav")
         if not splits["val"][0]:
             splits = _hold_out(splits, config.val_fraction, config.seed)
+    if config.speed_perturbation:
+        splits["train"] = perturb_speed(*splits["train"], config.speed_perturbation,
+                                        config.sample_rate)
     if config.connected_digits > 0:
         for split, seed_offset in (("train", 10), ("val", 11), ("test", 12)):
             waveforms, transcripts = splits[split]

@@ -158,6 +158,26 @@ def test_connected_words_join_recordings_and_transcripts():
         assert np.count_nonzero(wave == 2) == 50 * words.count("two")
 
 
+def test_speed_perturbation_adds_faster_and_slower_copies_of_training_clips_only(tmp_path):
+    _fsdd_folder(tmp_path)
+    config = dataclasses.replace(CONFIG, speed_perturbation=(0.9, 1.1))
+    plain = data.load_speech(str(tmp_path), CONFIG)
+    perturbed = data.load_speech(str(tmp_path), config)
+    waves, texts = perturbed["train"]
+    count = len(plain["train"][0])
+    assert len(waves) == 3 * count and texts == plain["train"][1] * 3
+    assert all(np.array_equal(a, b) for a, b in zip(waves[:count], plain["train"][0]))
+    slow, fast = waves[count], waves[2 * count]
+    assert abs(len(slow) - len(waves[0]) / 0.9) <= 1 and abs(len(fast) - len(waves[0]) / 1.1) <= 1
+    # Pitch moves with tempo: a 300 Hz tone ("zero") becomes 270 Hz and 330 Hz.
+    assert abs(_peak_frequency(slow, 8000) - 270) < 12
+    assert abs(_peak_frequency(fast, 8000) - 330) < 12
+    for split in ("val", "test"):
+        assert all(np.array_equal(a, b) for a, b in zip(perturbed[split][0], plain[split][0]))
+    with pytest.raises(ValueError, match="factors must be positive"):
+        data.perturb_speed(waves, texts, (0.0,), 8000)
+
+
 def test_word_units_give_one_symbol_per_word():
     texts = ["nine one", "one", "zero nine nine"]
     vocabulary = data.build_vocabulary(texts, "words")
