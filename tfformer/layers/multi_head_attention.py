@@ -287,10 +287,11 @@ class MultiHeadAttention(keras.layers.Layer):
             else:
                 query_offset = cache_update_index
                 new_key, new_value = self.project_key_value(value, key, start_index=cache_update_index)
-                start = [0, cache_update_index, 0, 0]
-                projected_key = ops.slice_update(cache[:, 0], start, ops.cast(new_key, cache.dtype))
-                projected_value = ops.slice_update(cache[:, 1], start, ops.cast(new_value, cache.dtype))
-                cache = ops.stack([projected_key, projected_value], axis=1)  # (B, 2, S, N, H)
+                # One write of both: updating keys and values apart, then
+                # stacking them, copied the whole cache three times per step.
+                new_entries = ops.cast(ops.stack([new_key, new_value], axis=1), cache.dtype)
+                cache = ops.slice_update(cache, [0, 0, cache_update_index, 0, 0], new_entries)
+                projected_key, projected_value = cache[:, 0], cache[:, 1]  # (B, S, N, H)
                 # The cache is indexed by position: padding masks of the new
                 # steps do not apply to it; use attention_mask instead.
                 value_mask = key_mask = None
