@@ -104,9 +104,10 @@ class Translator(keras.Model):
         memory, source_mask = self.encode(source_ids)
         batch = tf.shape(source_ids)[0]
         state = {
-            "cross_cache": self.decoder.precompute_cross_attention_cache(memory),
+            "cross_cache": self.decoder.precompute_cross_attention_cache(memory, stacked=False),
             "source_mask": source_mask,
-            "cache": self.decoder.initial_cache(batch, max_length + 1, dtype=memory.dtype),
+            "cache": self.decoder.initial_cache(batch, max_length + 1, dtype=memory.dtype,
+                                                stacked=False),
         }
         if record_attention:
             state["cross_attention"] = tf.zeros(

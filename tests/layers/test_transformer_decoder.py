@@ -33,16 +33,17 @@ def test_cross_attention_ignores_padded_memory():
     assert np.all(np.asarray(scores["cross"])[0, :, :, 3:] == 0)
 
 
+@pytest.mark.parametrize("stacked", [True, False])
 @pytest.mark.parametrize("kwargs", [{}, {"norm_first": True, "use_rotary": True},
                                     {"window": (2, 0)}])
-def test_cached_decoding_equals_one_full_pass(kwargs):
+def test_cached_decoding_equals_one_full_pass(kwargs, stacked):
     decoder = TransformerDecoder(2, D, 4, 32, dropout=0.0, **kwargs)
     targets, memory = _x(B, T, D), _x(B, S, D, seed=1)
     memory_mask = np.array([[1, 1, 1, 1, 0], [1] * 5], bool)
     full, full_scores = decoder(targets, memory, memory_mask=memory_mask,
                                 return_attention_scores=True)
-    cache = decoder.initial_cache(B, T)
-    cross = decoder.precompute_cross_attention_cache(memory)
+    cache = decoder.initial_cache(B, T, stacked=stacked)
+    cross = decoder.precompute_cross_attention_cache(memory, stacked=stacked)
     steps, cross_rows = [], []
     for i in range(T):
         out, scores, cache = decoder(
@@ -54,16 +55,44 @@ def test_cached_decoding_equals_one_full_pass(kwargs):
     assert error <= 1e-5, error
     np.testing.assert_allclose(np.concatenate(cross_rows, axis=2),
                                np.asarray(full_scores[-1]["cross"]), atol=1e-5)
+    # The final cache holds every layer's keys and values, in the form it was given.
+    per_layer = np.stack([np.stack(pair, axis=1) for pair in cache], axis=1) if not stacked \
+        else np.asarray(cache)
+    assert per_layer.shape == (B, 2, 2, T, 4, D // 4)
+    assert np.all(np.any(per_layer != 0, axis=(2, 4, 5)))  # every position written
 
 
-def test_cached_decoding_runs_in_a_compiled_while_loop():
+def test_per_layer_and_stacked_caches_decode_bit_identically():
+    decoder = TransformerDecoder(2, D, 4, 32, dropout=0.0, norm_first=True)
+    memory = _x(B, S, D, seed=1)
+    decoder(_x(B, T, D), memory)  # builds the layers
+    outputs = {}
+    for stacked in (True, False):
+        cache = decoder.initial_cache(B, T, stacked=stacked)
+        cross = decoder.precompute_cross_attention_cache(memory, stacked=stacked)
+        steps = []
+        for i in range(T):
+            out, cache = decoder(_x(B, T, D)[:, i:i + 1], None, cache=cache,
+                                 cross_attention_cache=cross, cache_update_index=i)
+            steps.append(np.asarray(out))
+        outputs[stacked] = (np.concatenate(steps, axis=1), cache)
+    np.testing.assert_array_equal(outputs[True][0], outputs[False][0])
+    stacked_cache, pairs = outputs[True][1], outputs[False][1]
+    assert isinstance(pairs, tuple) and len(pairs) == 2
+    for layer, (keys, values) in enumerate(pairs):
+        np.testing.assert_array_equal(np.asarray(stacked_cache)[:, layer, 0], keys)
+        np.testing.assert_array_equal(np.asarray(stacked_cache)[:, layer, 1], values)
+
+
+@pytest.mark.parametrize("stacked", [True, False])
+def test_cached_decoding_runs_in_a_compiled_while_loop(stacked):
     decoder = TransformerDecoder(2, D, 4, 32, dropout=0.0)
     targets, memory = tf.constant(_x(B, T, D)), tf.constant(_x(B, S, D, seed=1))
     full = decoder(targets, memory)
 
     @tf.function(jit_compile=True)
     def decode(targets, memory):
-        cross = decoder.precompute_cross_attention_cache(memory)
+        cross = decoder.precompute_cross_attention_cache(memory, stacked=stacked)
 
         def body(i, cache, outputs):
             step = tf.expand_dims(tf.gather(targets, i, axis=1), 1)
@@ -73,7 +102,7 @@ def test_cached_decoding_runs_in_a_compiled_while_loop():
 
         outputs = tf.TensorArray(tf.float32, size=T)
         _, _, outputs = tf.while_loop(
-            lambda i, *_: i < T, body, (0, decoder.initial_cache(B, T), outputs))
+            lambda i, *_: i < T, body, (0, decoder.initial_cache(B, T, stacked=stacked), outputs))
         return tf.transpose(outputs.stack(), (1, 0, 2))
 
     np.testing.assert_allclose(decode(targets, memory), full, atol=1e-5)

@@ -74,12 +74,15 @@ class MultiHeadAttention(keras.layers.Layer):
             index when decoding).
         attention_bias: (B or 1, N or 1, T, S) added to the logits before
             normalising, e.g. from `RelativePositionBias`.
-        cache: (B, 2, S_max, N, H) projected keys and values. With
-            `cache_update_index`, the projections of `key`/`value` (T steps)
-            are written at that index and attention runs over the whole
-            cache, causally masked so unwritten slots are never seen. Without
-            it the cache is used as is (precomputed cross-attention; see
-            `precompute_cache`).
+        cache: (B, 2, S_max, N, H) projected keys and values, or the pair
+            `(keys, values)` of (B, S_max, N, H) tensors, which decodes
+            faster: reading a stacked cache's keys and values copies them
+            every step. With `cache_update_index`, the projections of
+            `key`/`value` (T steps) are written at that index and attention
+            runs over the whole cache, causally masked so unwritten slots are
+            never seen. Without it the cache is used as is (precomputed
+            cross-attention; see `precompute_cache`). It is returned in the
+            form it was given.
         cache_update_index: int or scalar int tensor.
 
     Returns:
@@ -222,12 +225,13 @@ class MultiHeadAttention(keras.layers.Layer):
             key = self._rotary(key, start_index=start_index)
         return key, self._value_dense(value)
 
-    def precompute_cache(self, value, key=None):
-        """A static (B, 2, S, N, H) cache of `value`'s keys and values,
-        e.g. the encoder memory for cross-attention during decoding."""
+    def precompute_cache(self, value, key=None, stacked=True):
+        """A static cache of `value`'s keys and values, e.g. the encoder
+        memory for cross-attention during decoding: (B, 2, S, N, H), or with
+        `stacked=False` the pair (keys, values) of (B, S, N, H)."""
         self._check_cache_dims()
         key, value = self.project_key_value(value, key)
-        return ops.stack([key, value], axis=1)  # (B, 2, S, N, H)
+        return ops.stack([key, value], axis=1) if stacked else (key, value)
 
     def attend(self, query, key, value, mask, attention_bias=None, training=None):
         """Core attention over projected tensors.
@@ -282,19 +286,16 @@ class MultiHeadAttention(keras.layers.Layer):
         projected_query = self._query_dense(query)  # (B, T, N, H)
         if cache is not None:
             self._check_cache_dims()
-            if cache_update_index is None:
-                projected_key, projected_value = cache[:, 0], cache[:, 1]  # (B, S, N, H)
-            else:
+            stacked = not isinstance(cache, (tuple, list))
+            if cache_update_index is not None:
                 query_offset = cache_update_index
                 new_key, new_value = self.project_key_value(value, key, start_index=cache_update_index)
-                # One write of both: updating keys and values apart, then
-                # stacking them, copied the whole cache three times per step.
-                new_entries = ops.cast(ops.stack([new_key, new_value], axis=1), cache.dtype)
-                cache = ops.slice_update(cache, [0, 0, cache_update_index, 0, 0], new_entries)
-                projected_key, projected_value = cache[:, 0], cache[:, 1]  # (B, S, N, H)
+                cache = _write_cache(cache, stacked, new_key, new_value, cache_update_index)
                 # The cache is indexed by position: padding masks of the new
                 # steps do not apply to it; use attention_mask instead.
                 value_mask = key_mask = None
+            projected_key, projected_value = (
+                (cache[:, 0], cache[:, 1]) if stacked else tuple(cache))  # (B, S, N, H) each
         else:
             projected_key, projected_value = self.project_key_value(value, key)
         if self._rotary is not None:
@@ -401,7 +402,9 @@ class MultiHeadAttention(keras.layers.Layer):
         )
         results = (output,)
         if return_attention_scores:
-            key_length = value.shape[1] if cache is None else cache.shape[2]
+            stacked = not isinstance(cache, (tuple, list))
+            key_length = (value.shape[1] if cache is None
+                          else cache.shape[2] if stacked else cache[0].shape[1])
             results += (
                 keras.KerasTensor(
                     (query.shape[0], self.num_heads, query.shape[1], key_length),
@@ -409,7 +412,8 @@ class MultiHeadAttention(keras.layers.Layer):
                 ),
             )
         if cache is not None:
-            results += (keras.KerasTensor(cache.shape, dtype=cache.dtype),)
+            results += (keras.tree.map_structure(
+                lambda c: keras.KerasTensor(c.shape, dtype=c.dtype), cache),)
         return results[0] if len(results) == 1 else results
 
     def get_config(self):
@@ -437,3 +441,13 @@ class MultiHeadAttention(keras.layers.Layer):
             seed=self.seed,
         )
         return config
+
+
+def _write_cache(cache, stacked, new_key, new_value, index):
+    """`cache` with the new keys and values (B, T, N, H) written at position `index`."""
+    if stacked:  # one write of both (two writes and a stack copied the cache three times)
+        new_entries = ops.cast(ops.stack([new_key, new_value], axis=1), cache.dtype)
+        return ops.slice_update(cache, [0, 0, index, 0, 0], new_entries)
+    keys, values = cache
+    return (ops.slice_update(keys, [0, index, 0, 0], ops.cast(new_key, keys.dtype)),
+            ops.slice_update(values, [0, index, 0, 0], ops.cast(new_value, values.dtype)))

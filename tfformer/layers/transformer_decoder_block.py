@@ -33,9 +33,10 @@ class TransformerDecoderBlock(keras.layers.Layer):
         memory_mask: (B, S) bool; defaults to the memory's Keras mask.
         self_attention_mask: (B, T, T_cache) bool, ANDed with causal.
         cross_attention_mask: (B, T, S) bool.
-        self_attention_cache: (B, 2, T_max, N, H): decode step by step,
-            writing at `cache_update_index`.
-        cross_attention_cache: (B, 2, S, N, H) from
+        self_attention_cache: (B, 2, T_max, N, H), or a (keys, values)
+            pair of (B, T_max, N, H) (see `MultiHeadAttention`): decode step
+            by step, writing at `cache_update_index`.
+        cross_attention_cache: (B, 2, S, N, H) or a (keys, values) pair, from
             `precompute_cross_attention_cache(memory)`; `memory` may then
             be None.
         cache_update_index: int or scalar int tensor.
@@ -119,10 +120,11 @@ class TransformerDecoderBlock(keras.layers.Layer):
         self._feed_forward_norm.build(targets_shape)
         self.built = True
 
-    def precompute_cross_attention_cache(self, memory):
+    def precompute_cross_attention_cache(self, memory, stacked=True):
         """(B, 2, S, N, H) keys and values of the memory, computed once per
-        sequence for cached decoding."""
-        return self._cross_attention.precompute_cache(memory)
+        sequence for cached decoding; with `stacked=False` a (keys, values)
+        pair of (B, S, N, H)."""
+        return self._cross_attention.precompute_cache(memory, stacked=stacked)
 
     def _sublayer(self, x, norm, fn, training):
         """Residual around `fn`, with the norm before (pre-LN) or after (post-LN)."""
