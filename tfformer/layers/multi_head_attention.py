@@ -286,7 +286,7 @@ class MultiHeadAttention(keras.layers.Layer):
         projected_query = self._query_dense(query)  # (B, T, N, H)
         if cache is not None:
             self._check_cache_dims()
-            stacked = not isinstance(cache, (tuple, list))
+            stacked = _is_stacked(cache)
             if cache_update_index is not None:
                 query_offset = cache_update_index
                 new_key, new_value = self.project_key_value(value, key, start_index=cache_update_index)
@@ -402,7 +402,7 @@ class MultiHeadAttention(keras.layers.Layer):
         )
         results = (output,)
         if return_attention_scores:
-            stacked = not isinstance(cache, (tuple, list))
+            stacked = _is_stacked(cache)
             key_length = (value.shape[1] if cache is None
                           else cache.shape[2] if stacked else cache[0].shape[1])
             results += (
@@ -441,6 +441,11 @@ class MultiHeadAttention(keras.layers.Layer):
             seed=self.seed,
         )
         return config
+
+
+def _is_stacked(cache):
+    """A (B, 2, S, N, H) tensor, not a (keys, values) pair."""
+    return not isinstance(cache, (tuple, list))
 
 
 def _write_cache(cache, stacked, new_key, new_value, index):
