@@ -53,6 +53,9 @@ class SpeechRecognitionConfig:
     seed: int = 0
     # Decoding
     beam_size: int = 1  # 1 = greedy CTC decoding
+    # Closed vocabularies (digits, commands): of the beam's best paths, serve the most likely
+    # whose words all occur in the training transcripts. Needs beam_size > 1.
+    lexicon_decoding: bool = False
     silence_threshold: float = 1e-4  # peak amplitude below which a clip is silent (empty transcript)
     # Subsampled frames per serving chunk; each chunk also computes layers x window frames of
     # context, so longer chunks waste less. Clips up to one chunk run whole.

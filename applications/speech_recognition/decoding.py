@@ -1,22 +1,56 @@
-"""CTC decoding to strings in the graph (`tf.nn.ctc_greedy_decoder` / `ctc_beam_search_decoder`)."""
+"""CTC decoding to strings in the graph (`tf.nn.ctc_greedy_decoder` / `ctc_beam_search_decoder`),
+optionally restricted to a closed word list (the lexicon)."""
 
 import tensorflow as tf
 
 
-def ctc_decode(logits, logit_lengths, vocabulary, beam_size=1, separator=""):
+def check_decoding(beam_size, lexicon):
+    if lexicon is not None and beam_size <= 1:
+        raise ValueError("lexicon decoding picks among the beam's best paths: it needs "
+                         f"beam_size > 1, got beam_size={beam_size}")
+
+
+def ctc_decode(logits, logit_lengths, vocabulary, beam_size=1, separator="", lexicon=None):
     """logits (B, T, V + 1) with the blank last, lengths (B,) -> transcripts string (B,).
 
     `vocabulary` is a string tensor (V,) of the symbols (characters or words);
     `separator` joins the decoded symbols ("" for characters, " " for words).
+    With `lexicon` (a string tensor of words) the beam's `beam_size` best
+    paths are decoded, and each row returns the most likely non-empty one
+    whose words are all in the lexicon, or the best path when none is (or
+    when the best path is empty): n-best filtering,
+    which keeps character models from misspelling a closed vocabulary such as
+    digit names.
     """
+    check_decoding(beam_size, lexicon)
     time_major = tf.transpose(tf.cast(logits, tf.float32), [1, 0, 2])  # (T, B, V + 1)
     lengths = tf.cast(logit_lengths, tf.int32)
+    batch = tf.shape(logits)[0]
     if beam_size <= 1:
         decoded, _ = tf.nn.ctc_greedy_decoder(time_major, lengths, merge_repeated=True)
     else:
-        decoded, _ = tf.nn.ctc_beam_search_decoder(time_major, lengths, beam_width=beam_size,
-                                                   top_paths=1)
-    ids = tf.RaggedTensor.from_sparse(decoded[0])  # (B, None)
-    text = tf.strings.reduce_join(tf.gather(vocabulary, ids), axis=-1, separator=separator)
+        decoded, _ = tf.nn.ctc_beam_search_decoder(
+            time_major, lengths, beam_width=beam_size,
+            top_paths=1 if lexicon is None else beam_size)
     # ctc decoders size the sparse result by the longest output; keep B rows even when empty.
-    return tf.reshape(text, [tf.shape(logits)[0]])
+    paths = tf.stack([_join(path, vocabulary, separator, batch) for path in decoded],
+                     axis=1)  # (B, paths), best first
+    if lexicon is None:
+        return paths[:, 0]
+    words = tf.strings.split(paths)  # (B, paths, None)
+    known = tf.reduce_any(tf.equal(words.flat_values[:, None], lexicon[None, :]), axis=1)
+    # An empty path has no unknown words, but choosing it over a better one would delete them.
+    nonempty_or_best = tf.logical_or(tf.strings.length(tf.strings.strip(paths)) > 0,
+                                     tf.range(tf.shape(paths)[1])[None, :] == 0)
+    all_known = tf.reduce_all(words.with_flat_values(known), axis=-1)
+    if isinstance(all_known, tf.RaggedTensor):
+        all_known = all_known.to_tensor()
+    valid = all_known & nonempty_or_best  # (B, paths)
+    first_valid = tf.argmax(tf.cast(valid, tf.int32), axis=1, output_type=tf.int32)
+    return tf.gather(paths, first_valid, axis=1, batch_dims=1)  # path 0 when none is valid
+
+
+def _join(path, vocabulary, separator, batch):
+    ids = tf.RaggedTensor.from_sparse(path)  # (B, None)
+    text = tf.strings.reduce_join(tf.gather(vocabulary, ids), axis=-1, separator=separator)
+    return tf.reshape(text, [batch])

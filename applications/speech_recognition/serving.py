@@ -14,7 +14,7 @@ TensorFlow's "Header mismatch" error; clips whose peak is below
 import tensorflow as tf
 
 from applications.speech_recognition import data
-from applications.speech_recognition.decoding import ctc_decode
+from applications.speech_recognition.decoding import check_decoding, ctc_decode
 from applications.speech_recognition.features import FrontEnd, decode_wav, resample
 from applications.speech_recognition.streaming import chunked_logits
 from tfformer.export import export_saved_model
@@ -22,10 +22,14 @@ from tfformer.layers.conv_subsampling import subsampled_lengths
 
 
 class SpeechServer(tf.Module):
-    def __init__(self, model, vocabulary, config):
+    """`lexicon`: the words decoding may produce (with `config.lexicon_decoding`)."""
+
+    def __init__(self, model, vocabulary, config, lexicon=None):
         super().__init__(name="speech_recognition")
+        check_decoding(config.beam_size, lexicon)
         self.model = model
         self.vocabulary = tf.constant(list(vocabulary))
+        self.lexicon = None if lexicon is None else tf.constant(sorted(lexicon))
         self.front_end = FrontEnd(config)
         self.sample_rate = config.sample_rate
         self.beam_size = config.beam_size
@@ -49,7 +53,7 @@ class SpeechServer(tf.Module):
     def transcribe(self, waveforms, sample_counts):
         logits, lengths = self.logits(waveforms, sample_counts)
         transcripts = ctc_decode(logits, lengths, self.vocabulary, self.beam_size,
-                                 self.separator)
+                                 self.separator, self.lexicon)
         positions = tf.range(tf.shape(waveforms)[1])[None, :]
         valid = positions < tf.cast(sample_counts, tf.int32)[:, None]
         peak = tf.reduce_max(tf.where(valid, tf.abs(waveforms), 0.0), axis=1)

@@ -14,6 +14,7 @@ from applications.common.training import (
     warmup_cosine_schedule,
 )
 from applications.speech_recognition import data, evaluate, serving
+from applications.speech_recognition.decoding import check_decoding
 from applications.speech_recognition.model import build_recognizer
 
 
@@ -29,6 +30,7 @@ def train(config, data_dir=None, workdir="runs/speech_recognition",
 def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
            mixed_precision, jit_compile, examples):
     keras.utils.set_random_seed(config.seed)
+    check_decoding(config.beam_size, [] if config.lexicon_decoding else None)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as handle:
         handle.write(to_json(config))
@@ -62,7 +64,9 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         validation_data=val_data,
         callbacks=callbacks, verbose=progress_verbosity(verbose), backup_dir=backup_dir)
 
-    server = serving.SpeechServer(model, vocabulary, config)
+    server = serving.SpeechServer(
+        model, vocabulary, config,
+        lexicon=data.lexicon(splits["train"][1]) if config.lexicon_decoding else None)
     split = "test" if splits["test"][0] else "val"
     waveforms, references = splits[split]
     hypotheses = evaluate.transcribe_batches(server.serve, waveforms, config.sample_rate)

@@ -126,6 +126,25 @@ def test_ctc_decode_collapses_repeats_and_blanks():
         assert text.numpy().tolist() == [b"one one two oh", b""]
 
 
+def test_lexicon_decoding_returns_the_best_path_made_of_known_words():
+    blank = 3  # vocabulary a, b, c
+    probabilities = np.full((2, 2, 4), 1e-4, "float32")
+    probabilities[0, 0, [0, blank]] = [0.9, 0.1]
+    probabilities[0, 1, [2, 1]] = [0.55, 0.44]  # "ac" beats "ab"
+    probabilities[1, 0, 2] = 0.9
+    probabilities[1, 1, blank] = 0.9  # "c" beats "" (blank blank)
+    logits = np.log(probabilities)
+    vocabulary = tf.constant(["a", "b", "c"])
+    assert ctc_decode(logits, [2, 2], vocabulary, 4).numpy().tolist() == [b"ac", b"c"]
+    lexicon = tf.constant(["ab", "ba"])
+    # Row 0: the second path is a word. Row 1: no path is, and the empty one is never
+    # preferred to a better path, so the best path stays.
+    assert ctc_decode(logits, [2, 2], vocabulary, 4, lexicon=lexicon).numpy().tolist() == [
+        b"ab", b"c"]
+    with pytest.raises(ValueError, match="needs beam_size > 1"):
+        ctc_decode(logits, [2, 2], vocabulary, 1, lexicon=lexicon)
+
+
 def test_config_round_trip_and_bad_arguments():
     model = _model(position="relative")
     clone = SpeechRecognizer.from_config(model.get_config())
