@@ -29,15 +29,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "fsdd")
 
 
-def _from_checkpoint(data_dir, workdir):
-    """The best checkpoint of an earlier run, served, and its connected-digit val scores."""
+def _from_checkpoint(data_dir, workdir, overrides):
+    """The best checkpoint of an earlier run, served, and its connected-digit val scores.
+    `overrides` may change decoding (beam_size, lexicon_decoding), not the model."""
     with open(os.path.join(workdir, "config.json")) as handle:
-        config = SpeechRecognitionConfig(**json.load(handle))
+        config = apply_overrides(SpeechRecognitionConfig(**json.load(handle)), overrides)
     splits = data.load_speech(data_dir, config)
     vocabulary = data.build_vocabulary(splits["train"][1], config.output_units)
     model = build_recognizer(config, len(vocabulary))
     model.load_weights(os.path.join(workdir, "checkpoints", "best.weights.h5"))
-    server = serving.SpeechServer(model, vocabulary, config)
+    lexicon = data.lexicon(splits["train"][1]) if config.lexicon_decoding else None
+    server = serving.SpeechServer(model, vocabulary, config, lexicon=lexicon)
     waves, references = splits["val"]
     scores = evaluate.score(
         evaluate.transcribe_batches(server.serve, waves, config.sample_rate), references)
@@ -55,7 +57,7 @@ def main():
                         "beside the default's (e.g. --tag conformer)")
     parser.add_argument("--from-checkpoint", action="store_true",
                         help="skip training: score the best checkpoint of an earlier run "
-                        "in --workdir (its config.json is used)")
+                        "in --workdir (its config.json, with --set decoding overrides)")
     args = parser.parse_args()
     overrides = ["connected_digits=4", *args.set]
     if args.holdout_speaker:
@@ -65,7 +67,7 @@ def main():
 
     started = time.time()
     if args.from_checkpoint:
-        config, result = _from_checkpoint(args.data, workdir)
+        config, result = _from_checkpoint(args.data, workdir, args.set)
     else:
         result = train(config, data_dir=args.data, workdir=workdir,
                        export_dir=os.path.join(workdir, "export"), verbose=2)
@@ -82,7 +84,8 @@ def main():
                                       if args.holdout_speaker else "_val_5_9"),
         "command": "python benchmarks/speech_fsdd.py" + "".join(
             f" --set {item}" for item in args.set) + (
-            f" --holdout-speaker {args.holdout_speaker}" if args.holdout_speaker else ""),
+            f" --holdout-speaker {args.holdout_speaker}" if args.holdout_speaker else "") + (
+            f" --from-checkpoint --workdir {args.workdir}" if args.from_checkpoint else ""),
         "config": dataclasses.asdict(config),
         "single_digit_accuracy_val": round(single["exact"], 2),
         "single_digit_clips": len(references),
