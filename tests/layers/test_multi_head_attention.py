@@ -190,6 +190,27 @@ def test_cached_step_by_step_equals_one_full_pass(use_rotary, window):
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
 
 
+@pytest.mark.parametrize("score", ["scaled_dot", "dot", "additive"])
+def test_per_layer_cache_of_heads_first_pairs_equals_one_full_pass(score):
+    # Dot-product scores read (B, N, S, H) keys as they are; others transpose them.
+    layer = MultiHeadAttention(num_heads=2, key_dim=8, score=score, use_rotary=True)
+    x, memory = _x(B, T, D), _x(B, S, D, seed=1)
+    full = keras.ops.convert_to_numpy(layer(x, x, use_causal_mask=True))
+    cache = (np.zeros((B, 2, T, 8), "float32"), np.zeros((B, 2, T, 8), "float32"))
+    steps = []
+    for i in range(T):
+        out, cache = layer(x[:, i:i + 1], x[:, i:i + 1], use_causal_mask=True, cache=cache,
+                           cache_update_index=i)
+        steps.append(keras.ops.convert_to_numpy(out))
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+    assert isinstance(cache, tuple) and cache[0].shape == (B, 2, T, 8)
+    cross = layer.precompute_cache(memory, stacked=False)
+    cached, scores = layer(x, memory, cache=cross, return_attention_scores=True)[:2]
+    direct, direct_scores = layer(x, memory, return_attention_scores=True)
+    np.testing.assert_allclose(cached, direct, atol=1e-5)
+    np.testing.assert_allclose(scores, direct_scores, atol=1e-6)
+
+
 def test_cache_drives_a_compiled_while_loop():
     layer = MultiHeadAttention(num_heads=2, key_dim=8)
     x = tf.constant(_x(B, T, D))

@@ -31,6 +31,12 @@ class AttentionScore(keras.layers.Layer):
     def call(self, query, key):
         raise NotImplementedError
 
+    def heads_first(self, query, key):
+        """Logits for keys laid out (B, N, S, H), as a per-layer KV cache stores
+        them. This default transposes the keys; dot-product scores override it
+        to read them as they are."""
+        return self(query, ops.transpose(key, (0, 2, 1, 3)))
+
     def get_config(self):
         config = super().get_config()
         config.update(num_heads=self.num_heads, key_dim=self.key_dim)
@@ -43,6 +49,9 @@ class DotScore(AttentionScore):
     def call(self, query, key):
         return ops.einsum("btnh,bsnh->bnts", query, key)  # (B, N, T, S)
 
+    def heads_first(self, query, key):
+        return ops.einsum("btnh,bnsh->bnts", query, key)
+
 
 class ScaledDotScore(AttentionScore):
     """q . k / sqrt(H) (Vaswani et al.); the default."""
@@ -50,8 +59,13 @@ class ScaledDotScore(AttentionScore):
     def call(self, query, key):
         # Scale the query first, as keras.layers.MultiHeadAttention does, so
         # outputs match it to rounding.
-        query = ops.multiply(query, ops.cast(1.0 / math.sqrt(self.key_dim), query.dtype))
-        return ops.einsum("btnh,bsnh->bnts", query, key)  # (B, N, T, S)
+        return ops.einsum("btnh,bsnh->bnts", self._scale(query), key)  # (B, N, T, S)
+
+    def heads_first(self, query, key):
+        return ops.einsum("btnh,bnsh->bnts", self._scale(query), key)
+
+    def _scale(self, query):
+        return ops.multiply(query, ops.cast(1.0 / math.sqrt(self.key_dim), query.dtype))
 
 
 class GeneralScore(AttentionScore):

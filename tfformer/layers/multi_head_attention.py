@@ -75,9 +75,9 @@ class MultiHeadAttention(keras.layers.Layer):
         attention_bias: (B or 1, N or 1, T, S) added to the logits before
             normalising, e.g. from `RelativePositionBias`.
         cache: (B, 2, S_max, N, H) projected keys and values, or the pair
-            `(keys, values)` of (B, S_max, N, H) tensors, which decodes
-            faster: reading a stacked cache's keys and values copies them
-            every step. With `cache_update_index`, the projections of
+            `(keys, values)` of (B, N, S_max, H) tensors, which decodes
+            faster: a stacked cache's keys and values are copied out of the
+            stack and transposed for the matmuls every step. With `cache_update_index`, the projections of
             `key`/`value` (T steps) are written at that index and attention
             runs over the whole cache, causally masked so unwritten slots are
             never seen. Without it the cache is used as is (precomputed
@@ -228,26 +228,34 @@ class MultiHeadAttention(keras.layers.Layer):
     def precompute_cache(self, value, key=None, stacked=True):
         """A static cache of `value`'s keys and values, e.g. the encoder
         memory for cross-attention during decoding: (B, 2, S, N, H), or with
-        `stacked=False` the pair (keys, values) of (B, S, N, H)."""
+        `stacked=False` the pair (keys, values) of (B, N, S, H)."""
         self._check_cache_dims()
         key, value = self.project_key_value(value, key)
-        return ops.stack([key, value], axis=1) if stacked else (key, value)
+        if stacked:
+            return ops.stack([key, value], axis=1)
+        return _heads_first(key), _heads_first(value)
 
-    def attend(self, query, key, value, mask, attention_bias=None, training=None):
+    def attend(self, query, key, value, mask, attention_bias=None, training=None,
+               heads_first=False):
         """Core attention over projected tensors.
 
         query (B, T, N, H), key (B, S, N, H), value (B, S, N, H_v), mask
-        (B|1, T, S) bool or None. Returns context (B, T, N, H_v) and weights
-        (B, N, T, S).
+        (B|1, T, S) bool or None; with `heads_first` key and value are
+        (B, N, S, H) and (B, N, S, H_v). Returns context (B, T, N, H_v) and
+        weights (B, N, T, S).
         """
-        logits = self._score_layer(query, key)  # (B, N, T, S)
+        if heads_first:
+            logits = self._score_layer.heads_first(query, key)  # (B, N, T, S)
+        else:
+            logits = self._score_layer(query, key)  # (B, N, T, S)
         if attention_bias is not None:
             logits = logits + ops.cast(attention_bias, logits.dtype)
         mask4 = None if mask is None else ops.expand_dims(mask, 1)  # (B, 1, T, S)
         weights = self._distribute(ops.cast(logits, "float32"), mask4)
         weights = ops.cast(weights, self.compute_dtype)
         dropped = self._dropout_layer(weights, training=training)
-        context = ops.einsum("bnts,bsnh->btnh", dropped, value)  # (B, T, N, H_v)
+        context = ops.einsum("bnts,bnsh->btnh" if heads_first else "bnts,bsnh->btnh",
+                             dropped, value)  # (B, T, N, H_v)
         return context, weights
 
     # ----------------------------------------------------------------------
@@ -294,17 +302,20 @@ class MultiHeadAttention(keras.layers.Layer):
                 # The cache is indexed by position: padding masks of the new
                 # steps do not apply to it; use attention_mask instead.
                 value_mask = key_mask = None
+            # (B, S, N, H) each, or (B, N, S, H) from a (keys, values) pair
             projected_key, projected_value = (
-                (cache[:, 0], cache[:, 1]) if stacked else tuple(cache))  # (B, S, N, H) each
+                (cache[:, 0], cache[:, 1]) if stacked else tuple(cache))
         else:
             projected_key, projected_value = self.project_key_value(value, key)
+        heads_first = cache is not None and not stacked
+        key_length = ops.shape(projected_key)[2 if heads_first else 1]
         if self._rotary is not None:
             projected_query = self._rotary(projected_query, start_index=query_offset)
 
         def full():
             mask = self._attention_mask(
                 projected_query,
-                projected_key,
+                key_length,
                 query_mask=query_mask,
                 value_mask=value_mask,
                 key_mask=None if key_is_value else key_mask,
@@ -312,9 +323,8 @@ class MultiHeadAttention(keras.layers.Layer):
                 use_causal_mask=use_causal_mask,
                 query_offset=query_offset,
             )
-            return self.attend(
-                projected_query, projected_key, projected_value, mask, attention_bias, training
-            )
+            return self.attend(projected_query, projected_key, projected_value, mask,
+                               attention_bias, training, heads_first)
 
         if self._can_band(query is value and key_is_value, cache, attention_mask,
                           attention_bias, use_causal_mask, return_attention_scores):
@@ -357,7 +367,7 @@ class MultiHeadAttention(keras.layers.Layer):
     def _attention_mask(
         self,
         query,
-        key,
+        key_length,
         query_mask,
         value_mask,
         key_mask,
@@ -365,7 +375,7 @@ class MultiHeadAttention(keras.layers.Layer):
         use_causal_mask,
         query_offset,
     ):
-        query_length, key_length = ops.shape(query)[1], ops.shape(key)[1]
+        query_length = ops.shape(query)[1]
         structural = []
         if use_causal_mask:
             structural.append(mask_lib.causal_mask(query_length, key_length, query_offset))
@@ -403,8 +413,8 @@ class MultiHeadAttention(keras.layers.Layer):
         results = (output,)
         if return_attention_scores:
             stacked = _is_stacked(cache)
-            key_length = (value.shape[1] if cache is None
-                          else cache.shape[2] if stacked else cache[0].shape[1])
+            key_length = value.shape[1] if cache is None else (
+                cache.shape[2] if stacked else cache[0].shape[2])
             results += (
                 keras.KerasTensor(
                     (query.shape[0], self.num_heads, query.shape[1], key_length),
@@ -454,5 +464,11 @@ def _write_cache(cache, stacked, new_key, new_value, index):
         new_entries = ops.cast(ops.stack([new_key, new_value], axis=1), cache.dtype)
         return ops.slice_update(cache, [0, 0, index, 0, 0], new_entries)
     keys, values = cache
-    return (ops.slice_update(keys, [0, index, 0, 0], ops.cast(new_key, keys.dtype)),
-            ops.slice_update(values, [0, index, 0, 0], ops.cast(new_value, values.dtype)))
+    start = [0, 0, index, 0]
+    return (ops.slice_update(keys, start, ops.cast(_heads_first(new_key), keys.dtype)),
+            ops.slice_update(values, start, ops.cast(_heads_first(new_value), values.dtype)))
+
+
+def _heads_first(tensor):
+    """(B, S, N, H) -> (B, N, S, H)."""
+    return ops.transpose(tensor, (0, 2, 1, 3))

@@ -16,9 +16,10 @@ class TransformerDecoder(keras.layers.Layer):
     `tf.while_loop` (and XLA) can drive decoding. Cross-attention keys and
     values are computed once by `precompute_cross_attention_cache(memory)`.
     With `stacked=False` both are instead a tuple of L `(keys, values)`
-    pairs of (B, T, N, H) tensors: the same numbers, but a step then reads
-    each layer's keys and values without copying them out of the stack
-    (at batch 32 the copies took about a third of a step on a CPU).
+    pairs of (B, N, T, H) tensors: the same numbers, but a step then reads
+    each layer's keys and values without copying them out of the stack or
+    transposing them for the matmuls (at batch 32 on a CPU, decoding runs
+    about twice as fast).
 
     Args:
         num_layers: int, L.
@@ -100,19 +101,19 @@ class TransformerDecoder(keras.layers.Layer):
 
     def initial_cache(self, batch_size, max_length, dtype=None, stacked=True):
         """Zeros of shape (B, L, 2, T_max, N, H), or with `stacked=False`
-        L (keys, values) pairs of zeros (B, T_max, N, H)."""
+        L (keys, values) pairs of zeros (B, N, T_max, H)."""
         head_dim = self.d_model // self.num_heads
         dtype = dtype or self.compute_dtype
         if stacked:
             return ops.zeros(
                 (batch_size, self.num_layers, 2, max_length, self.num_heads, head_dim), dtype)
-        shape = (batch_size, max_length, self.num_heads, head_dim)
+        shape = (batch_size, self.num_heads, max_length, head_dim)
         return tuple((ops.zeros(shape, dtype), ops.zeros(shape, dtype))
                      for _ in range(self.num_layers))
 
     def precompute_cross_attention_cache(self, memory, stacked=True):
         """(B, L, 2, S, N, H) cross-attention keys and values of `memory`, or
-        with `stacked=False` L (keys, values) pairs of (B, S, N, H)."""
+        with `stacked=False` L (keys, values) pairs of (B, N, S, H)."""
         caches = [block.precompute_cross_attention_cache(memory, stacked) for block in self.blocks]
         return ops.stack(caches, axis=1) if stacked else tuple(caches)
 

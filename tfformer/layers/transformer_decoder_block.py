@@ -34,7 +34,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         self_attention_mask: (B, T, T_cache) bool, ANDed with causal.
         cross_attention_mask: (B, T, S) bool.
         self_attention_cache: (B, 2, T_max, N, H), or a (keys, values)
-            pair of (B, T_max, N, H) (see `MultiHeadAttention`): decode step
+            pair of (B, N, T_max, H) (see `MultiHeadAttention`): decode step
             by step, writing at `cache_update_index`.
         cross_attention_cache: (B, 2, S, N, H) or a (keys, values) pair, from
             `precompute_cross_attention_cache(memory)`; `memory` may then
@@ -123,7 +123,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
     def precompute_cross_attention_cache(self, memory, stacked=True):
         """(B, 2, S, N, H) keys and values of the memory, computed once per
         sequence for cached decoding; with `stacked=False` a (keys, values)
-        pair of (B, S, N, H)."""
+        pair of (B, N, S, H)."""
         return self._cross_attention.precompute_cache(memory, stacked=stacked)
 
     def _sublayer(self, x, norm, fn, training):
