@@ -181,13 +181,18 @@ def test_cached_step_by_step_equals_one_full_pass(use_rotary, window):
     layer = MultiHeadAttention(num_heads=2, key_dim=8, use_rotary=use_rotary, window=window)
     x = _x(B, T, D)
     full = keras.ops.convert_to_numpy(layer(x, x, use_causal_mask=True))
-    cache = np.zeros((B, 2, T, 2, 8), "float32")
+    steps, _ = _decode_step_by_step(layer, x, np.zeros((B, 2, T, 2, 8), "float32"))
+    np.testing.assert_allclose(steps, full, atol=1e-5)
+
+
+def _decode_step_by_step(layer, x, cache):
+    """Causal self-attention over `x`, one position per call -> (outputs, final cache)."""
     steps = []
-    for i in range(T):
+    for i in range(x.shape[1]):
         out, cache = layer(x[:, i:i + 1], x[:, i:i + 1], use_causal_mask=True, cache=cache,
                            cache_update_index=i)
         steps.append(keras.ops.convert_to_numpy(out))
-    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+    return np.concatenate(steps, axis=1), cache
 
 
 @pytest.mark.parametrize("score", ["scaled_dot", "dot", "additive"])
@@ -196,13 +201,9 @@ def test_per_layer_cache_of_heads_first_pairs_equals_one_full_pass(score):
     layer = MultiHeadAttention(num_heads=2, key_dim=8, score=score, use_rotary=True)
     x, memory = _x(B, T, D), _x(B, S, D, seed=1)
     full = keras.ops.convert_to_numpy(layer(x, x, use_causal_mask=True))
-    cache = (np.zeros((B, 2, T, 8), "float32"), np.zeros((B, 2, T, 8), "float32"))
-    steps = []
-    for i in range(T):
-        out, cache = layer(x[:, i:i + 1], x[:, i:i + 1], use_causal_mask=True, cache=cache,
-                           cache_update_index=i)
-        steps.append(keras.ops.convert_to_numpy(out))
-    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+    empty = (np.zeros((B, 2, T, 8), "float32"), np.zeros((B, 2, T, 8), "float32"))
+    steps, cache = _decode_step_by_step(layer, x, empty)
+    np.testing.assert_allclose(steps, full, atol=1e-5)
     assert isinstance(cache, tuple) and cache[0].shape == (B, 2, T, 8)
     cross = layer.precompute_cache(memory, stacked=False)
     cached, scores = layer(x, memory, cache=cross, return_attention_scores=True)[:2]
