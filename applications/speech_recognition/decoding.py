@@ -4,8 +4,8 @@ optionally restricted to a closed word list (the lexicon)."""
 import tensorflow as tf
 
 
-def check_decoding(beam_size, lexicon):
-    if lexicon is not None and beam_size <= 1:
+def check_decoding(beam_size, uses_lexicon):
+    if uses_lexicon and beam_size <= 1:
         raise ValueError("lexicon decoding picks among the beam's best paths: it needs "
                          f"beam_size > 1, got beam_size={beam_size}")
 
@@ -22,7 +22,7 @@ def ctc_decode(logits, logit_lengths, vocabulary, beam_size=1, separator="", lex
     which keeps character models from misspelling a closed vocabulary such as
     digit names.
     """
-    check_decoding(beam_size, lexicon)
+    check_decoding(beam_size, lexicon is not None)
     time_major = tf.transpose(tf.cast(logits, tf.float32), [1, 0, 2])  # (T, B, V + 1)
     lengths = tf.cast(logit_lengths, tf.int32)
     batch = tf.shape(logits)[0]

@@ -26,7 +26,7 @@ class SpeechServer(tf.Module):
 
     def __init__(self, model, vocabulary, config, lexicon=None):
         super().__init__(name="speech_recognition")
-        check_decoding(config.beam_size, lexicon)
+        check_decoding(config.beam_size, lexicon is not None)
         self.model = model
         self.vocabulary = tf.constant(list(vocabulary))
         self.lexicon = None if lexicon is None else tf.constant(sorted(lexicon))

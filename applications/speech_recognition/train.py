@@ -30,7 +30,7 @@ def train(config, data_dir=None, workdir="runs/speech_recognition",
 def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
            mixed_precision, jit_compile, examples):
     keras.utils.set_random_seed(config.seed)
-    check_decoding(config.beam_size, [] if config.lexicon_decoding else None)
+    check_decoding(config.beam_size, config.lexicon_decoding)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as handle:
         handle.write(to_json(config))
