@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from applications.common import cli
-from applications.speech_recognition import builtin_data
+from applications.speech_recognition import builtin_data, serving
 from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
 from applications.speech_recognition.evaluate import wav_bytes
 from applications.speech_recognition.train import train
@@ -43,6 +43,33 @@ def test_export_answers_in_a_fresh_process_like_the_trained_server(trained):
     in_process = trained["server"].serve(tf.constant(batch))["transcript"].numpy()
     assert served["transcript"] == [t.decode() for t in in_process]
     assert any(served["transcript"])
+
+
+def test_lexicon_decoding_serves_known_words_or_the_best_path(trained, tmp_path):
+    waves, _ = _clips(8, seed=52)
+    batch = tf.constant([wav_bytes(w, CONFIG.sample_rate) for w in waves])
+    beam = dataclasses.replace(CONFIG, beam_size=8)
+    plain = serving.SpeechServer(trained["model"], trained["vocabulary"], beam)
+    best = plain.serve(batch)
+    lexicon = ["1", "2", "3", "4", "5"]
+    server = serving.SpeechServer(
+        trained["model"], trained["vocabulary"], dataclasses.replace(beam, lexicon_decoding=True),
+        lexicon=lexicon)
+    constrained = [t.decode() for t in server.serve(batch)["transcript"].numpy()]
+    unconstrained = [t.decode() for t in best["transcript"].numpy()]
+    for text, fallback in zip(constrained, unconstrained):
+        assert text == fallback or (text and set(text.split()) <= set(lexicon))
+    assert constrained != unconstrained  # the keypad has 16 symbols: some paths were refused
+    served = call_in_fresh_process(serving.export(server, str(tmp_path)), "audio_bytes",
+                                   batch.numpy().tolist())
+    assert served["transcript"] == constrained
+
+
+def test_lexicon_decoding_without_a_beam_is_refused_before_training(tmp_path):
+    config = dataclasses.replace(CONFIG, lexicon_decoding=True)
+    with pytest.raises(ValueError, match="needs beam_size > 1"):
+        train(config, workdir=str(tmp_path / "run"), export_dir=str(tmp_path / "export"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_other_rates_stereo_and_the_waveform_signature_give_the_same_transcripts(trained):
