@@ -47,7 +47,8 @@ def _from_checkpoint(data_dir, workdir, overrides):
     vocabulary = data.build_vocabulary(splits["train"][1], config.output_units)
     model = build_recognizer(config, len(vocabulary))
     model.load_weights(os.path.join(workdir, "checkpoints", "best.weights.h5"))
-    lexicon = data.lexicon(splits["train"][1]) if config.lexicon_decoding else None
+    lexicon = (data.build_vocabulary(splits["train"][1], "words")
+               if config.lexicon_decoding else None)
     server = serving.SpeechServer(model, vocabulary, config, lexicon=lexicon)
     waves, references = splits["val"]
     scores = evaluate.score(

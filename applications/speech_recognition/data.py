@@ -258,11 +258,6 @@ def symbol_separator(units):
     return " " if units == "words" else ""
 
 
-def lexicon(transcripts):
-    """The sorted distinct words of the transcripts."""
-    return sorted({word for text in transcripts for word in text.split()})
-
-
 def build_vocabulary(transcripts, units="characters"):
     """Sorted symbols of the training transcripts (the CTC blank is added after them)."""
     return sorted({symbol for text in transcripts for symbol in transcript_symbols(text, units)})

@@ -10,12 +10,19 @@ def check_decoding(beam_size, uses_lexicon):
                          f"beam_size > 1, got beam_size={beam_size}")
 
 
+def lexicon_table(words):
+    """A hash table of the words decoding may produce (1 for a known word, 0 otherwise)."""
+    words = tf.constant(list(words), tf.string)
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(words, tf.ones_like(words, tf.int32)), default_value=0)
+
+
 def ctc_decode(logits, logit_lengths, vocabulary, beam_size=1, separator="", lexicon=None):
     """logits (B, T, V + 1) with the blank last, lengths (B,) -> transcripts string (B,).
 
     `vocabulary` is a string tensor (V,) of the symbols (characters or words);
     `separator` joins the decoded symbols ("" for characters, " " for words).
-    With `lexicon` (a string tensor of words) the beam's `beam_size` best
+    With `lexicon` (a `lexicon_table` of words) the beam's `beam_size` best
     paths are decoded, and each row returns the most likely non-empty one
     whose words are all in the lexicon, or the best path when none is (or
     when the best path is empty): n-best filtering,
@@ -38,7 +45,7 @@ def ctc_decode(logits, logit_lengths, vocabulary, beam_size=1, separator="", lex
     if lexicon is None:
         return paths[:, 0]
     words = tf.strings.split(paths)  # (B, paths, None)
-    known = tf.reduce_any(tf.equal(words.flat_values[:, None], lexicon[None, :]), axis=1)
+    known = lexicon.lookup(words.flat_values) > 0
     # An empty path has no unknown words, but choosing it over a better one would delete them.
     nonempty_or_best = tf.logical_or(tf.strings.length(tf.strings.strip(paths)) > 0,
                                      tf.range(tf.shape(paths)[1])[None, :] == 0)

@@ -14,7 +14,7 @@ TensorFlow's "Header mismatch" error; clips whose peak is below
 import tensorflow as tf
 
 from applications.speech_recognition import data
-from applications.speech_recognition.decoding import check_decoding, ctc_decode
+from applications.speech_recognition.decoding import check_decoding, ctc_decode, lexicon_table
 from applications.speech_recognition.features import FrontEnd, decode_wav, resample
 from applications.speech_recognition.streaming import chunked_logits
 from tfformer.export import export_saved_model
@@ -29,7 +29,7 @@ class SpeechServer(tf.Module):
         check_decoding(config.beam_size, lexicon is not None)
         self.model = model
         self.vocabulary = tf.constant(list(vocabulary))
-        self.lexicon = None if lexicon is None else tf.constant(sorted(lexicon))
+        self.lexicon = None if lexicon is None else lexicon_table(lexicon)
         self.front_end = FrontEnd(config)
         self.sample_rate = config.sample_rate
         self.beam_size = config.beam_size

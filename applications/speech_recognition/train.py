@@ -66,7 +66,8 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
 
     server = serving.SpeechServer(
         model, vocabulary, config,
-        lexicon=data.lexicon(splits["train"][1]) if config.lexicon_decoding else None)
+        lexicon=(data.build_vocabulary(splits["train"][1], "words")
+                 if config.lexicon_decoding else None))
     split = "test" if splits["test"][0] else "val"
     waveforms, references = splits[split]
     hypotheses = evaluate.transcribe_batches(server.serve, waveforms, config.sample_rate)

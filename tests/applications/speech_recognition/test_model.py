@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
-from applications.speech_recognition.decoding import ctc_decode
+from applications.speech_recognition.decoding import ctc_decode, lexicon_table
 from applications.speech_recognition.model import SpeechRecognizer, build_recognizer
 from applications.speech_recognition.streaming import chunked_logits, context_frames
 
@@ -136,7 +136,7 @@ def test_lexicon_decoding_returns_the_best_path_made_of_known_words():
     logits = np.log(probabilities)
     vocabulary = tf.constant(["a", "b", "c"])
     assert ctc_decode(logits, [2, 2], vocabulary, 4).numpy().tolist() == [b"ac", b"c"]
-    lexicon = tf.constant(["ab", "ba"])
+    lexicon = lexicon_table(["ab", "ba"])
     # Row 0: the second path is a word. Row 1: no path is, and the empty one is never
     # preferred to a better path, so the best path stays.
     assert ctc_decode(logits, [2, 2], vocabulary, 4, lexicon=lexicon).numpy().tolist() == [
