@@ -11,6 +11,7 @@ class ImageClassificationConfig:
     val_fraction: float = 0.1  # held out from training when there is no val split
     # Model (ViT)
     patch_size: int = 16
+    shifted_patches: bool = False  # shifted patch tokenization (tfformer ShiftedPatchEmbedding)
     num_layers: int = 12
     d_model: int = 768
     num_heads: int = 12

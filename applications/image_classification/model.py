@@ -14,7 +14,8 @@ def build_vit(config, num_classes):
     size = config.image_size
     images = keras.Input((size, size, 3), name="images")
     x = keras.layers.Rescaling(_SCALE, _OFFSET, name="rescale")(images)
-    x = layers.PatchEmbedding(
+    embedding = layers.ShiftedPatchEmbedding if config.shifted_patches else layers.PatchEmbedding
+    x = embedding(
         config.d_model, patch_size=config.patch_size, image_size=size,
         use_class_token=config.pooling == "class_token", name="patch_embedding")(x)
     x = keras.layers.Dropout(config.dropout)(x)

@@ -128,6 +128,12 @@ CASES = [
         lambda: {"images": _floats(B, 8, 12, 3)},
     ),
     LayerCase(
+        "shifted_patch_embedding",
+        layers.ShiftedPatchEmbedding,
+        {"d_model": D, "patch_size": 4},
+        lambda: {"images": _floats(B, 8, 12, 3)},
+    ),
+    LayerCase(
         "conv_subsampling",
         layers.ConvSubsampling,
         {"d_model": D},

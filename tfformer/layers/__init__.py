@@ -11,6 +11,7 @@ from tfformer.layers.patch_embedding import PatchEmbedding
 from tfformer.layers.position_embedding import PositionEmbedding
 from tfformer.layers.relative_position_bias import RelativePositionBias
 from tfformer.layers.rotary_embedding import RotaryEmbedding
+from tfformer.layers.shifted_patch_embedding import ShiftedPatchEmbedding
 from tfformer.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from tfformer.layers.spec_augment import SpecAugment
 from tfformer.layers.token_and_position_embedding import TokenAndPositionEmbedding
@@ -31,6 +32,7 @@ __all__ = [
     "PositionEmbedding",
     "RelativePositionBias",
     "RotaryEmbedding",
+    "ShiftedPatchEmbedding",
     "SinusoidalPositionEncoding",
     "SpecAugment",
     "TokenAndPositionEmbedding",

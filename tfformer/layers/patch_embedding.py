@@ -51,10 +51,7 @@ class PatchEmbedding(keras.layers.Layer):
         self.patch_size = patch_size
         self.image_size = image_size
         self.use_class_token = use_class_token
-        self._projection = keras.layers.Conv2D(
-            d_model, patch_size, strides=patch_size, padding="valid",
-            dtype=self.dtype_policy, name="projection",
-        )
+        self._projection = self._make_projection()
 
     def _check_image_shape(self, shape):
         if len(shape) != 4:
@@ -71,7 +68,7 @@ class PatchEmbedding(keras.layers.Layer):
         if None in image_size:
             raise ValueError("PatchEmbedding needs image_size when images have unknown size")
         self._grid = (image_size[0] // self.patch_size, image_size[1] // self.patch_size)
-        self._projection.build(input_shape)
+        self._build_projection(input_shape)
         self.position_embeddings = self.add_weight(
             name="position_embeddings",
             shape=(self._grid[0] * self._grid[1], self.d_model),
@@ -85,6 +82,19 @@ class PatchEmbedding(keras.layers.Layer):
                 initializer=keras.initializers.TruncatedNormal(stddev=0.02))
         self.built = True
 
+    def _make_projection(self):
+        return keras.layers.Conv2D(
+            self.d_model, self.patch_size, strides=self.patch_size, padding="valid",
+            dtype=self.dtype_policy, name="projection",
+        )
+
+    def _build_projection(self, input_shape):
+        self._projection.build(input_shape)
+
+    def _embed_patches(self, images):
+        """(B, height, width, C) -> (B, height/p, width/p, D)."""
+        return self._projection(images)
+
     def _positions(self, grid_height, grid_width):
         """(1, P, D) positions for a grid, resized from the trained grid if needed."""
         table = ops.cast(self.position_embeddings, "float32")
@@ -96,7 +106,7 @@ class PatchEmbedding(keras.layers.Layer):
 
     def call(self, images):
         self._check_image_shape(images.shape)
-        patches = self._projection(images)  # (B, H/p, W/p, D)
+        patches = self._embed_patches(images)  # (B, H/p, W/p, D)
         grid_height, grid_width = images.shape[1] // self.patch_size, images.shape[2] // self.patch_size
         batch = ops.shape(patches)[0]
         x = ops.reshape(patches, (batch, -1, self.d_model))  # (B, P, D)

@@ -3,6 +3,7 @@ import gzip
 import io
 import struct
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -19,6 +20,17 @@ def test_vit_b16_has_the_papers_parameter_count():
     model = build_vit(ImageClassificationConfig(**PRESETS["base"]), num_classes=1000)
     # ViT-B/16 at 224x224 with a 1000-class head: 86.6 million (86,567,656 exactly).
     assert model.count_params() == 86_567_656
+
+
+def test_shifted_patches_vit_saves_and_loads_with_the_same_outputs(tmp_path):
+    config = dataclasses.replace(TINY, shifted_patches=True)
+    model = build_vit(config, num_classes=3)
+    assert model.get_layer("patch_embedding").__class__.__name__ == "ShiftedPatchEmbedding"
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("float32")
+    path = str(tmp_path / "vit.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded(images), model(images), atol=1e-5)
 
 
 def test_builtin_shapes_are_balanced_and_reproducible():
