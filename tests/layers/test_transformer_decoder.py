@@ -62,6 +62,15 @@ def test_cached_decoding_equals_one_full_pass(kwargs, stacked):
     assert np.all(np.any(per_layer != 0, axis=(2, 4, 5)))  # every position written
 
 
+def test_a_fresh_decoder_can_decode_from_cached_memory_before_any_full_call():
+    decoder = TransformerDecoder(2, D, 4, 32, dropout=0.0)
+    targets, memory = _x(B, 1, D), _x(B, S, D, seed=1)
+    cross = decoder.precompute_cross_attention_cache(memory, stacked=False)  # builds it
+    out, _ = decoder(targets, None, cache=decoder.initial_cache(B, 2, stacked=False),
+                     cross_attention_cache=cross, cache_update_index=0)
+    np.testing.assert_allclose(out, decoder(targets, memory), atol=1e-5)
+
+
 def test_per_layer_and_stacked_caches_decode_alike():
     decoder = TransformerDecoder(2, D, 4, 32, dropout=0.0, norm_first=True)
     memory = _x(B, S, D, seed=1)

@@ -113,7 +113,10 @@ class TransformerDecoder(keras.layers.Layer):
 
     def precompute_cross_attention_cache(self, memory, stacked=True):
         """(B, L, 2, S, N, H) cross-attention keys and values of `memory`, or
-        with `stacked=False` L (keys, values) pairs of (B, N, S, H)."""
+        with `stacked=False` L (keys, values) pairs of (B, N, S, H). Builds the
+        decoder first if it has never been called."""
+        if not self.built:
+            self.build((None, None, self.d_model), tuple(memory.shape))
         caches = [block.precompute_cross_attention_cache(memory, stacked) for block in self.blocks]
         return ops.stack(caches, axis=1) if stacked else tuple(caches)
 
