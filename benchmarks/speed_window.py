@@ -8,7 +8,11 @@ and backward pass at each length with:
 - `window_masked`: a (16, 16) window applied as a mask over the full (T, T)
   scores (what the layer does when attention weights are requested);
 - `window_banded`: the same window computed block by block (the default
-  when no weights are requested), linear in T.
+  when no weights are requested), linear in T;
+- `projections_only`: the layer's query, key, value and output projections
+  alone, which every variant pays: no attention variant can beat it, so
+  `full / projections_only` bounds the layer's speed-up, and the attention
+  itself is compared with it subtracted (`attention_speedup_banded_over_full`).
 Times are interleaved per length (median of the repeats). Peak memory is
 the growth of the process's peak resident set during the step, measured in
 a fresh subprocess per (variant, length), since a process's peak only grows.
@@ -28,7 +32,7 @@ from speed import interleaved, memory_kib, write_record
 from tfformer.layers import MultiHeadAttention
 
 D, HEADS, BATCH, WINDOW = 256, 4, 8, (16, 16)
-VARIANTS = ("full", "window_masked", "window_banded")
+VARIANTS = ("full", "window_masked", "window_banded", "projections_only")
 
 
 def step_function(variant):
@@ -37,12 +41,18 @@ def step_function(variant):
     layer.build((None, None, D), (None, None, D))
     with_weights = variant == "window_masked"  # requested weights force the masked path
 
+    def forward(x):
+        if variant == "projections_only":
+            key, value = layer.project_key_value(x)
+            return layer._output_dense(layer._query_dense(x) + key + value)
+        out = layer(x, x, return_attention_scores=with_weights)
+        return out[0] if with_weights else out
+
     @tf.function
     def step(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            out = layer(x, x, return_attention_scores=with_weights)
-            out = out[0] if with_weights else out
+            out = forward(x)
             loss = tf.reduce_sum(tf.square(out))
         return tape.gradient(loss, [x, *layer.trainable_variables])
 
@@ -96,6 +106,11 @@ def main():
             timings["full"]["median"] / timings["window_banded"]["median"], 2)
         entry["speedup_banded_over_masked"] = round(
             timings["window_masked"]["median"] / timings["window_banded"]["median"], 2)
+        shared = timings["projections_only"]["median"]
+        entry["layer_speedup_bound"] = round(timings["full"]["median"] / shared, 2)
+        entry["attention_speedup_banded_over_full"] = round(
+            (timings["full"]["median"] - shared)
+            / max(timings["window_banded"]["median"] - shared, 1e-9), 2)
         results[str(length)] = entry
         print(length, entry, flush=True)
     write_record("speed_window", {
