@@ -58,5 +58,7 @@ def test_positions_and_class_token_follow_patch_embedding():
 
 
 def test_bad_sizes_are_named():
+    with pytest.raises(ValueError, match="patch_size must be at least 2"):
+        ShiftedPatchEmbedding(d_model=8, patch_size=1)
     with pytest.raises(ValueError, match="not a multiple of patch_size=4"):
         ShiftedPatchEmbedding(d_model=8, patch_size=4)(_images(1, 10, 8, 3))

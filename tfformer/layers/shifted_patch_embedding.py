@@ -40,6 +40,9 @@ class ShiftedPatchEmbedding(PatchEmbedding):
 
     def __init__(self, d_model, patch_size=16, image_size=None, use_class_token=True,
                  layer_norm_epsilon=1e-6, **kwargs):
+        if isinstance(patch_size, int) and patch_size < 2:
+            raise ValueError(f"ShiftedPatchEmbedding shifts by half a patch, so patch_size must "
+                             f"be at least 2, got patch_size={patch_size}")
         self.layer_norm_epsilon = layer_norm_epsilon
         super().__init__(d_model, patch_size, image_size, use_class_token, **kwargs)
         self._patch_norm = keras.layers.LayerNormalization(
