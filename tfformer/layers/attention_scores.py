@@ -53,16 +53,16 @@ class DotScore(AttentionScore):
         return ops.einsum("btnh,bnsh->bnts", query, key)
 
 
-class ScaledDotScore(AttentionScore):
+class ScaledDotScore(DotScore):
     """q . k / sqrt(H) (Vaswani et al.); the default."""
 
+    # Scale the query first, as keras.layers.MultiHeadAttention does, so
+    # outputs match it to rounding.
     def call(self, query, key):
-        # Scale the query first, as keras.layers.MultiHeadAttention does, so
-        # outputs match it to rounding.
-        return ops.einsum("btnh,bsnh->bnts", self._scale(query), key)  # (B, N, T, S)
+        return super().call(self._scale(query), key)
 
     def heads_first(self, query, key):
-        return ops.einsum("btnh,bnsh->bnts", self._scale(query), key)
+        return super().heads_first(self._scale(query), key)
 
     def _scale(self, query):
         return ops.multiply(query, ops.cast(1.0 / math.sqrt(self.key_dim), query.dtype))
