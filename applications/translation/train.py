@@ -18,6 +18,7 @@ from applications.common.training import (
 )
 from applications.translation import data, evaluate, serving
 from applications.translation.model import build_translator
+from tfformer.losses import sparse_categorical_crossentropy
 from tfformer.schedules import TransformerSchedule
 
 
@@ -36,10 +37,7 @@ class MaskedCrossEntropy(keras.losses.Loss):
         self.label_smoothing = label_smoothing
 
     def call(self, y_true, y_pred):
-        vocabulary = ops.shape(y_pred)[-1]
-        one_hot = ops.one_hot(ops.cast(y_true, "int32"), vocabulary)
-        losses = keras.losses.categorical_crossentropy(
-            one_hot, y_pred, from_logits=True, label_smoothing=self.label_smoothing)  # (B, T)
+        losses = sparse_categorical_crossentropy(y_true, y_pred, self.label_smoothing)  # (B, T)
         mask = ops.cast(ops.not_equal(y_true, 0), losses.dtype)
         return global_mean(ops.sum(losses * mask), ops.sum(mask), ops.shape(y_true)[0])
 
