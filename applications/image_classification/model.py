@@ -18,7 +18,7 @@ def build_vit(config, num_classes):
     x = embedding(
         config.d_model, patch_size=config.patch_size, image_size=size,
         use_class_token=config.pooling == "class_token", name="patch_embedding")(x)
-    x = keras.layers.Dropout(config.dropout)(x)
+    x = layers.Dropout(config.dropout)(x)
     x = layers.TransformerEncoder(
         config.num_layers, config.d_model, config.num_heads, config.intermediate_dim,
         dropout=config.dropout, activation="gelu", norm_first=True, name="encoder")(x)

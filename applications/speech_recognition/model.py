@@ -80,7 +80,7 @@ class SpeechRecognizer(keras.Model):
                                                   name="subsampling")
         self.relative_bias = (layers.RelativePositionBias(num_heads, name="relative_bias")
                               if position == "relative" else None)
-        self.input_dropout = keras.layers.Dropout(dropout)
+        self.input_dropout = layers.Dropout(dropout)
         self.encoder = layers.TransformerEncoder(
             num_layers, d_model, num_heads, intermediate_dim, dropout=dropout, norm_first=True,
             window=self.window, use_rotary=position == "rotary", activation="gelu",

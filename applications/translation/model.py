@@ -54,7 +54,7 @@ class Translator(keras.Model):
         self.source_embedding = (
             self.target_embedding if shared_vocabulary else layers.TokenAndPositionEmbedding(
                 source_vocabulary_size, d_model, position="sinusoidal", name="source_embedding"))
-        self.embedding_dropout = keras.layers.Dropout(dropout)
+        self.embedding_dropout = layers.Dropout(dropout)
         stack = dict(d_model=d_model, num_heads=num_heads, intermediate_dim=intermediate_dim,
                      dropout=dropout, norm_first=norm_first, activation_dropout=activation_dropout)
         self.encoder = layers.TransformerEncoder(num_layers, **stack, name="encoder")

@@ -3,6 +3,7 @@
 from tfformer.layers.attention_scores import AttentionScore, register_score
 from tfformer.layers.conformer_convolution import ConformerConvolution
 from tfformer.layers.conv_subsampling import ConvSubsampling
+from tfformer.layers.dropout import Dropout
 from tfformer.layers.feed_forward import FeedForward
 from tfformer.layers.linear_attention import LinearAttention
 from tfformer.layers.log_mel_spectrogram import LogMelSpectrogram
@@ -24,6 +25,7 @@ __all__ = [
     "AttentionScore",
     "ConformerConvolution",
     "ConvSubsampling",
+    "Dropout",
     "FeedForward",
     "LinearAttention",
     "LogMelSpectrogram",

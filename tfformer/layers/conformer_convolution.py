@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from tfformer import masks as mask_lib
+from tfformer.layers.dropout import Dropout
 
 
 @keras.saving.register_keras_serializable(package="tfformer")
@@ -69,7 +70,7 @@ class ConformerConvolution(keras.layers.Layer):
         self._norm.build(input_shape)
         self._project = keras.layers.Dense(width, dtype=policy, name="pointwise_out")
         self._project.build(input_shape)
-        self._dropout = keras.layers.Dropout(self.dropout, dtype=policy)
+        self._dropout = Dropout(self.dropout, dtype=policy)
         self.built = True
 
     def call(self, inputs, padding_mask=None, training=None):

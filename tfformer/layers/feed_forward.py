@@ -1,5 +1,7 @@
 import keras
 
+from tfformer.layers.dropout import Dropout
+
 
 @keras.saving.register_keras_serializable(package="tfformer")
 class FeedForward(keras.layers.Layer):
@@ -50,7 +52,7 @@ class FeedForward(keras.layers.Layer):
             name="intermediate",
         )
         self._intermediate.build(input_shape)
-        self._dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self._dropout = Dropout(self.dropout, dtype=self.dtype_policy)
         self._output = keras.layers.Dense(
             input_shape[-1], use_bias=self.use_bias,
             kernel_initializer=keras.initializers.get(init), dtype=self.dtype_policy,

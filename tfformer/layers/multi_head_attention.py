@@ -9,6 +9,7 @@ from tfformer.layers.banded_attention import (
     MIN_BLOCK,
     banded_self_attention,
 )
+from tfformer.layers.dropout import Dropout
 from tfformer.layers.rotary_embedding import RotaryEmbedding
 
 
@@ -200,7 +201,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self._key_dense.build(key_shape)
         self._value_dense = self._projection("abc,cde->abde", (None, heads, value_dim), "de", "value")
         self._value_dense.build(value_shape)
-        self._dropout_layer = keras.layers.Dropout(self.dropout, seed=self.seed, dtype=self.dtype_policy)
+        self._dropout_layer = Dropout(self.dropout, seed=self.seed, dtype=self.dtype_policy)
         output_dim = self.output_shape or query_shape[-1]
         self._output_dense = self._projection("abcd,cde->abe", (None, output_dim), "e", "attention_output")
         self._output_dense.build((query_shape[0], query_shape[1], heads, value_dim))

@@ -1,6 +1,7 @@
 import keras
 
 from tfformer import masks as mask_lib
+from tfformer.layers.dropout import Dropout
 from tfformer.layers.feed_forward import FeedForward
 from tfformer.layers.multi_head_attention import MultiHeadAttention
 from tfformer.layers.transformer_block_config import (
@@ -105,7 +106,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
             dropout=dropout if activation_dropout is None else activation_dropout,
             dtype=policy, name="feed_forward")
         self._feed_forward_norm = norm("feed_forward_norm")
-        self._dropout = keras.layers.Dropout(dropout, dtype=policy)
+        self._dropout = Dropout(dropout, dtype=policy)
         self.supports_masking = True
 
     def build(self, targets_shape, memory_shape=None):

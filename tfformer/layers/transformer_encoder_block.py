@@ -2,6 +2,7 @@ import keras
 
 from tfformer import masks as mask_lib
 from tfformer.layers.conformer_convolution import ConformerConvolution
+from tfformer.layers.dropout import Dropout
 from tfformer.layers.feed_forward import FeedForward
 from tfformer.layers.multi_head_attention import MultiHeadAttention
 from tfformer.layers.transformer_block_config import (
@@ -98,7 +99,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         )
         self._attention_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=policy, name="self_attention_norm")
-        self._attention_dropout = keras.layers.Dropout(dropout, dtype=policy)
+        self._attention_dropout = Dropout(dropout, dtype=policy)
         self._convolution, self._convolution_norm = None, None
         if convolution_kernel_size is not None:
             self._convolution = ConformerConvolution(
@@ -112,7 +113,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             dtype=policy, name="feed_forward")
         self._feed_forward_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=policy, name="feed_forward_norm")
-        self._feed_forward_dropout = keras.layers.Dropout(dropout, dtype=policy)
+        self._feed_forward_dropout = Dropout(dropout, dtype=policy)
         self.supports_masking = True
 
     def build(self, input_shape):
