@@ -4,10 +4,11 @@
         [--model tfformer|keras_hub]
 
 Traces a few `train_on_batch` steps of `speed_training.py`'s encoder-decoder
-(after warm-up) with `tf.profiler`, then reads the trace's XPlane and sums
+(after warm-up; tfformer's with its own loss, KerasHub's with Keras') with
+`tf.profiler`, then reads the trace's XPlane and sums
 the time of every TensorFlow op by its type and by a coarse category
-(matmul, elementwise, cast, softmax and loss, normalisation, data movement,
-optimizer, other). Prints the table and writes
+(matmul, elementwise, cast, softmax and loss, XLA-compiled functions,
+normalisation, data movement, optimizer, other). Prints the table and writes
 benchmarks/results/profile_training_<model>_<policy>.json. On 2 cores the
 inter-op pool runs ops side by side, so op times add up to more than the
 wall time; the shares are of the summed op time.
@@ -22,14 +23,24 @@ import time
 
 import tensorflow as tf
 from speed import write_record
-from speed_training import BATCH, LENGTH, keras_hub_model, model_runner, tfformer_model
+from speed_training import (
+    BATCH,
+    LENGTH,
+    keras_hub_model,
+    keras_loss,
+    model_runner,
+    tfformer_model,
+)
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+from tfformer.losses import SparseCategoricalCrossentropy
 
 # Op type -> category; the first prefix that matches wins.
 CATEGORIES = [
     ("matmul", ("MatMul", "_MklMatMul", "_FusedMatMul", "_MklFusedMatMul", "BatchMatMul",
                 "_MklBatchMatMul", "Einsum", "_MklEinsum")),
     ("cast", ("Cast", "_MklCast")),
+    ("XLA-compiled", ("XLA-compiled function",)),
     ("softmax and loss", ("Softmax", "LogSoftmax", "SparseSoftmaxCrossEntropyWithLogits",
                           "_MklSoftmax")),
     ("normalisation", ("FusedBatchNorm", "_MklLayerNorm", "Rsqrt", "Mean", "Sqrt",
@@ -67,6 +78,8 @@ def trace(run, logdir, steps):
     return wall
 
 
+# How an XLA-compiled function (e.g. tfformer's loss) shows in the trace: not as ops.
+XLA_RUN = "CpuExecutable::ExecuteAsyncOnStream"
 # Ops that run other ops: their time is already in the ops they contain.
 CONTAINERS = ("PartitionedCall", "StatefulPartitionedCall", "While", "StatelessWhile", "If",
               "StatelessIf", "__inference")
@@ -88,6 +101,8 @@ def op_seconds(logdir):
             for event in line.events:
                 metadata = plane.event_metadata[event.metadata_id]
                 op_type = metadata.display_name  # "" for events that are not ops
+                if metadata.name == XLA_RUN:
+                    op_type = "XLA-compiled function"
                 if op_type and not op_type.startswith(CONTAINERS):
                     op_name = metadata.name.rsplit(":", 1)[0]
                     totals[op_type, op_name] += event.duration_ps * 1e-12
@@ -104,8 +119,10 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
-    build = tfformer_model if args.model == "tfformer" else keras_hub_model
-    run = model_runner(build, args.policy, jit_compile=False)  # 3 steps per call
+    # Each as speed_training.py trains it: tfformer with its loss, KerasHub with Keras'.
+    build, loss = ((tfformer_model, SparseCategoricalCrossentropy) if args.model == "tfformer"
+                   else (keras_hub_model, keras_loss))
+    run = model_runner(build, args.policy, jit_compile=False, loss=loss)  # 3 steps per call
     run()  # trace and warm up outside the profile
     with tempfile.TemporaryDirectory() as logdir:
         wall = trace(run, logdir, args.steps)
