@@ -76,6 +76,9 @@ def test_bad_arguments_are_named():
         sparse_categorical_crossentropy(labels, logits[..., 0])
     with pytest.raises(ValueError, match="label_smoothing"):
         SparseCategoricalCrossentropy(label_smoothing=-0.1)
+    for bad in (VOCAB, -1):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="labels must be"):
+            sparse_categorical_crossentropy(tf.fill(labels.shape, bad), logits)
 
 
 def _tiny_model(mask_zero):

@@ -46,8 +46,17 @@ def sparse_categorical_crossentropy(labels, logits, label_smoothing=0.0):
         raise ValueError(f"logits must have one more axis than labels (the classes), got "
                          f"labels {labels.shape} and logits {logits.shape}.")
     shape = tf.shape(labels)
+    classes = tf.shape(logits)[-1]
     flat_labels = tf.reshape(labels, [-1])
-    flat_logits = tf.reshape(logits, [-1, tf.shape(logits)[-1]])
+    flat_logits = tf.reshape(logits, [-1, classes])
+    # XLA's gather would clamp an out-of-range label silently; fail as the TF op does.
+    with tf.control_dependencies([
+        tf.debugging.assert_non_negative(flat_labels, message="labels must be >= 0"),
+        tf.debugging.assert_less(flat_labels, classes,
+                                 message="labels must be < the number of classes (logits' "
+                                         "last axis)"),
+    ]):
+        flat_labels = tf.identity(flat_labels)
     losses = _smoothed_cross_entropy(flat_labels, flat_logits, float(label_smoothing))
     return tf.reshape(losses, shape)
 
