@@ -64,3 +64,17 @@ def test_jit_mixed_precision_and_strategy():
     per_replica = strategy.run(lambda v: mirrored(v, training=True), args=(next(iter(dataset)),))
     shapes = [t.shape for t in strategy.experimental_local_results(per_replica)]
     assert shapes == [(2, 40, 16), (2, 40, 16)]
+
+
+def test_each_replica_of_a_strategy_draws_its_own_masks():
+    half = np.random.default_rng(2).normal(size=(2, 40, 16)).astype("float32") + 5.0  # no zeros
+    strategy = two_cpu_strategy()
+    with strategy.scope():
+        layer = SpecAugment(**ARGS)
+    dataset = strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices(np.concatenate([half, half])).batch(4))
+    per_replica = strategy.run(tf.function(lambda v: layer(v, training=True)),
+                               args=(next(iter(dataset)),))
+    masked = [t.numpy() == 0 for t in strategy.experimental_local_results(per_replica)]
+    assert masked[0].any() and masked[1].any()
+    assert not np.array_equal(masked[0], masked[1])  # same inputs, different draws

@@ -1,6 +1,8 @@
 import keras
 import tensorflow as tf
 
+from tfformer.replica_seeds import replica_seed
+
 _BITS = 16  # random bits per element; the rate is exact to 1 / 2**16
 
 
@@ -18,8 +20,8 @@ class Dropout(keras.layers.Dropout):
     Kept elements are scaled by 1 / (1 - rate). Same arguments, config,
     seeding and `noise_shape` as Keras' layer; only the random stream differs,
     and under a `tf.distribute` strategy each replica draws its own masks
-    (Keras' layer draws the same mask on every replica, from the mirrored
-    seed state).
+    (see `tfformer.replica_seeds`; Keras' layer draws the same mask on every
+    replica).
 
     Shapes: any -> the same.
 
@@ -38,19 +40,9 @@ class Dropout(keras.layers.Dropout):
         if self.noise_shape is not None:
             mask_shape = tf.stack([mask_shape[axis] if size is None else size
                                    for axis, size in enumerate(self.noise_shape)])
-        keep = _keep_mask(mask_shape, self.rate, _replica_seed(self.seed_generator.next()))
+        keep = _keep_mask(mask_shape, self.rate, replica_seed(self.seed_generator))
         scale = tf.cast(1.0 / (1.0 - self.rate), inputs.dtype)
         return tf.where(keep, inputs * scale, tf.zeros([], inputs.dtype))
-
-
-def _replica_seed(seed):
-    """An int32 seed for stateless ops (Keras' seed state is int64 on TF), offset by
-    the replica's index so that replicas of a strategy draw different masks."""
-    if seed.dtype != tf.int32:
-        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
-    context = tf.distribute.get_replica_context()
-    replica = 0 if context is None else context.replica_id_in_sync_group
-    return seed + tf.stack([0, tf.cast(replica, tf.int32)])
 
 
 def _keep_mask(shape, rate, seed):

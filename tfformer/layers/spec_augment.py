@@ -1,12 +1,16 @@
 import keras
+import tensorflow as tf
 from keras import ops
+
+from tfformer.replica_seeds import replica_seed
 
 
 @keras.saving.register_keras_serializable(package="tfformer")
 class SpecAugment(keras.layers.Layer):
     """SpecAugment time and frequency masking (Park et al., 2019), training only.
 
-    Each example gets its own masks: `frequency_masks` bands of up to
+    Each example gets its own masks (and each replica of a strategy its own
+    draws, see `tfformer.replica_seeds`): `frequency_masks` bands of up to
     `frequency_mask_width` mel bins and `time_masks` spans of up to
     `time_mask_width` frames, drawn inside the example's valid frames, set
     to `mask_value` (0 = the mean of normalised features). At inference
@@ -60,11 +64,13 @@ class SpecAugment(keras.layers.Layer):
         batch = ops.shape(limits)[0]
         covered = ops.zeros((batch, ops.shape(positions)[0]), "bool")
         for _ in range(count):
-            width = keras.random.randint((batch,), 0, max_width + 1, seed=self.seed_generator)
+            width = tf.random.stateless_uniform((batch,), replica_seed(self.seed_generator),
+                                                minval=0, maxval=max_width + 1, dtype=tf.int32)
             width = ops.minimum(width, limits)
             room = ops.cast(limits - width + 1, "float32")
             start = ops.cast(
-                keras.random.uniform((batch,), seed=self.seed_generator) * room, "int32")
+                tf.random.stateless_uniform((batch,), replica_seed(self.seed_generator)) * room,
+                "int32")
             inside = ops.logical_and(positions[None, :] >= start[:, None],
                                      positions[None, :] < (start + width)[:, None])  # (B, L)
             covered = ops.logical_or(covered, inside)
