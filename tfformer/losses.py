@@ -37,8 +37,7 @@ def sparse_categorical_crossentropy(labels, logits, label_smoothing=0.0):
         >>> sparse_categorical_crossentropy(labels, logits, 0.1).shape
         TensorShape([2, 5])
     """
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
+    _check_label_smoothing(label_smoothing)
     logits = tf.convert_to_tensor(logits)
     labels = tf.cast(labels, tf.int32)
     if labels.shape.rank is not None and logits.shape.rank is not None and (
@@ -59,6 +58,11 @@ def sparse_categorical_crossentropy(labels, logits, label_smoothing=0.0):
         flat_labels = tf.identity(flat_labels)
     losses = _smoothed_cross_entropy(flat_labels, flat_logits, float(label_smoothing))
     return tf.reshape(losses, shape)
+
+
+def _check_label_smoothing(label_smoothing):
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
 
 
 def _smoothed_cross_entropy(labels, logits, smoothing):
@@ -112,8 +116,7 @@ class SparseCategoricalCrossentropy(keras.losses.Loss):
 
     def __init__(self, label_smoothing=0.0, name="sparse_categorical_crossentropy", **kwargs):
         super().__init__(name=name, **kwargs)
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
+        _check_label_smoothing(label_smoothing)
         self.label_smoothing = label_smoothing
 
     def call(self, y_true, y_pred):
