@@ -4,7 +4,7 @@
         [--model tfformer|keras_hub]
 
 Traces a few `train_on_batch` steps of `speed_training.py`'s encoder-decoder
-(after warm-up; tfformer's with its own loss, KerasHub's with Keras') with
+(after warm-up; tfformer's with its own loss and Adam, KerasHub's with Keras') with
 `tf.profiler`, then reads the trace's XPlane and sums
 the time of every TensorFlow op by its type and by a coarse category
 (matmul, elementwise, cast, softmax and loss, XLA-compiled functions,
@@ -21,6 +21,7 @@ import os
 import tempfile
 import time
 
+import keras
 import tensorflow as tf
 from speed import write_record
 from speed_training import (
@@ -34,6 +35,7 @@ from speed_training import (
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
 from tfformer.losses import SparseCategoricalCrossentropy
+from tfformer.optimizers import Adam
 
 # Op type -> category; the first prefix that matches wins.
 CATEGORIES = [
@@ -119,10 +121,12 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
-    # Each as speed_training.py trains it: tfformer with its loss, KerasHub with Keras'.
-    build, loss = ((tfformer_model, SparseCategoricalCrossentropy) if args.model == "tfformer"
-                   else (keras_hub_model, keras_loss))
-    run = model_runner(build, args.policy, jit_compile=False, loss=loss)  # 3 steps per call
+    # Each as speed_training.py trains it: tfformer with its loss and Adam, KerasHub with Keras'.
+    build, loss, optimizer = (
+        (tfformer_model, SparseCategoricalCrossentropy, Adam) if args.model == "tfformer"
+        else (keras_hub_model, keras_loss, keras.optimizers.Adam))
+    run = model_runner(build, args.policy, jit_compile=False, loss=loss,
+                       optimizer=optimizer)  # 3 steps per call
     run()  # trace and warm up outside the profile
     with tempfile.TemporaryDirectory() as logdir:
         wall = trace(run, logdir, args.steps)

@@ -16,6 +16,7 @@ from applications.common.training import (
 )
 from applications.image_classification import data, evaluate, serving
 from applications.image_classification.model import build_vit
+from tfformer.optimizers import AdamW
 
 
 def train(config, data_dir=None, workdir="runs/image_classification",
@@ -47,7 +48,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     with strategy.scope(), precision_policy(mixed_precision):
         model = build_vit(config, num_classes)
         model.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+            optimizer=AdamW(schedule, weight_decay=config.weight_decay),
             loss=keras.losses.CategoricalCrossentropy(
                 from_logits=True, label_smoothing=config.label_smoothing),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),

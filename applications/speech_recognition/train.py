@@ -16,6 +16,7 @@ from applications.common.training import (
 from applications.speech_recognition import data, evaluate, serving
 from applications.speech_recognition.decoding import check_decoding
 from applications.speech_recognition.model import build_recognizer
+from tfformer.optimizers import AdamW
 
 
 def train(config, data_dir=None, workdir="runs/speech_recognition",
@@ -54,7 +55,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         model.adapt_normalization(data.make_dataset(*splits["train"], vocabulary, config, False)
                                   .map(lambda x, y: x["features"]))
         model.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
+            optimizer=AdamW(schedule, weight_decay=config.weight_decay,
                                              clipnorm=config.gradient_clip_norm),
             jit_compile=jit_compile)
     print(f"model: {model.count_params():,} parameters; vocabulary {vocabulary}")

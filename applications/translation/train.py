@@ -19,6 +19,7 @@ from applications.common.training import (
 from applications.translation import data, evaluate, serving
 from applications.translation.model import build_translator
 from tfformer.losses import sparse_categorical_crossentropy
+from tfformer.optimizers import Adam
 from tfformer.schedules import TransformerSchedule
 
 
@@ -150,7 +151,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         schedule = TransformerSchedule(config.d_model, config.warmup_steps,
                                        config.learning_rate_scale)
         model.compile(
-            optimizer=keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9),
+            optimizer=Adam(schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9),
             loss=MaskedCrossEntropy(config.label_smoothing),
             metrics=[MaskedAccuracy()],
             jit_compile=jit_compile,

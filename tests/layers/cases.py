@@ -90,6 +90,7 @@ CASES = [
     # rate 0: the one-device and two-replica steps draw different masks (test_dropout.py
     # checks the random path, under a strategy too).
     LayerCase("dropout", layers.Dropout, {"rate": 0.0, "seed": 1}, _seq, _add),
+    LayerCase("layer_normalization", layers.LayerNormalization, {"epsilon": 1e-6}, _seq),
     LayerCase("conformer_convolution", layers.ConformerConvolution, {"kernel_size": 3}, _seq),
     LayerCase(
         "encoder_block",

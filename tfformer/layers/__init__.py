@@ -5,6 +5,7 @@ from tfformer.layers.conformer_convolution import ConformerConvolution
 from tfformer.layers.conv_subsampling import ConvSubsampling
 from tfformer.layers.dropout import Dropout
 from tfformer.layers.feed_forward import FeedForward
+from tfformer.layers.layer_normalization import LayerNormalization
 from tfformer.layers.linear_attention import LinearAttention
 from tfformer.layers.log_mel_spectrogram import LogMelSpectrogram
 from tfformer.layers.multi_head_attention import MultiHeadAttention
@@ -27,6 +28,7 @@ __all__ = [
     "ConvSubsampling",
     "Dropout",
     "FeedForward",
+    "LayerNormalization",
     "LinearAttention",
     "LogMelSpectrogram",
     "MultiHeadAttention",

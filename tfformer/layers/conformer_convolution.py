@@ -3,6 +3,7 @@ from keras import ops
 
 from tfformer import masks as mask_lib
 from tfformer.layers.dropout import Dropout
+from tfformer.layers.layer_normalization import LayerNormalization
 
 
 @keras.saving.register_keras_serializable(package="tfformer")
@@ -65,7 +66,7 @@ class ConformerConvolution(keras.layers.Layer):
         self._depthwise = keras.layers.DepthwiseConv1D(
             self.kernel_size, padding="same", dtype=policy, name="depthwise")
         self._depthwise.build(input_shape)
-        self._norm = keras.layers.LayerNormalization(
+        self._norm = LayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=policy, name="norm")
         self._norm.build(input_shape)
         self._project = keras.layers.Dense(width, dtype=policy, name="pointwise_out")

@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from tfformer.layers.layer_normalization import LayerNormalization
 from tfformer.layers.patch_embedding import PatchEmbedding
 
 
@@ -45,7 +46,7 @@ class ShiftedPatchEmbedding(PatchEmbedding):
                              f"be at least 2, got patch_size={patch_size}")
         self.layer_norm_epsilon = layer_norm_epsilon
         super().__init__(d_model, patch_size, image_size, use_class_token, **kwargs)
-        self._patch_norm = keras.layers.LayerNormalization(
+        self._patch_norm = LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="patch_norm")
 
     def _make_projection(self):

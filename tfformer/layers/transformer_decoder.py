@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from tfformer import masks as mask_lib
+from tfformer.layers.layer_normalization import LayerNormalization
 from tfformer.layers.transformer_block_config import check_block_args, check_input_width
 from tfformer.layers.transformer_decoder_block import TransformerDecoderBlock
 
@@ -85,7 +86,7 @@ class TransformerDecoder(keras.layers.Layer):
             for i in range(num_layers)
         ]
         self._final_norm = (
-            keras.layers.LayerNormalization(
+            LayerNormalization(
                 epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm")
             if norm_first else None
         )

@@ -3,6 +3,7 @@ import keras
 from tfformer import masks as mask_lib
 from tfformer.layers.dropout import Dropout
 from tfformer.layers.feed_forward import FeedForward
+from tfformer.layers.layer_normalization import LayerNormalization
 from tfformer.layers.multi_head_attention import MultiHeadAttention
 from tfformer.layers.transformer_block_config import (
     check_activation_dropout,
@@ -90,7 +91,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         head_dim = d_model // num_heads
 
         def norm(name):
-            return keras.layers.LayerNormalization(
+            return LayerNormalization(
                 epsilon=layer_norm_epsilon, dtype=policy, name=name)
 
         self._self_attention = MultiHeadAttention(

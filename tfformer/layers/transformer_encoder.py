@@ -1,6 +1,7 @@
 import keras
 
 from tfformer import masks as mask_lib
+from tfformer.layers.layer_normalization import LayerNormalization
 from tfformer.layers.transformer_block_config import check_block_args, check_input_width
 from tfformer.layers.transformer_encoder_block import TransformerEncoderBlock
 
@@ -71,7 +72,7 @@ class TransformerEncoder(keras.layers.Layer):
             for i in range(num_layers)
         ]
         self._final_norm = (
-            keras.layers.LayerNormalization(
+            LayerNormalization(
                 epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm")
             if norm_first else None
         )

@@ -4,6 +4,7 @@ from tfformer import masks as mask_lib
 from tfformer.layers.conformer_convolution import ConformerConvolution
 from tfformer.layers.dropout import Dropout
 from tfformer.layers.feed_forward import FeedForward
+from tfformer.layers.layer_normalization import LayerNormalization
 from tfformer.layers.multi_head_attention import MultiHeadAttention
 from tfformer.layers.transformer_block_config import (
     check_activation_dropout,
@@ -97,7 +98,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             num_heads, d_model // num_heads, dropout=dropout, window=self.window, score=score,
             distribution=distribution, use_rotary=use_rotary, dtype=policy, name="self_attention",
         )
-        self._attention_norm = keras.layers.LayerNormalization(
+        self._attention_norm = LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=policy, name="self_attention_norm")
         self._attention_dropout = Dropout(dropout, dtype=policy)
         self._convolution, self._convolution_norm = None, None
@@ -105,13 +106,13 @@ class TransformerEncoderBlock(keras.layers.Layer):
             self._convolution = ConformerConvolution(
                 convolution_kernel_size, dropout=dropout, layer_norm_epsilon=layer_norm_epsilon,
                 dtype=policy, name="convolution")
-            self._convolution_norm = keras.layers.LayerNormalization(
+            self._convolution_norm = LayerNormalization(
                 epsilon=layer_norm_epsilon, dtype=policy, name="convolution_norm")
         self._feed_forward = FeedForward(
             intermediate_dim, activation,
             dropout=dropout if activation_dropout is None else activation_dropout,
             dtype=policy, name="feed_forward")
-        self._feed_forward_norm = keras.layers.LayerNormalization(
+        self._feed_forward_norm = LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=policy, name="feed_forward_norm")
         self._feed_forward_dropout = Dropout(dropout, dtype=policy)
         self.supports_masking = True
