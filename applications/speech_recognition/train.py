@@ -56,7 +56,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
                                   .map(lambda x, y: x["features"]))
         model.compile(
             optimizer=AdamW(schedule, weight_decay=config.weight_decay,
-                                             clipnorm=config.gradient_clip_norm),
+                            clipnorm=config.gradient_clip_norm),
             jit_compile=jit_compile)
     print(f"model: {model.count_params():,} parameters; vocabulary {vocabulary}")
     callbacks = standard_callbacks(workdir, backup_dir=backup_dir)
