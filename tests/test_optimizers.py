@@ -1,5 +1,6 @@
 """tfformer.optimizers: Keras' Adam and AdamW with a fused update kernel."""
 
+import contextlib
 import os
 
 import keras
@@ -32,7 +33,7 @@ def _train(make_optimizer, jit_compile=False, strategy=None, policy="float32"):
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        with strategy.scope() if strategy else tf.init_scope():
+        with strategy.scope() if strategy else contextlib.nullcontext():
             model = _model()
             model.compile(make_optimizer(), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                           jit_compile=jit_compile)

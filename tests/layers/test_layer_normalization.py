@@ -12,7 +12,7 @@ from tfformer.layers import LayerNormalization
 
 
 def _pair(dtype="float32", **kwargs):
-    """Our layer and Keras', built alike, with the same non-trivial gamma and beta."""
+    """Our layer and Keras', with the same arguments (`_build_alike` gives them weights)."""
     ours = LayerNormalization(dtype=dtype, **kwargs)
     theirs = keras.layers.LayerNormalization(dtype=dtype, **kwargs)
     return ours, theirs
@@ -28,6 +28,7 @@ def _outputs_and_gradients(layer, inputs, upstream, training):
 
 
 def _build_alike(ours, theirs, shape, seed=0):
+    """Builds both for `shape` with the same non-trivial gamma and beta."""
     ours.build(shape)
     theirs.build(shape)
     rng = np.random.default_rng(seed)
