@@ -27,6 +27,12 @@ def keras_mask(x):
     return _get_keras_mask(x)
 
 
+def set_keras_mask(x, mask):
+    """Attaches `mask` ((B, T) bool, or None for no mask) to `x` as its implicit Keras mask."""
+    if mask is not None or _get_keras_mask(x) is not None:
+        _set_keras_mask(x, mask)
+
+
 def clear_keras_mask(x):
     """Removes the implicit Keras mask from `x` once a layer has consumed it."""
     if _get_keras_mask(x) is not None:

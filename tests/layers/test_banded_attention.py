@@ -1,6 +1,7 @@
 """Windowed self-attention without requested weights runs block by block: same outputs and
 gradients as the masked full computation, and no (T, T) tensor anywhere in its graph."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -88,19 +89,39 @@ def test_unknown_lengths_take_the_full_path_and_train_under_xla():
     np.testing.assert_allclose(gradients(x, mask), tape.gradient(loss, x), atol=1e-5)
 
 
-def test_blocks_under_mixed_bfloat16_and_xla():
+def _largest_tensor(function, *specs):
+    graph = function.get_concrete_function(*specs).graph
+    return max(op.outputs[0].shape.num_elements() or 0 for op in graph.get_operations()
+               if op.outputs and op.outputs[0].shape.rank is not None)
+
+
+@pytest.mark.parametrize("input_dtype", [tf.float32, tf.bfloat16])
+def test_blocks_under_mixed_bfloat16_and_xla(input_dtype):
     layer = MultiHeadAttention(2, 4, window=(2, 1), dtype="mixed_bfloat16")
     x, mask = _inputs(_blocked_length((2, 1), 2))
-    # Already in the compute dtype, as inside a mixed-precision model: Keras casts float32
-    # query and value separately, and only one tensor passed as both is known to be
-    # self-attention.
-    x = tf.cast(x, tf.bfloat16)
+    # float32 input is what a user's first layer gets; Keras casts query and value one by
+    # one, and the layer must still see one tensor, i.e. self-attention, i.e. blocks.
+    x = tf.cast(x, input_dtype)
     banded = layer(x, x, query_mask=mask, value_mask=mask)
     assert banded.dtype == tf.bfloat16
     full, _ = layer(x, x, query_mask=mask, value_mask=mask, return_attention_scores=True)
     np.testing.assert_allclose(np.float32(banded), np.float32(full), atol=0.05)
     compiled = tf.function(lambda x, m: layer(x, x, query_mask=m, value_mask=m), jit_compile=True)
     np.testing.assert_allclose(np.float32(compiled(x, mask)), np.float32(banded), atol=0.05)
+    length = x.shape[1]
+    largest = _largest_tensor(tf.function(lambda x: layer(x, x)),
+                              tf.TensorSpec([1, length, 8], input_dtype))
+    assert largest < length * length  # the full path would hold (1, 2, T, T) scores
+
+
+def test_a_keras_mask_survives_the_one_cast_under_mixed_precision():
+    layer = MultiHeadAttention(2, 4, window=(2, 1), dtype="mixed_bfloat16")
+    x, mask = _inputs(_blocked_length((2, 1), 4))
+    masked_x = keras.layers.Masking()(x * tf.cast(mask, tf.float32)[..., None])
+    implicit = layer(masked_x, masked_x)
+    explicit = layer(masked_x, masked_x, query_mask=mask, value_mask=mask)
+    np.testing.assert_array_equal(np.float32(implicit), np.float32(explicit))
+    assert not np.array_equal(np.float32(implicit), np.float32(layer(x, x)))
 
 
 def test_an_explicit_key_equal_to_the_value_still_uses_blocks():

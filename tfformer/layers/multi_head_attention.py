@@ -268,6 +268,18 @@ class MultiHeadAttention(keras.layers.Layer):
                 f"key_dim={self.key_dim}"
             )
 
+    def __call__(self, query, value, key=None, **kwargs):
+        # Under a mixed policy Keras casts each input on its own, so self-attention on
+        # float32 inputs would reach call() as two tensors, and `query is value` is what
+        # lets a window run block by block. Cast once and pass the one tensor on.
+        if value is query and (key is None or key is query) and self.autocast \
+                and not keras.backend.is_keras_tensor(query):
+            mask = mask_lib.keras_mask(query)
+            query = value = self.dtype_policy.convert_input(query, True, self.input_dtype)
+            mask_lib.set_keras_mask(query, mask)
+            key = None if key is None else query
+        return super().__call__(query, value, key=key, **kwargs)
+
     def call(
         self,
         query,
