@@ -5,6 +5,7 @@ from tfformer.layers.conformer_convolution import ConformerConvolution
 from tfformer.layers.conv_subsampling import ConvSubsampling
 from tfformer.layers.dropout import Dropout
 from tfformer.layers.feed_forward import FeedForward
+from tfformer.layers.flat_einsum_dense import FlatEinsumDense
 from tfformer.layers.layer_normalization import LayerNormalization
 from tfformer.layers.linear_attention import LinearAttention
 from tfformer.layers.log_mel_spectrogram import LogMelSpectrogram
@@ -28,6 +29,7 @@ __all__ = [
     "ConvSubsampling",
     "Dropout",
     "FeedForward",
+    "FlatEinsumDense",
     "LayerNormalization",
     "LinearAttention",
     "LogMelSpectrogram",

@@ -10,6 +10,7 @@ from tfformer.layers.banded_attention import (
     banded_self_attention,
 )
 from tfformer.layers.dropout import Dropout
+from tfformer.layers.flat_einsum_dense import FlatEinsumDense
 from tfformer.layers.rotary_embedding import RotaryEmbedding
 
 
@@ -170,7 +171,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def _projection(self, equation, output_shape, bias_axes, name):
         # One initializer object per projection, as Keras' layer clones them.
-        return keras.layers.EinsumDense(
+        return FlatEinsumDense(
             equation,
             output_shape=output_shape,
             bias_axes=bias_axes if self.use_bias else None,
