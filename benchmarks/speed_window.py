@@ -1,6 +1,7 @@
 """Truncated vs full self-attention: training-step time and peak memory against sequence length.
 
     .venv/bin/python benchmarks/speed_window.py [--lengths 64,128,256,512,1024] [--repeats 5]
+        [--policy float32|mixed_bfloat16]
 
 One self-attention layer (d_model 256, 4 heads, batch 8) takes a forward
 and backward pass at each length with:
@@ -16,7 +17,9 @@ and backward pass at each length with:
 Times are interleaved per length (median of the repeats). Peak memory is
 the growth of the process's peak resident set during the step, measured in
 a fresh subprocess per (variant, length), since a process's peak only grows.
-Writes benchmarks/results/speed_window.json.
+Writes benchmarks/results/speed_window.json (speed_window_mixed_bfloat16.json
+with `--policy mixed_bfloat16`, the layer's inputs staying float32 as a
+model's first layer gets them).
 """
 
 import argparse
@@ -35,8 +38,8 @@ D, HEADS, BATCH, WINDOW = 256, 4, 8, (16, 16)
 VARIANTS = ("full", "window_masked", "window_banded", "projections_only")
 
 
-def step_function(variant):
-    layer = MultiHeadAttention(HEADS, D // HEADS,
+def step_function(variant, policy="float32"):
+    layer = MultiHeadAttention(HEADS, D // HEADS, dtype=policy,
                                window=None if variant == "full" else WINDOW)
     layer.build((None, None, D), (None, None, D))
     with_weights = variant == "window_masked"  # requested weights force the masked path
@@ -45,7 +48,7 @@ def step_function(variant):
         if variant == "projections_only":
             key, value = layer.project_key_value(x)
             return layer._output_dense(layer._query_dense(x) + key + value)
-        out = layer(x, x, return_attention_scores=with_weights)
+        out = layer(x, x, return_attention_scores=with_weights, training=True)  # as fit calls it
         return out[0] if with_weights else out
 
     @tf.function
@@ -53,15 +56,15 @@ def step_function(variant):
         with tf.GradientTape() as tape:
             tape.watch(x)
             out = forward(x)
-            loss = tf.reduce_sum(tf.square(out))
+            loss = tf.reduce_sum(tf.square(tf.cast(out, tf.float32)))
         return tape.gradient(loss, [x, *layer.trainable_variables])
 
     return step
 
 
-def measure_memory(variant, length):
+def measure_memory(variant, length, policy):
     """Runs in a subprocess: peak resident growth (MiB) of one training step."""
-    step = step_function(variant)
+    step = step_function(variant, policy)
     x = tf.random.normal([BATCH, length, D])
     step.get_concrete_function(x)  # trace and build outside the measurement
     before = memory_kib()["now"]
@@ -74,11 +77,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lengths", default="64,128,256,512,1024")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--policy", default="float32", choices=["float32", "mixed_bfloat16"])
     parser.add_argument("--memory-of", nargs=2, metavar=("VARIANT", "LENGTH"),
                         help=argparse.SUPPRESS)  # internal: one memory measurement
     args = parser.parse_args()
     if args.memory_of:
-        print(json.dumps(measure_memory(args.memory_of[0], int(args.memory_of[1]))))
+        print(json.dumps(measure_memory(args.memory_of[0], int(args.memory_of[1]), args.policy)))
         return
 
     results = {}
@@ -91,12 +95,13 @@ def main():
                 return 1
             return run
 
-        timings = interleaved({v: runner(step_function(v)) for v in VARIANTS},
+        timings = interleaved({v: runner(step_function(v, args.policy)) for v in VARIANTS},
                               repeats=args.repeats)
         entry = {}
         for variant in VARIANTS:
             memory = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--memory-of", variant, str(length)],
+                [sys.executable, os.path.abspath(__file__), "--memory-of", variant, str(length),
+                 "--policy", args.policy],
                 capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
             entry[variant] = {"step_ms": round(1000 * timings[variant]["median"], 1),
                               "step_ms_range": [round(1000 * timings[variant]["min"], 1),
@@ -113,9 +118,11 @@ def main():
             / max(timings["window_banded"]["median"] - shared, 1e-9), 2)
         results[str(length)] = entry
         print(length, entry, flush=True)
-    write_record("speed_window", {
-        "command": "python benchmarks/speed_window.py",
-        "config": {"d_model": D, "heads": HEADS, "batch": BATCH, "window": list(WINDOW)},
+    suffix = "" if args.policy == "float32" else f" --policy {args.policy}"
+    write_record("speed_window" + suffix.replace(" --policy ", "_"), {
+        "command": "python benchmarks/speed_window.py" + suffix,
+        "config": {"d_model": D, "heads": HEADS, "batch": BATCH, "window": list(WINDOW),
+                   "policy": args.policy},
         "repeats": args.repeats, "results": results,
     })
 
