@@ -87,6 +87,9 @@ CASES = [
         lambda layer, inputs: layer(inputs["x"], inputs["x"], use_causal_mask=True),
     ),
     LayerCase("feed_forward", layers.FeedForward, {"intermediate_dim": 32}, _seq),
+    LayerCase("flat_einsum_dense", layers.FlatEinsumDense,
+              {"equation": "abc,cde->abde", "output_shape": (T, 2, 8), "bias_axes": "de"},
+              _seq),
     # rate 0: the one-device and two-replica steps draw different masks (test_dropout.py
     # checks the random path, under a strategy too).
     LayerCase("dropout", layers.Dropout, {"rate": 0.0, "seed": 1}, _seq, _add),

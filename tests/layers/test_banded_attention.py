@@ -47,6 +47,22 @@ def test_blocks_equal_the_masked_full_computation(window, extra):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("score, distribution", [("dot", "softmax"), ("general", "softmax"),
+                                                  ("additive", "softmax"),
+                                                  ("scaled_dot", "sparsemax")])
+def test_every_score_and_distribution_runs_blocks_as_the_full_path(score, distribution):
+    # dot scores read heads-first blocks as they are; the others go through
+    # AttentionScore.blocks' default, which lays them out as `call` takes them
+    layer = MultiHeadAttention(2, 4, window=(3, 2), score=score, distribution=distribution)
+    x, mask = _inputs(_blocked_length((3, 2), 6))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        banded = layer(x, x, query_mask=mask, value_mask=mask)
+        full, _ = layer(x, x, query_mask=mask, value_mask=mask, return_attention_scores=True)
+    np.testing.assert_allclose(banded, full, atol=1e-5)
+    np.testing.assert_allclose(tape.gradient(banded, x), tape.gradient(full, x), atol=1e-4)
+
+
 def test_query_and_value_masks_keep_their_own_meaning():
     layer = MultiHeadAttention(2, 4, window=(2, 1))
     x, mask = _inputs(_blocked_length((2, 1), 3))

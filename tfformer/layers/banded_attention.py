@@ -9,6 +9,7 @@ padding) is applied inside. The allowed keys, and so the softmax, are the
 same as in the masked full computation: results agree to float rounding.
 """
 
+import tensorflow as tf
 from keras import ops
 
 # Blocks hold at least MIN_BLOCK queries (smaller ones were slower), and below
@@ -18,26 +19,29 @@ BANDED_MIN_BLOCKS = 32
 MIN_BLOCK = 16
 
 
-def _blocks(x, block, count, before, after):
-    """(B, T, ...) -> (B, count + before + after, block, ...) with zero blocks padded."""
-    length = ops.shape(x)[1]
-    padding = [[0, 0], [before * block, (count + after) * block - length]]
-    padding += [[0, 0]] * (len(x.shape) - 2)
+def _blocks(x, axis, block, count, before, after):
+    """Cuts `axis` of x, e.g. (B, T) or (B, N, T, H) with axis 2, into count + before +
+    after blocks of `block` positions, (B, N, blocks, block, H), zero blocks padded."""
+    shape = [ops.shape(x)[i] if size is None else size for i, size in enumerate(x.shape)]
+    padding = [[0, 0]] * len(x.shape)
+    padding[axis] = [before * block, (count + after) * block - shape[axis]]
     x = ops.pad(x, padding)
-    return ops.reshape(x, (ops.shape(x)[0], count + before + after, block, *x.shape[2:]))
+    return ops.reshape(x, (*shape[:axis], count + before + after, block, *shape[axis + 1:]))
 
 
-def _with_neighbours(blocks, count):
-    """(B, count + 2, W, ...) -> (B, count, 3W, ...): each block with the ones around it."""
+def _with_neighbours(blocks, axis, count):
+    """(..., count + 2, W, ...) blocks at `axis` -> (..., count, 3W, ...): each block
+    with the ones around it."""
     # ops.slice, not [] indexing: its gradient is a pad, several times faster on CPU
     # than the strided-slice gradient.
-    rest = [-1] * (len(blocks.shape) - 2)
+    start, size = [0] * len(blocks.shape), [-1] * len(blocks.shape)
+    size[axis] = count
     return ops.concatenate(
-        [ops.slice(blocks, [0, shift] + [0] * len(rest), [-1, count] + rest)
-         for shift in range(3)], axis=2)
+        [ops.slice(blocks, start[:axis] + [shift] + start[axis + 1:], size)
+         for shift in range(3)], axis=axis + 1)
 
 
-def banded_self_attention(query, key, value, query_mask, value_mask, window, score, distribute,
+def banded_self_attention(query, key, value, query_mask, value_mask, window, score, weights_of,
                           dropout):
     """Windowed self-attention, block by block.
 
@@ -45,8 +49,9 @@ def banded_self_attention(query, key, value, query_mask, value_mask, window, sco
         query, key, value: (B, T, N, H) projected (and rotated) tensors.
         query_mask, value_mask: (B, T) bool, True for real positions, or None.
         window: (left, right) ints.
-        score: (q (B', W, N, H), k (B', 3W, N, H)) -> logits (B', N, W, 3W).
-        distribute: (float32 logits, mask (B', 1, W, 3W)) -> weights.
+        score: an `AttentionScore`; its `blocks` scores heads-first blocks,
+            (B, N, n, W, H) queries against (B, N, n, 3W, H) keys -> (B, N, n, W, 3W).
+        weights_of: (logits, mask (B, 1, n, W, 3W)) -> weights in the query's dtype.
         dropout: weights -> weights (attention dropout).
 
     Returns:
@@ -56,27 +61,30 @@ def banded_self_attention(query, key, value, query_mask, value_mask, window, sco
     block = max(left, right, MIN_BLOCK)
     batch, length = ops.shape(query)[0], ops.shape(query)[1]
     count = (length + block - 1) // block
-    heads, width = query.shape[2], query.shape[3]
 
-    queries = ops.reshape(_blocks(query, block, count, 0, 0), (-1, block, heads, width))
-    keys = ops.reshape(_with_neighbours(_blocks(key, block, count, 1, 1), count),
-                       (-1, 3 * block, heads, width))
-    values = _with_neighbours(_blocks(value, block, count, 1, 1), count)
-    values = ops.reshape(values, (-1, 3 * block, heads, value.shape[3]))
+    # Heads first before the blocks are cut, so that the keys and values, three times
+    # larger once joined with their neighbours, are never transposed.
+    def heads_first(x):
+        return ops.transpose(x, (0, 2, 1, 3))  # (B, N, T, H)
+
+    queries = _blocks(heads_first(query), 2, block, count, 0, 0)  # (B, N, n, W, H)
+    keys = _with_neighbours(_blocks(heads_first(key), 2, block, count, 1, 1), 2, count)
+    values = _with_neighbours(_blocks(heads_first(value), 2, block, count, 1, 1), 2, count)
 
     # Key j of a block's 3W sits at offset j - W - q from query q of that block.
     offsets = ops.arange(3 * block)[None, :] - block - ops.arange(block)[:, None]  # (W, 3W)
     band = ops.logical_and(offsets >= -left, offsets <= right)
+
     def real(mask):
         return ops.ones((batch, length), "bool") if mask is None else ops.cast(mask, "bool")
 
-    key_real = _with_neighbours(_blocks(real(value_mask), block, count, 1, 1), count)  # (B, n, 3W)
-    query_real = _blocks(real(query_mask), block, count, 0, 0)  # (B, n, W)
+    key_real = _with_neighbours(_blocks(real(value_mask), 1, block, count, 1, 1), 1, count)
+    query_real = _blocks(real(query_mask), 1, block, count, 0, 0)  # (B, n, W)
     mask = band[None, None] & key_real[:, :, None, :] & query_real[:, :, :, None]
-    mask = ops.reshape(mask, (-1, 1, block, 3 * block))  # (B * n, 1, W, 3W)
+    mask = mask[:, None]  # (B, 1, n, W, 3W)
 
-    logits = score(queries, keys)  # (B * n, N, W, 3W)
-    weights = ops.cast(distribute(ops.cast(logits, "float32"), mask), query.dtype)
-    context = ops.einsum("bnts,bsnh->btnh", dropout(weights), values)  # (B * n, W, N, H)
-    context = ops.reshape(context, (batch, count * block, heads, value.shape[3]))
-    return context[:, :length]
+    logits = score.blocks(queries, keys)  # (B, N, n, W, 3W)
+    weights = weights_of(logits, mask)
+    context = tf.linalg.matmul(dropout(weights), values)  # (B, N, n, W, H), as in blocks()
+    context = ops.reshape(context, (batch, value.shape[2], count * block, value.shape[3]))
+    return ops.transpose(context[:, :, :length], (0, 2, 1, 3))  # (B, T, N, H)

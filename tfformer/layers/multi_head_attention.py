@@ -253,14 +253,18 @@ class MultiHeadAttention(keras.layers.Layer):
         if attention_bias is not None:
             logits = logits + ops.cast(attention_bias, logits.dtype)
         mask4 = None if mask is None else ops.expand_dims(mask, 1)  # (B, 1, T, S)
-        weights = self._distribute(ops.cast(logits, "float32"), mask4)
-        weights = ops.cast(weights, self.compute_dtype)
+        weights = self._attention_weights(logits, mask4)
         dropped = self._dropout_layer(weights, training=training)
         context = ops.einsum("bnts,bnsh->btnh" if heads_first else "bnts,bsnh->btnh",
                              dropped, value)  # (B, T, N, H_v)
         return context, weights
 
     # ----------------------------------------------------------------------
+
+    def _attention_weights(self, logits, mask):
+        """Logits and a bool mask that broadcasts to them -> weights in the compute
+        dtype; the distribution runs in float32."""
+        return ops.cast(self._distribute(ops.cast(logits, "float32"), mask), self.compute_dtype)
 
     def _check_cache_dims(self):
         if self.value_dim not in (None, self.key_dim):
@@ -376,7 +380,8 @@ class MultiHeadAttention(keras.layers.Layer):
             return full()
         return banded_self_attention(
             query, key, value, query_mask, value_mask, self.window, self._score_layer,
-            self._distribute, lambda weights: self._dropout_layer(weights, training=training))
+            self._attention_weights,
+            lambda weights: self._dropout_layer(weights, training=training))
 
     def _attention_mask(
         self,
