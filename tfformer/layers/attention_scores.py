@@ -1,7 +1,8 @@
 """Attention score functions: the one hook `MultiHeadAttention` scores through.
 
 A score layer maps projected queries (B, T, N, H) and keys (B, S, N, H) to
-logits (B, N, T, S). `MultiHeadAttention(score=name)` looks the name up in
+logits (B, N, T, S); `heads_first` and `blocks` take the layouts of a KV cache
+and of windowed attention, and by default lay them out as `call` takes them. `MultiHeadAttention(score=name)` looks the name up in
 `SCORES`, so `get_config` stays JSON; a new score is a subclass of
 `AttentionScore` registered in that table with `register_score`.
 """

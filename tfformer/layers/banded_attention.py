@@ -20,8 +20,8 @@ MIN_BLOCK = 16
 
 
 def _blocks(x, axis, block, count, before, after):
-    """Cuts `axis` of x, e.g. (B, T) or (B, N, T, H) with axis 2, into count + before +
-    after blocks of `block` positions, (B, N, blocks, block, H), zero blocks padded."""
+    """Cuts the time `axis` of x into count + before + after blocks of `block` positions,
+    zero blocks padded: e.g. (B, N, T, H) with axis 2 -> (B, N, blocks, block, H)."""
     shape = [ops.shape(x)[i] if size is None else size for i, size in enumerate(x.shape)]
     padding = [[0, 0]] * len(x.shape)
     padding[axis] = [before * block, (count + after) * block - shape[axis]]
