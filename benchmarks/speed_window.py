@@ -118,9 +118,10 @@ def main():
             / max(timings["window_banded"]["median"] - shared, 1e-9), 2)
         results[str(length)] = entry
         print(length, entry, flush=True)
-    suffix = "" if args.policy == "float32" else f" --policy {args.policy}"
-    write_record("speed_window" + suffix.replace(" --policy ", "_"), {
-        "command": "python benchmarks/speed_window.py" + suffix,
+    float32 = args.policy == "float32"
+    write_record("speed_window" if float32 else f"speed_window_{args.policy}", {
+        "command": "python benchmarks/speed_window.py"
+                   + ("" if float32 else f" --policy {args.policy}"),
         "config": {"d_model": D, "heads": HEADS, "batch": BATCH, "window": list(WINDOW),
                    "policy": args.policy},
         "repeats": args.repeats, "results": results,
