@@ -45,11 +45,14 @@ class FlatEinsumDense(keras.layers.EinsumDense):
         (3, 5, 2, 4)
     """
 
+    def __init__(self, equation, output_shape, **kwargs):
+        super().__init__(equation, output_shape, **kwargs)
+        self._split = _flat_split(equation)
+
     def call(self, inputs, training=None):
-        split = _flat_split(self.equation)
-        if split is None:
+        if self._split is None:
             return super().call(inputs, training=training)
-        lead, contracted = split
+        lead, contracted = self._split
         kernel = self.kernel
         depth = 1
         for size in kernel.shape[:contracted]:
