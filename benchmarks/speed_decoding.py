@@ -7,7 +7,8 @@ The encoder-decoder of `speed_training.py` (d_model 256, 4 heads, FFN 1024,
 3+3 layers, vocabulary 8000, source length 64), untrained, generates
 exactly 64 tokens (no end token can stop it early):
 - `tfformer_greedy` / `tfformer_beam4`: `tfformer.decoding.greedy_search` and
-  `beam_search` over `Translator.decode_step` (stacked KV cache, cross-
+  `beam_search` over `Translator.decode_step` (a self-attention cache that
+  grows by one position a step, preallocated for the XLA variant; cross-
   attention keys and values computed once);
 - `keras_hub_greedy` / `keras_hub_beam4`: `keras_hub.samplers.GreedySampler`
   and `BeamSampler` over KerasHub's `TransformerDecoder` caches (cross
@@ -44,8 +45,8 @@ def tfformer_decoders():
                        shared_vocabulary=False)
     model.build()
 
-    def greedy(source):
-        state = model.initial_state(source, NEW_TOKENS)
+    def greedy(source, static_cache=False):
+        state = model.initial_state(source, NEW_TOKENS, static_cache=static_cache)
         start = tf.fill([tf.shape(source)[0]], START)
         return decoding.greedy_search(model.decode_step, start, state, NEW_TOKENS, NO_END)
 
@@ -75,7 +76,8 @@ def tfformer_decoders():
         return decoding.greedy_search(step, tf.fill([batch], START), state, NEW_TOKENS, NO_END)
 
     return {"tfformer_greedy": tf.function(greedy),
-            "tfformer_greedy_xla": tf.function(greedy, jit_compile=True),
+            "tfformer_greedy_xla": tf.function(lambda source: greedy(source, static_cache=True),
+                                               jit_compile=True),
             "tfformer_beam4": beam, "recompute_greedy": recompute}
 
 

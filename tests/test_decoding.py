@@ -123,6 +123,38 @@ def test_the_returned_state_is_the_one_that_produced_the_returned_sequence():
             np.testing.assert_array_equal(fed[row, :length - 1], ids[row, :length - 1])
 
 
+def test_state_may_grow_along_an_axis_that_starts_empty():
+    """In a traced loop, a state tensor that starts with an empty axis (a growing KV cache)
+    may gain a row every step; beam search reorders it with its beam like any other state."""
+    table = tf.constant(_random_table(8))
+    batch, max_length = 3, 6
+
+    def step(tokens, state, index):
+        fed = tf.concat([state["fed"], tokens[:, None]], axis=1)  # (B, index + 1)
+        return tf.gather(table, tokens) + state["bias"], {**state, "fed": fed}
+
+    state = {"bias": tf.constant(np.random.default_rng(9).normal(size=(batch, V)), tf.float32),
+             "fed": tf.zeros((batch, 0), tf.int32)}
+    start = tf.fill([batch], START)
+    searches = {
+        "greedy": tf.function(lambda: greedy_search_with_state(step, start, state, max_length,
+                                                               END)),
+        "beam": tf.function(lambda: beam_search_with_state(step, start, state, max_length, END,
+                                                           beam_size=4)[::2]),
+    }
+    for name, search in searches.items():
+        ids, final = search()
+        ids, fed = ids.numpy(), final["fed"].numpy()
+        assert 1 <= fed.shape[1] <= max_length, name
+        for row in range(batch):  # position t was fed ids[t], for every step the loop ran
+            length = int(np.sum(ids[row] != PAD))
+            np.testing.assert_array_equal(fed[row, :length - 1], ids[row, :length - 1])
+        # the same search without a traced loop agrees
+        eager_ids = (greedy_search(step, start, state, max_length, END) if name == "greedy"
+                     else beam_search(step, start, state, max_length, END, beam_size=4)[0])
+        np.testing.assert_array_equal(ids, eager_ids)
+
+
 def test_state_the_step_passes_through_is_not_reordered_and_changes_nothing():
     """Beam search skips reordering state the step returns untouched (it stays equal across
     an example's beams); a step that returns a fresh copy gets the same results."""

@@ -5,6 +5,8 @@ Both take a `step_fn(token_ids, state, index) -> (logits, state)`:
 batch-first tensors (the decoder's KV cache, the encoder memory, its mask),
 and `logits` (B', V) predict position `index + 1`. For beam search B' = B*K:
 the state is tiled to the beams once and reordered with them every step.
+A state tensor may grow along an axis that starts empty (static length 0),
+as a `tfformer.kv_cache.GrowingCache` does; every other shape is fixed.
 Everything is a pure tensor loop, so it traces into a SavedModel and XLA can
 compile the numeric core.
 
@@ -67,11 +69,22 @@ def greedy_search_with_state(step_fn, start_ids, state, max_length, end_id, pad_
     def keep_going(index, tokens, finished, state, sequences):
         return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(finished)))
 
-    *_, state, sequences = tf.while_loop(
-        keep_going, body,
-        (tf.constant(0), start_ids, tf.zeros([batch], tf.bool), state, sequences),
-    )
+    loop_vars = (tf.constant(0), start_ids, tf.zeros([batch], tf.bool), state, sequences)
+    *_, state, sequences = tf.while_loop(keep_going, body, loop_vars,
+                                         shape_invariants=_loop_shapes(loop_vars))
     return sequences, state
+
+
+def _loop_shapes(loop_vars):
+    """Shape invariants for `tf.while_loop`: empty axes may grow, others are fixed."""
+    def shape(value):
+        if not isinstance(value, tf.Tensor):
+            return None  # the loop takes the value's own spec
+        if value.shape.rank is None:
+            return value.shape
+        return tf.TensorShape([None if size == 0 else size for size in value.shape])
+
+    return tf.nest.map_structure(shape, loop_vars)
 
 
 def _forbid_padding(logits, pad_id):
@@ -177,8 +190,9 @@ def beam_search_with_state(step_fn, start_ids, state, max_length, end_id, beam_s
     def keep_going(index, tokens, scores, finished, sequences, state):
         return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(finished)))
 
+    loop_vars = (tf.constant(0), tokens, scores, finished, sequences, state)
     _, _, scores, _, sequences, state = tf.while_loop(
-        keep_going, body, (tf.constant(0), tokens, scores, finished, sequences, state))
+        keep_going, body, loop_vars, shape_invariants=_loop_shapes(loop_vars))
     sequences = tf.reshape(sequences, [batch, beam_size, max_length + 1])
     generated = tf.not_equal(sequences[:, :, 1:], pad_id)
     lengths = tf.reduce_sum(tf.cast(generated, tf.int32), axis=-1)  # (B, K)

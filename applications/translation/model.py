@@ -94,10 +94,14 @@ class Translator(keras.Model):
 
     # -- cached decoding: a state of batch-first tensors and a step function ----
 
-    def initial_state(self, source_ids, max_length, record_attention=False):
+    def initial_state(self, source_ids, max_length, record_attention=False, static_cache=False):
         """Decoding state for `tfformer.decoding`: cross caches, source mask, empty cache.
 
-        With `record_attention`, the state also holds "cross_attention"
+        The self-attention cache grows by one position a step
+        (`tfformer.kv_cache.GrowingCache`), the faster form in graph mode;
+        `static_cache=True` preallocates it for max_length + 1 positions
+        instead, which XLA (`jit_compile=True`) needs. With
+        `record_attention`, the state also holds "cross_attention"
         (B, L, N, max_length + 1, S) float32, where every step writes the
         cross-attention weights its query used (row `index` predicts token
         `index + 1`)."""
@@ -106,8 +110,8 @@ class Translator(keras.Model):
         state = {
             "cross_cache": self.decoder.precompute_cross_attention_cache(memory, stacked=False),
             "source_mask": source_mask,
-            "cache": self.decoder.initial_cache(batch, max_length + 1, dtype=memory.dtype,
-                                                stacked=False),
+            "cache": self.decoder.initial_cache(batch, max_length + 1 if static_cache else None,
+                                                dtype=memory.dtype, stacked=False),
         }
         if record_attention:
             state["cross_attention"] = tf.zeros(

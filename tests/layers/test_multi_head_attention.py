@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tfformer import masks
+from tfformer.kv_cache import GrowingCache
 from tfformer.layers import MultiHeadAttention, RelativePositionBias
 
 B, T, S, D = 3, 7, 5, 16
@@ -183,6 +184,22 @@ def test_cached_step_by_step_equals_one_full_pass(use_rotary, window):
     full = keras.ops.convert_to_numpy(layer(x, x, use_causal_mask=True))
     steps, _ = _decode_step_by_step(layer, x, np.zeros((B, 2, T, 2, 8), "float32"))
     np.testing.assert_allclose(steps, full, atol=1e-5)
+
+
+@pytest.mark.parametrize("use_rotary", [False, True])
+@pytest.mark.parametrize("window", [None, (3, 0)])
+def test_growing_cache_step_by_step_equals_one_full_pass(use_rotary, window):
+    layer = MultiHeadAttention(num_heads=2, key_dim=8, use_rotary=use_rotary, window=window)
+    x = _x(B, T, D)
+    full = keras.ops.convert_to_numpy(layer(x, x, use_causal_mask=True))
+    steps, cache = _decode_step_by_step(layer, x, GrowingCache.empty(B, 2, 8))
+    np.testing.assert_allclose(steps, full, atol=1e-5)
+    # It holds exactly the positions decoded, laid out as the preallocated pair's.
+    assert isinstance(cache, GrowingCache) and cache.keys.shape == (B, 2, T, 8)
+    empty = (np.zeros((B, 2, T, 8), "float32"), np.zeros((B, 2, T, 8), "float32"))
+    preallocated = _decode_step_by_step(layer, x, empty)[1]
+    np.testing.assert_allclose(cache.keys, preallocated[0], atol=1e-6)
+    np.testing.assert_allclose(cache.values, preallocated[1], atol=1e-6)
 
 
 def _decode_step_by_step(layer, x, cache):

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfformer.kv_cache import GrowingCache
 from tfformer.layers import TransformerDecoder, TransformerDecoderBlock
 
 B, T, S, D = 2, 6, 5, 16
@@ -33,7 +34,7 @@ def test_cross_attention_ignores_padded_memory():
     assert np.all(np.asarray(scores["cross"])[0, :, :, 3:] == 0)
 
 
-@pytest.mark.parametrize("stacked", [True, False])
+@pytest.mark.parametrize("stacked", [True, False, "growing"])
 @pytest.mark.parametrize("kwargs", [{}, {"norm_first": True, "use_rotary": True},
                                     {"window": (2, 0)}])
 def test_cached_decoding_equals_one_full_pass(kwargs, stacked):
@@ -42,7 +43,11 @@ def test_cached_decoding_equals_one_full_pass(kwargs, stacked):
     memory_mask = np.array([[1, 1, 1, 1, 0], [1] * 5], bool)
     full, full_scores = decoder(targets, memory, memory_mask=memory_mask,
                                 return_attention_scores=True)
-    cache = decoder.initial_cache(B, T, stacked=stacked)
+    if stacked == "growing":  # per-layer pairs that start empty
+        cache, stacked = decoder.initial_cache(B, None, stacked=False), False
+        assert all(isinstance(pair, GrowingCache) and pair.keys.shape[2] == 0 for pair in cache)
+    else:
+        cache = decoder.initial_cache(B, T, stacked=stacked)
     cross = decoder.precompute_cross_attention_cache(memory, stacked=stacked)
     steps, cross_rows = [], []
     for i in range(T):
@@ -125,6 +130,11 @@ def test_decoder_only_block_needs_no_memory_and_cross_blocks_do():
     assert tuple(gpt(_x(B, T, D)).shape) == (B, T, D)
     with pytest.raises(ValueError, match="pass `memory`"):
         TransformerDecoderBlock(D, 4, 32)(_x(B, T, D))
+
+
+def test_a_growing_cache_must_be_per_layer():
+    with pytest.raises(ValueError, match="stacked=False"):
+        TransformerDecoder(1, D, 4, 32).initial_cache(B, None)
 
 
 def test_cache_without_index_is_refused():

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from tfformer import masks as mask_lib
+from tfformer.kv_cache import GrowingCache
 from tfformer.layers.attention_distributions import get_distribution
 from tfformer.layers.attention_scores import get_score_class
 from tfformer.layers.banded_attention import (
@@ -83,8 +84,11 @@ class MultiHeadAttention(keras.layers.Layer):
             `key`/`value` (T steps) are written at that index and attention
             runs over the whole cache, causally masked so unwritten slots are
             never seen. Without it the cache is used as is (precomputed
-            cross-attention; see `precompute_cache`). It is returned in the
-            form it was given.
+            cross-attention; see `precompute_cache`). A
+            `tfformer.kv_cache.GrowingCache` pair holds only the positions
+            decoded so far, and the new ones are appended to it: each step
+            then reads and copies only that prefix (graph mode; XLA needs
+            the preallocated form). It is returned in the form it was given.
         cache_update_index: int or scalar int tensor.
 
     Returns:
@@ -441,8 +445,11 @@ class MultiHeadAttention(keras.layers.Layer):
                 ),
             )
         if cache is not None:
+            grows = isinstance(cache, GrowingCache) and cache_update_index is not None
             results += (keras.tree.map_structure(
-                lambda c: keras.KerasTensor(c.shape, dtype=c.dtype), cache),)
+                lambda c: keras.KerasTensor(
+                    (*c.shape[:2], None, *c.shape[3:]) if grows else c.shape, dtype=c.dtype),
+                cache),)
         return results[0] if len(results) == 1 else results
 
     def get_config(self):
@@ -482,6 +489,8 @@ def _write_cache(cache, stacked, new_key, new_value, index):
     if stacked:  # one write of both (two writes and a stack copied the cache three times)
         new_entries = ops.cast(ops.stack([new_key, new_value], axis=1), cache.dtype)
         return ops.slice_update(cache, [0, 0, index, 0, 0], new_entries)
+    if isinstance(cache, GrowingCache):
+        return cache.append(_heads_first(new_key), _heads_first(new_value))
     keys, values = cache
     start = [0, 0, index, 0]
     return (ops.slice_update(keys, start, ops.cast(_heads_first(new_key), keys.dtype)),

@@ -36,8 +36,9 @@ class TransformerDecoderBlock(keras.layers.Layer):
         self_attention_mask: (B, T, T_cache) bool, ANDed with causal.
         cross_attention_mask: (B, T, S) bool.
         self_attention_cache: (B, 2, T_max, N, H), or a (keys, values)
-            pair of (B, N, T_max, H) (see `MultiHeadAttention`): decode step
-            by step, writing at `cache_update_index`.
+            pair of (B, N, T_max, H), or a `GrowingCache` (see
+            `MultiHeadAttention`): decode step by step, writing at (or, for a
+            growing cache, appending after) `cache_update_index`.
         cross_attention_cache: (B, 2, S, N, H) or a (keys, values) pair, from
             `precompute_cross_attention_cache(memory)`; `memory` may then
             be None.

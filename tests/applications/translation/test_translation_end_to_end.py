@@ -77,6 +77,27 @@ def test_beam_size_one_equals_greedy_on_the_model(trained):
     np.testing.assert_array_equal(greedy, beam)
 
 
+def test_growing_and_preallocated_caches_decode_alike(trained):
+    """The default cache grows a position a step (graph mode); `static_cache=True` is the
+    preallocated one XLA compiles. Traced, both find the same sequences."""
+    server, model = trained["server"], trained["model"]
+    source_ids = server.source_ids(tf.constant(["twenty-one", "one big cat", "on May third"]))
+    start = tf.fill([3], data.BOS_ID)
+
+    def search(static_cache, beam_size):
+        state = model.initial_state(source_ids, 12, static_cache=static_cache)
+        if beam_size == 1:
+            return decoding.greedy_search(model.decode_step, start, state, 12, data.EOS_ID)
+        return decoding.beam_search(model.decode_step, start, state, 12, data.EOS_ID,
+                                    beam_size=beam_size)[0]
+
+    for beam_size in (1, 4):
+        growing = tf.function(lambda: search(False, beam_size))()
+        np.testing.assert_array_equal(growing, tf.function(lambda: search(True, beam_size))())
+    compiled = tf.function(lambda: search(True, 1), jit_compile=True)()
+    np.testing.assert_array_equal(compiled, tf.function(lambda: search(False, 1))())
+
+
 def test_export_answers_in_a_fresh_process_like_the_trained_server(trained):
     sentences = ["twenty-one", "one big cat", "on March third"]
     served = call_in_fresh_process(trained["export_path"], "text", sentences)
