@@ -9,7 +9,8 @@ exactly 64 tokens (no end token can stop it early):
 - `tfformer_greedy` / `tfformer_beam4`: `tfformer.decoding.greedy_search` and
   `beam_search` over `Translator.decode_step` (a self-attention cache that
   grows by one position a step, preallocated for the XLA variant; cross-
-  attention keys and values computed once);
+  attention keys and values computed once and, in beam search, read once
+  per example for all of its hypotheses);
 - `keras_hub_greedy` / `keras_hub_beam4`: `keras_hub.samplers.GreedySampler`
   and `BeamSampler` over KerasHub's `TransformerDecoder` caches (cross
   caches computed once too);
@@ -46,16 +47,17 @@ def tfformer_decoders():
     model.build()
 
     def greedy(source, static_cache=False):
-        state = model.initial_state(source, NEW_TOKENS, static_cache=static_cache)
+        state, shared = model.initial_state(source, NEW_TOKENS, static_cache=static_cache)
         start = tf.fill([tf.shape(source)[0]], START)
-        return decoding.greedy_search(model.decode_step, start, state, NEW_TOKENS, NO_END)
+        return decoding.greedy_search(model.decode_step, start, state, NEW_TOKENS, NO_END,
+                                      shared=shared)
 
     @tf.function
     def beam(source):
-        state = model.initial_state(source, NEW_TOKENS)
+        state, shared = model.initial_state(source, NEW_TOKENS)
         start = tf.fill([tf.shape(source)[0]], START)
         return decoding.beam_search(model.decode_step, start, state, NEW_TOKENS, NO_END,
-                                    beam_size=4)[0]
+                                    beam_size=4, shared=shared)[0]
 
     @tf.function
     def recompute(source):

@@ -155,6 +155,30 @@ def test_state_may_grow_along_an_axis_that_starts_empty():
         np.testing.assert_array_equal(ids, eager_ids)
 
 
+def test_shared_inputs_reach_the_step_untiled_and_decode_as_tiled_state_does():
+    table = _random_table(10)
+    batch, beam_size = 3, 4
+    bias = tf.constant(np.random.default_rng(11).normal(size=(batch, V)), tf.float32)
+    in_state = _table_step(table)
+    seen_rows = []
+
+    def reading_shared(tokens, state, index, shared):
+        seen_rows.append(shared["bias"].shape[0])
+        groups = tf.shape(tokens)[0] // tf.shape(shared["bias"])[0]  # hypotheses per example
+        return in_state(tokens, {"bias": tf.repeat(shared["bias"], groups, axis=0)}, index)[0], state
+
+    start = tf.fill([batch], START)
+    shared = {"bias": bias}
+    np.testing.assert_array_equal(
+        greedy_search(reading_shared, start, {}, 6, END, shared=shared),
+        greedy_search(in_state, start, {"bias": bias}, 6, END))
+    for got, expected in zip(
+            beam_search(reading_shared, start, {}, 6, END, beam_size=beam_size, shared=shared),
+            beam_search(in_state, start, {"bias": bias}, 6, END, beam_size=beam_size)):
+        np.testing.assert_array_equal(got, expected)
+    assert set(seen_rows) == {batch}  # never tiled to the beams
+
+
 def test_state_the_step_passes_through_is_not_reordered_and_changes_nothing():
     """Beam search skips reordering state the step returns untouched (it stays equal across
     an example's beams); a step that returns a fresh copy gets the same results."""

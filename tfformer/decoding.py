@@ -5,6 +5,13 @@ Both take a `step_fn(token_ids, state, index) -> (logits, state)`:
 batch-first tensors (the decoder's KV cache, the encoder memory, its mask),
 and `logits` (B', V) predict position `index + 1`. For beam search B' = B*K:
 the state is tiled to the beams once and reordered with them every step.
+What the steps read but never change, such as the encoder's cross-attention
+keys and values and its padding mask, can instead be passed as `shared`:
+the step is then called as `step_fn(token_ids, state, index, shared)`, and
+beam search passes `shared` untiled, (B, ...) against a state of (B*K, ...)
+whose hypotheses b*K ... b*K + K - 1 belong to example b, so a step can
+read each example's memory once for all of its hypotheses (a
+`MultiHeadAttention` cross cache does this for rows in consecutive groups).
 A state tensor may grow along an axis that starts empty (static length 0),
 as a `tfformer.kv_cache.GrowingCache` does; every other shape is fixed.
 Everything is a pure tensor loop, so it traces into a SavedModel and XLA can
@@ -29,14 +36,15 @@ def _max_lengths(batch_size, max_length, max_lengths):
     return tf.minimum(tf.cast(max_lengths, tf.int32), limit)
 
 
-def greedy_search(step_fn, start_ids, state, max_length, end_id, pad_id=0, max_lengths=None):
+def greedy_search(step_fn, start_ids, state, max_length, end_id, pad_id=0, max_lengths=None,
+                  shared=None):
     """Greedy decoding: ids (B, max_length + 1) int32 (see `greedy_search_with_state`)."""
     return greedy_search_with_state(step_fn, start_ids, state, max_length, end_id, pad_id,
-                                    max_lengths)[0]
+                                    max_lengths, shared)[0]
 
 
 def greedy_search_with_state(step_fn, start_ids, state, max_length, end_id, pad_id=0,
-                             max_lengths=None):
+                             max_lengths=None, shared=None):
     """Greedy decoding.
 
     Args:
@@ -48,6 +56,8 @@ def greedy_search_with_state(step_fn, start_ids, state, max_length, end_id, pad_
         pad_id: int, written after the end.
         max_lengths: optional (B,) per-example limits (e.g. from source
             lengths); the end token is forced when one is reached.
+        shared: optional nest of (B, ...) tensors the steps read but never
+            change; see the module docstring.
 
     Returns:
         ids (B, max_length + 1) int32, and the final state.
@@ -55,6 +65,7 @@ def greedy_search_with_state(step_fn, start_ids, state, max_length, end_id, pad_
     batch = tf.shape(start_ids)[0]
     limits = _max_lengths(batch, max_length, max_lengths)
     sequences = _start_sequences(start_ids, max_length, pad_id)
+    step_fn = _with_shared(step_fn, shared)
 
     def body(index, tokens, finished, state, sequences):
         logits, state = step_fn(tokens, state, index)
@@ -73,6 +84,13 @@ def greedy_search_with_state(step_fn, start_ids, state, max_length, end_id, pad_
     *_, state, sequences = tf.while_loop(keep_going, body, loop_vars,
                                          shape_invariants=_loop_shapes(loop_vars))
     return sequences, state
+
+
+def _with_shared(step_fn, shared):
+    """step_fn(tokens, state, index), reading `shared` too when there is one."""
+    if shared is None:
+        return step_fn
+    return lambda tokens, state, index: step_fn(tokens, state, index, shared)
 
 
 def _loop_shapes(loop_vars):
@@ -124,15 +142,15 @@ def length_penalty(lengths, alpha):
 
 
 def beam_search(step_fn, start_ids, state, max_length, end_id, beam_size=4, alpha=0.6,
-                pad_id=0, max_lengths=None):
+                pad_id=0, max_lengths=None, shared=None):
     """Beam search: ids (B, max_length + 1) int32 and scores (B,) (see
     `beam_search_with_state`)."""
     return beam_search_with_state(step_fn, start_ids, state, max_length, end_id, beam_size,
-                                  alpha, pad_id, max_lengths)[:2]
+                                  alpha, pad_id, max_lengths, shared)[:2]
 
 
 def beam_search_with_state(step_fn, start_ids, state, max_length, end_id, beam_size=4,
-                           alpha=0.6, pad_id=0, max_lengths=None):
+                           alpha=0.6, pad_id=0, max_lengths=None, shared=None):
     """Beam search with finished hypotheses kept in their beams.
 
     Each step extends every unfinished beam by every token and keeps the K
@@ -144,6 +162,7 @@ def beam_search_with_state(step_fn, start_ids, state, max_length, end_id, beam_s
     Args: as `greedy_search`, plus
         beam_size: int, K.
         alpha: float, length-penalty exponent.
+        shared: as in `greedy_search`; passed to the step untiled, (B, ...).
 
     Returns:
         ids (B, max_length + 1) int32; scores (B,) float32, the
@@ -158,6 +177,7 @@ def beam_search_with_state(step_fn, start_ids, state, max_length, end_id, beam_s
     scores = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], _NEG_INF)], 0)[None], [batch, 1])
     sequences = _start_sequences(tokens, max_length, pad_id)  # (B*K, max_length + 1)
     finished = tf.zeros([batch * beam_size], tf.bool)
+    step_fn = _with_shared(step_fn, shared)
 
     def body(index, tokens, scores, finished, sequences, state):
         logits, new_state = step_fn(tokens, state, index)

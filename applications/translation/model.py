@@ -95,40 +95,44 @@ class Translator(keras.Model):
     # -- cached decoding: a state of batch-first tensors and a step function ----
 
     def initial_state(self, source_ids, max_length, record_attention=False, static_cache=False):
-        """Decoding state for `tfformer.decoding`: cross caches, source mask, empty cache.
+        """Decoding inputs for `tfformer.decoding`: `(state, shared)`.
 
-        The self-attention cache grows by one position a step
-        (`tfformer.kv_cache.GrowingCache`), the faster form in graph mode;
-        `static_cache=True` preallocates it for max_length + 1 positions
-        instead, which XLA (`jit_compile=True`) needs. With
-        `record_attention`, the state also holds "cross_attention"
-        (B, L, N, max_length + 1, S) float32, where every step writes the
-        cross-attention weights its query used (row `index` predicts token
-        `index + 1`)."""
+        `shared` is what every step reads unchanged: the encoded source's
+        cross-attention keys and values and its padding mask. Beam search
+        passes it untiled, so each example's memory is read once for all of
+        its hypotheses. `state` holds the self-attention cache, which grows
+        by one position a step (`tfformer.kv_cache.GrowingCache`), the
+        faster form in graph mode; `static_cache=True` preallocates it for
+        max_length + 1 positions instead, which XLA (`jit_compile=True`)
+        needs. With `record_attention`, the state also holds
+        "cross_attention" (B, L, N, max_length + 1, S) float32, where every
+        step writes the cross-attention weights its query used (row `index`
+        predicts token `index + 1`)."""
         memory, source_mask = self.encode(source_ids)
         batch = tf.shape(source_ids)[0]
-        state = {
+        shared = {
             "cross_cache": self.decoder.precompute_cross_attention_cache(memory, stacked=False),
             "source_mask": source_mask,
-            "cache": self.decoder.initial_cache(batch, max_length + 1 if static_cache else None,
-                                                dtype=memory.dtype, stacked=False),
         }
+        state = {"cache": self.decoder.initial_cache(
+            batch, max_length + 1 if static_cache else None, dtype=memory.dtype, stacked=False)}
         if record_attention:
             state["cross_attention"] = tf.zeros(
                 [batch, self.num_layers, self.num_heads, max_length + 1, tf.shape(source_ids)[1]])
-        return state
+        return state, shared
 
-    def decode_step(self, token_ids, state, index):
-        """token_ids (B,) at position `index` -> logits (B, V) for the next one."""
-        x = self.target_embedding(token_ids[:, None], start_index=index)  # (B, 1, D)
+    def decode_step(self, token_ids, state, index, shared):
+        """token_ids (B',) at position `index` -> logits (B', V) for the next one; B' is a
+        multiple of the batch of `shared` (beam search's hypotheses)."""
+        x = self.target_embedding(token_ids[:, None], start_index=index)  # (B', 1, D)
         x, scores, cache = self.decoder(
-            x, None, memory_mask=state["source_mask"], cache=state["cache"],
-            cross_attention_cache=state["cross_cache"], cache_update_index=index,
+            x, None, memory_mask=shared["source_mask"], cache=state["cache"],
+            cross_attention_cache=shared["cross_cache"], cache_update_index=index,
             return_attention_scores=True)
         state = {**state, "cache": cache}
         if "cross_attention" in state:
             weights = tf.stack([tf.cast(s["cross"][:, :, 0], tf.float32) for s in scores],
-                               axis=1)  # (B, L, N, S)
+                               axis=1)  # (B', L, N, S)
             row = tf.one_hot(index, tf.shape(state["cross_attention"])[3])  # (T,)
             state["cross_attention"] += weights[:, :, :, None, :] * row[:, None]
         return self.logits(x)[:, 0], state

@@ -52,17 +52,18 @@ class TranslationServer(tf.Module):
         limits = tf.cast(
             tf.cast(source_lengths, tf.float32) * self.max_decode_ratio, tf.int32
         ) + self.max_decode_extra
-        state = self.model.initial_state(source_ids, self.max_target_length, record_attention)
+        state, shared = self.model.initial_state(source_ids, self.max_target_length,
+                                                 record_attention)
         start = tf.fill([tf.shape(source_ids)[0]], data.BOS_ID)
         if beam_size == 1:
             ids, state = decoding.greedy_search_with_state(
                 self.model.decode_step, start, state, self.max_target_length, data.EOS_ID,
-                pad_id=data.PAD_ID, max_lengths=limits)
+                pad_id=data.PAD_ID, max_lengths=limits, shared=shared)
             return ids, tf.zeros([tf.shape(ids)[0]]), state
         return decoding.beam_search_with_state(
             self.model.decode_step, start, state, self.max_target_length, data.EOS_ID,
             beam_size=beam_size, alpha=self.length_penalty, pad_id=data.PAD_ID,
-            max_lengths=limits)
+            max_lengths=limits, shared=shared)
 
     def _detokenize(self, ids):
         ids = ids[:, 1:]  # drop BOS

@@ -258,6 +258,27 @@ def test_static_cross_attention_cache_equals_direct_attention():
     np.testing.assert_allclose(cached, direct, atol=1e-6)
 
 
+@pytest.mark.parametrize("stacked", [True, False])
+def test_a_cross_cache_row_serves_consecutive_query_rows(stacked):
+    """Beam search's hypotheses (G per example) read their example's memory once: a cache
+    of B rows with B * G query rows equals the cache repeated G times."""
+    groups = 3
+    layer = MultiHeadAttention(num_heads=2, key_dim=8)
+    query, memory = _x(B * groups, T, D), _x(B, S, D, seed=1)
+    memory_mask = np.arange(S)[None] < np.array([[3], [S], [4]])
+    query_mask = np.random.default_rng(2).random((B * groups, T)) > 0.3
+    layer(query, np.repeat(memory, groups, 0))  # builds it
+    cache = layer.precompute_cache(memory, stacked=stacked)
+    shared, shared_scores, _ = layer(query, memory, cache=cache, value_mask=memory_mask,
+                                     query_mask=query_mask, return_attention_scores=True)
+    tiled, tiled_scores = layer(query, np.repeat(memory, groups, 0),
+                                value_mask=np.repeat(memory_mask, groups, 0),
+                                query_mask=query_mask, return_attention_scores=True)
+    np.testing.assert_allclose(shared, tiled, atol=1e-5)
+    np.testing.assert_allclose(shared_scores, tiled_scores, atol=1e-6)
+    assert shared.shape == (B * groups, T, D) and shared_scores.shape == (B * groups, 2, T, S)
+
+
 def test_head_disagreement_adds_the_mean_head_similarity():
     x = _x(B, T, D)
     layer = MultiHeadAttention(num_heads=2, key_dim=8, head_disagreement=0.5)

@@ -84,7 +84,11 @@ class MultiHeadAttention(keras.layers.Layer):
             `key`/`value` (T steps) are written at that index and attention
             runs over the whole cache, causally masked so unwritten slots are
             never seen. Without it the cache is used as is (precomputed
-            cross-attention; see `precompute_cache`). A
+            cross-attention; see `precompute_cache`), and unless
+            `attention_bias` is given it may have fewer rows than the query:
+            with B = G x B_cache, each cache row serves G consecutive query
+            rows (beam search's hypotheses of one example), read once for
+            all of them. A
             `tfformer.kv_cache.GrowingCache` pair holds only the positions
             decoded so far, and the new ones are appended to it: each step
             then reads and copies only that prefix (graph mode; XLA needs
@@ -333,20 +337,30 @@ class MultiHeadAttention(keras.layers.Layer):
         key_length = ops.shape(projected_key)[2 if heads_first else 1]
         if self._rotary is not None:
             projected_query = self._rotary(projected_query, start_index=query_offset)
+        query_rows = None
+        if cache is not None and cache_update_index is None and attention_bias is None:
+            query_rows = ops.shape(projected_query)[:2]
+            projected_query, grouped_query_mask, attention_mask = _group_query_rows(
+                ops.shape(projected_key)[0], projected_query, query_mask, attention_mask)
+        else:
+            grouped_query_mask = query_mask
 
         def full():
             mask = self._attention_mask(
                 projected_query,
                 key_length,
-                query_mask=query_mask,
+                query_mask=grouped_query_mask,
                 value_mask=value_mask,
                 key_mask=None if key_is_value else key_mask,
                 attention_mask=attention_mask,
                 use_causal_mask=use_causal_mask,
                 query_offset=query_offset,
             )
-            return self.attend(projected_query, projected_key, projected_value, mask,
-                               attention_bias, training, heads_first)
+            context, weights = self.attend(projected_query, projected_key, projected_value,
+                                           mask, attention_bias, training, heads_first)
+            if query_rows is not None:
+                context, weights = _ungroup_query_rows(query_rows, context, weights)
+            return context, weights
 
         if self._can_band(query is value and key_is_value, cache, attention_mask,
                           attention_bias, use_causal_mask, return_attention_scores):
@@ -495,6 +509,29 @@ def _write_cache(cache, stacked, new_key, new_value, index):
     start = [0, 0, index, 0]
     return (ops.slice_update(keys, start, ops.cast(_heads_first(new_key), keys.dtype)),
             ops.slice_update(values, start, ops.cast(_heads_first(new_value), values.dtype)))
+
+
+def _group_query_rows(cache_rows, query, query_mask, attention_mask):
+    """Queries (B, T, N, H) over a cache of B_c rows, B = G * B_c: each cache row
+    serves G consecutive query rows (e.g. beam search's hypotheses of one example),
+    which become its G * T query positions, so the cache is read once per row."""
+    query = ops.reshape(query, (cache_rows, -1, *query.shape[2:]))
+    if query_mask is not None:
+        query_mask = ops.reshape(query_mask, (cache_rows, -1))
+    if attention_mask is not None:
+        attention_mask = ops.reshape(attention_mask, (cache_rows, -1, ops.shape(attention_mask)[-1]))
+    return query, query_mask, attention_mask
+
+
+def _ungroup_query_rows(rows, context, weights):
+    """Undoes `_group_query_rows` on the context (B_c, G*T, N, H) -> (B, T, N, H) and the
+    weights (B_c, N, G*T, S) -> (B, N, T, S)."""
+    batch, length = rows
+    context = ops.reshape(context, (batch, length, *context.shape[2:]))
+    heads, keys = weights.shape[1], ops.shape(weights)[-1]
+    weights = ops.reshape(weights, (ops.shape(weights)[0], heads, -1, length, keys))
+    weights = ops.reshape(ops.transpose(weights, (0, 2, 1, 3, 4)), (batch, heads, length, keys))
+    return context, weights
 
 
 def _heads_first(tensor):

@@ -43,18 +43,18 @@ def test_cached_decoding_equals_recomputing_the_prefix(trained):
     length = 10
     tokens = np.random.default_rng(0).integers(4, 120, size=(3, length)).astype("int32")
     tokens[:, 0] = data.BOS_ID
-    state = model.initial_state(source_ids, length)
+    state, shared = model.initial_state(source_ids, length)
     cached = []
     for index in range(length):
-        logits, state = model.decode_step(tf.constant(tokens[:, index]), state, index)
+        logits, state = model.decode_step(tf.constant(tokens[:, index]), state, index, shared)
         cached.append(np.asarray(logits))
     full = np.asarray(model({"source_ids": source_ids, "target_ids": tokens}))
     error = np.max(np.abs(np.stack(cached, axis=1) - full))
     assert error <= 1e-4, error
     # And greedy decoding over the cache picks, at every step, the full pass's argmax.
-    decoded = decoding.greedy_search(model.decode_step, tf.fill([3], data.BOS_ID),
-                                     model.initial_state(source_ids, length), length,
-                                     data.EOS_ID).numpy()
+    state, shared = model.initial_state(source_ids, length)
+    decoded = decoding.greedy_search(model.decode_step, tf.fill([3], data.BOS_ID), state, length,
+                                     data.EOS_ID, shared=shared).numpy()
     full = np.array(model({"source_ids": source_ids, "target_ids": decoded[:, :-1]}))
     full[..., data.PAD_ID] = -np.inf  # decoding never emits padding
     for row, sequence in enumerate(decoded):
@@ -70,10 +70,11 @@ def test_beam_size_one_equals_greedy_on_the_model(trained):
     server, model = trained["server"], trained["model"]
     source_ids = server.source_ids(tf.constant(["seven hundred two", "one red apple"]))
     start = tf.fill([2], data.BOS_ID)
-    greedy = decoding.greedy_search(model.decode_step, start, model.initial_state(source_ids, 10),
-                                    10, data.EOS_ID)
-    beam, _ = decoding.beam_search(model.decode_step, start, model.initial_state(source_ids, 10),
-                                   10, data.EOS_ID, beam_size=1)
+    state, shared = model.initial_state(source_ids, 10)
+    greedy = decoding.greedy_search(model.decode_step, start, state, 10, data.EOS_ID,
+                                    shared=shared)
+    beam, _ = decoding.beam_search(model.decode_step, start, state, 10, data.EOS_ID,
+                                   beam_size=1, shared=shared)
     np.testing.assert_array_equal(greedy, beam)
 
 
@@ -85,11 +86,12 @@ def test_growing_and_preallocated_caches_decode_alike(trained):
     start = tf.fill([3], data.BOS_ID)
 
     def search(static_cache, beam_size):
-        state = model.initial_state(source_ids, 12, static_cache=static_cache)
+        state, shared = model.initial_state(source_ids, 12, static_cache=static_cache)
         if beam_size == 1:
-            return decoding.greedy_search(model.decode_step, start, state, 12, data.EOS_ID)
+            return decoding.greedy_search(model.decode_step, start, state, 12, data.EOS_ID,
+                                          shared=shared)
         return decoding.beam_search(model.decode_step, start, state, 12, data.EOS_ID,
-                                    beam_size=beam_size)[0]
+                                    beam_size=beam_size, shared=shared)[0]
 
     for beam_size in (1, 4):
         growing = tf.function(lambda: search(False, beam_size))()
