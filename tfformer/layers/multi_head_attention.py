@@ -325,6 +325,9 @@ class MultiHeadAttention(keras.layers.Layer):
                 query_offset = cache_update_index
                 new_key, new_value = self.project_key_value(value, key, start_index=cache_update_index)
                 cache = _write_cache(cache, stacked, new_key, new_value, cache_update_index)
+                if isinstance(cache, GrowingCache) and query.shape[1] == 1:
+                    # It holds exactly the positions up to this one query's: all visible.
+                    use_causal_mask = False
                 # The cache is indexed by position: padding masks of the new
                 # steps do not apply to it; use attention_mask instead.
                 value_mask = key_mask = None
