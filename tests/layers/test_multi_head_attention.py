@@ -176,30 +176,23 @@ def test_constant_attention_bias_changes_nothing_but_relative_bias_does():
     assert not np.allclose(layer(x, x, attention_bias=relative(x)), plain)
 
 
+@pytest.mark.parametrize("growing", [False, True])
 @pytest.mark.parametrize("use_rotary", [False, True])
 @pytest.mark.parametrize("window", [None, (3, 0)])
-def test_cached_step_by_step_equals_one_full_pass(use_rotary, window):
+def test_cached_step_by_step_equals_one_full_pass(use_rotary, window, growing):
     layer = MultiHeadAttention(num_heads=2, key_dim=8, use_rotary=use_rotary, window=window)
     x = _x(B, T, D)
     full = keras.ops.convert_to_numpy(layer(x, x, use_causal_mask=True))
-    steps, _ = _decode_step_by_step(layer, x, np.zeros((B, 2, T, 2, 8), "float32"))
+    empty = GrowingCache.empty(B, 2, 8) if growing else np.zeros((B, 2, T, 2, 8), "float32")
+    steps, cache = _decode_step_by_step(layer, x, empty)
     np.testing.assert_allclose(steps, full, atol=1e-5)
-
-
-@pytest.mark.parametrize("use_rotary", [False, True])
-@pytest.mark.parametrize("window", [None, (3, 0)])
-def test_growing_cache_step_by_step_equals_one_full_pass(use_rotary, window):
-    layer = MultiHeadAttention(num_heads=2, key_dim=8, use_rotary=use_rotary, window=window)
-    x = _x(B, T, D)
-    full = keras.ops.convert_to_numpy(layer(x, x, use_causal_mask=True))
-    steps, cache = _decode_step_by_step(layer, x, GrowingCache.empty(B, 2, 8))
-    np.testing.assert_allclose(steps, full, atol=1e-5)
-    # It holds exactly the positions decoded, laid out as the preallocated pair's.
-    assert isinstance(cache, GrowingCache) and cache.keys.shape == (B, 2, T, 8)
-    empty = (np.zeros((B, 2, T, 8), "float32"), np.zeros((B, 2, T, 8), "float32"))
-    preallocated = _decode_step_by_step(layer, x, empty)[1]
-    np.testing.assert_allclose(cache.keys, preallocated[0], atol=1e-6)
-    np.testing.assert_allclose(cache.values, preallocated[1], atol=1e-6)
+    if growing:  # it holds exactly the positions decoded, as the preallocated cache does
+        assert isinstance(cache, GrowingCache) and cache.keys.shape == (B, 2, T, 8)
+        preallocated = _decode_step_by_step(layer, x, np.zeros((B, 2, T, 2, 8), "float32"))[1]
+        np.testing.assert_allclose(cache.keys, np.transpose(preallocated[:, 0], (0, 2, 1, 3)),
+                                   atol=1e-6)
+        np.testing.assert_allclose(cache.values, np.transpose(preallocated[:, 1], (0, 2, 1, 3)),
+                                   atol=1e-6)
 
 
 def _decode_step_by_step(layer, x, cache):
