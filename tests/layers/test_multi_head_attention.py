@@ -270,6 +270,14 @@ def test_a_cross_cache_row_serves_consecutive_query_rows(stacked):
     np.testing.assert_allclose(shared, tiled, atol=1e-5)
     np.testing.assert_allclose(shared_scores, tiled_scores, atol=1e-6)
     assert shared.shape == (B * groups, T, D) and shared_scores.shape == (B * groups, 2, T, S)
+    # An attention mask per query row, or one for all rows, applies to each row as given.
+    for attention_mask in (np.random.default_rng(3).random((B * groups, T, S)) > 0.2,
+                           masks.causal_mask(T, S)):
+        shared = layer(query, memory, cache=cache, value_mask=memory_mask,
+                       attention_mask=attention_mask)[0]
+        tiled = layer(query, np.repeat(memory, groups, 0), attention_mask=attention_mask,
+                      value_mask=np.repeat(memory_mask, groups, 0))
+        np.testing.assert_allclose(shared, tiled, atol=1e-5)
 
 
 def test_head_disagreement_adds_the_mean_head_similarity():

@@ -518,11 +518,14 @@ def _group_query_rows(cache_rows, query, query_mask, attention_mask):
     """Queries (B, T, N, H) over a cache of B_c rows, B = G * B_c: each cache row
     serves G consecutive query rows (e.g. beam search's hypotheses of one example),
     which become its G * T query positions, so the cache is read once per row."""
+    batch, length = ops.shape(query)[:2]
     query = ops.reshape(query, (cache_rows, -1, *query.shape[2:]))
     if query_mask is not None:
         query_mask = ops.reshape(query_mask, (cache_rows, -1))
-    if attention_mask is not None:
-        attention_mask = ops.reshape(attention_mask, (cache_rows, -1, ops.shape(attention_mask)[-1]))
+    if attention_mask is not None:  # (B or 1, T, S)
+        keys = ops.shape(attention_mask)[-1]
+        attention_mask = ops.reshape(ops.broadcast_to(attention_mask, (batch, length, keys)),
+                                     (cache_rows, -1, keys))
     return query, query_mask, attention_mask
 
 
