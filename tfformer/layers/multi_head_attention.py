@@ -80,19 +80,20 @@ class MultiHeadAttention(keras.layers.Layer):
         cache: (B, 2, S_max, N, H) projected keys and values, or the pair
             `(keys, values)` of (B, N, S_max, H) tensors, which decodes
             faster: a stacked cache's keys and values are copied out of the
-            stack and transposed for the matmuls every step. With `cache_update_index`, the projections of
-            `key`/`value` (T steps) are written at that index and attention
-            runs over the whole cache, causally masked so unwritten slots are
-            never seen. Without it the cache is used as is (precomputed
-            cross-attention; see `precompute_cache`), and unless
-            `attention_bias` is given it may have fewer rows than the query:
-            with B = G x B_cache, each cache row serves G consecutive query
-            rows (beam search's hypotheses of one example), read once for
-            all of them. A
-            `tfformer.kv_cache.GrowingCache` pair holds only the positions
-            decoded so far, and the new ones are appended to it: each step
-            then reads and copies only that prefix (graph mode; XLA needs
-            the preallocated form). It is returned in the form it was given.
+            stack and transposed for the matmuls every step. With
+            `cache_update_index`, the projections of `key`/`value` (T steps)
+            are written at that index and attention runs over the whole
+            cache, causally masked so unwritten slots are never seen; a
+            `tfformer.kv_cache.GrowingCache` pair instead holds only the
+            positions decoded so far and the new ones are appended, so each
+            step reads and copies only that prefix (graph mode; XLA needs the
+            preallocated form). Without `cache_update_index` the cache is
+            used as is (precomputed cross-attention; see `precompute_cache`),
+            and unless `attention_bias` is given it may have fewer rows than
+            the query: with B = G x B_cache, each cache row serves G
+            consecutive query rows (beam search's hypotheses of one example),
+            read once for all of them. The cache is returned in the form it
+            was given.
         cache_update_index: int or scalar int tensor.
 
     Returns:
