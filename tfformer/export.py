@@ -2,14 +2,20 @@
 
 `base_dir/<version>/` with integer versions. The model is written to a hidden
 temporary sibling first and renamed into place, so a server polling
-`base_dir` never sees a half-written version.
+`base_dir` never sees a half-written version. An export holds the signatures,
+the variables and resources they read, and optionally TF Serving's warm-up
+requests (`assets.extra/tf_serving_warmup_requests`); nothing else (no
+optimizer state).
 """
 
 import os
 import shutil
 import uuid
 
+import numpy as np
 import tensorflow as tf
+
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 def versions(base_dir):
@@ -29,19 +35,88 @@ def latest_version_dir(path):
     return os.path.join(path, str(found[-1]))
 
 
-def export_saved_model(module, base_dir, signatures, options=None, max_attempts=10):
-    """Saves `module` to `base_dir/<next version>/` atomically; returns the path.
+def serving_root(module, signatures):
+    """A new trackable holding just what `signatures` read: the variables their traced graphs
+    capture, and `module`'s resources (lookup tables, tokenizer models) and assets.
+
+    Why not save `module` itself: written with `tf.saved_model.save`, a `tf.Module` that wraps
+    Keras 3 layers gets two copies of every variable in the MetaGraph. The checkpoint restores
+    the copy behind Keras' variable wrapper while the signatures read the other, so TF
+    Serving's loader (restore op, init op, `Session.run`) fails with "Could not find variable"
+    (tensorflow/serving#2250, keras-team/keras#19274); only `tf.saved_model.load` hides it.
+    Keras' `ExportArchive` avoids this by saving a bare root that holds the `tf.Variable`s its
+    traced endpoints capture. We do the same here rather than through `ExportArchive`, which
+    would re-wrap our traced `tf.function`s and drop plain `tf.saved_model.Asset`s. It also
+    leaves out whatever serving never reads, such as the optimizer's slots.
+    """
+    functions = [signature if isinstance(signature, tf.types.experimental.ConcreteFunction)
+                 else signature.get_concrete_function() for signature in signatures.values()]
+    captured, seen = [], set()
+    for function in functions:
+        for variable in function.variables:
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                captured.append(variable)
+    kept = (tf.saved_model.experimental.TrackableResource, tf.saved_model.Asset)
+    root = tf.Module(name="serving")
+    root.captured_variables = captured
+    root.resources = [item for item in tf.train.TrackableView(module).descendants()
+                      if isinstance(item, kept)]
+    return root, dict(zip(signatures, functions))
+
+
+def write_warmup_requests(export_path, requests):
+    """Writes TF Serving's warm-up file: one `PredictionLog` record per request.
+
+    `requests` is a list of `(signature_name, {input_name: array-like})`. TF Serving replays
+    them when it loads the version, before it answers clients, so the first real request does
+    not pay for graph optimisation. Needs `tensorflow-serving-api` (the `apps` extra).
+    """
+    try:
+        from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+    except ImportError as error:
+        raise ImportError("writing warm-up requests needs tensorflow-serving-api: "
+                          "pip install 'tfformer[apps]'") from error
+    path = os.path.join(export_path, WARMUP_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for signature_name, inputs in requests:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.signature_name = signature_name
+            for name, value in inputs.items():
+                value = np.asarray(value, dtype=object if _is_text(value) else None)
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return path
+
+
+def _is_text(value):
+    flat = np.asarray(value, dtype=object).ravel()
+    return flat.size > 0 and isinstance(flat[0], (bytes, str))
+
+
+def export_saved_model(module, base_dir, signatures, options=None, warmup_requests=None,
+                       max_attempts=10):
+    """Saves `module`'s signatures to `base_dir/<next version>/` atomically; returns the path.
 
     Args:
-        module: a `tf.Module` (or Keras model) to save.
+        module: the `tf.Module` (or Keras model) the signatures belong to; its variables,
+            lookup tables and assets that the signatures use are saved (see `serving_root`).
         base_dir: the model's directory, e.g. `saved_models/translation`.
         signatures: dict of signature name -> concrete or traced tf.function.
         options: optional `tf.saved_model.SaveOptions`.
+        warmup_requests: optional `[(signature_name, {input_name: array})]` written as TF
+            Serving's warm-up file (see `write_warmup_requests`).
     """
     os.makedirs(base_dir, exist_ok=True)
     temporary = os.path.join(base_dir, f".tmp-{uuid.uuid4().hex}")
     try:
-        tf.saved_model.save(module, temporary, signatures=signatures, options=options)
+        root, concrete = serving_root(module, signatures)
+        tf.saved_model.save(root, temporary, signatures=concrete, options=options)
+        if warmup_requests:
+            write_warmup_requests(temporary, warmup_requests)
         for _ in range(max_attempts):
             existing = versions(base_dir)
             target = os.path.join(base_dir, str(existing[-1] + 1 if existing else 1))

@@ -11,6 +11,7 @@ with TensorFlow's "Unknown image file format" error, which TF Serving
 returns to the client.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from applications.image_classification.data import decode_image, resize_pixels
@@ -70,7 +71,24 @@ class ImageClassificationServer(tf.Module):
         return self._classify(resize_pixels(pixels, self.image_size))
 
 
+    def signatures(self):
+        return {"serving_default": self.serve, "pixels": self.serve_pixels,
+                "attention": self.serve_attention}
+
+    def warmup_requests(self):
+        """For every signature, one image and eight of assorted formats and sizes."""
+        rng = np.random.default_rng(0)
+        pixels = rng.integers(0, 256, (8, self.image_size, self.image_size, 3), np.uint8)
+        encoded = [tf.io.encode_png(pixels[0]).numpy(), tf.io.encode_jpeg(pixels[1]).numpy(),
+                   tf.io.encode_png(rng.integers(0, 256, (300, 200, 1), np.uint8)).numpy(),
+                   tf.io.encode_png(rng.integers(0, 256, (20, 40, 4), np.uint8)).numpy()] * 2
+        requests = []
+        for name in self.signatures():
+            key, batch = ("pixels", pixels) if name == "pixels" else ("image_bytes", encoded)
+            requests += [(name, {key: batch[:1]}), (name, {key: batch})]
+        return requests
+
+
 def export(server, base_dir):
-    signatures = {"serving_default": server.serve, "pixels": server.serve_pixels,
-                  "attention": server.serve_attention}
-    return export_saved_model(server, base_dir, signatures)
+    return export_saved_model(server, base_dir, server.signatures(),
+                              warmup_requests=server.warmup_requests())

@@ -11,6 +11,7 @@ TensorFlow's "Header mismatch" error; clips whose peak is below
 `silence_threshold` (including empty ones) give an empty transcript.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from applications.speech_recognition import data
@@ -76,6 +77,25 @@ class SpeechServer(tf.Module):
         return self.transcribe(waveform, counts)
 
 
+    def signatures(self):
+        return {"serving_default": self.serve, "waveform": self.serve_waveform}
+
+    def warmup_requests(self):
+        """For every signature, a one-second clip alone, then with a clip longer than one chunk
+        (so the chunked path runs too)."""
+        rate = self.sample_rate
+        seconds = 4 * self.chunk_frames * 0.01 + 2  # past one chunk of subsampled 10 ms frames
+        long = np.arange(int(seconds * rate)) / rate
+        long = (0.3 * np.sin(2 * np.pi * 440 * long)).astype(np.float32)
+        short = long[:rate]
+        clips = [tf.audio.encode_wav(clip[:, None], rate).numpy() for clip in (short, long)]
+        padded = np.stack([np.pad(short, (0, len(long) - len(short))), long])
+        return [("serving_default", {"audio_bytes": clips[:1]}),
+                ("serving_default", {"audio_bytes": clips}),
+                ("waveform", {"waveform": short[None], "sample_rate": np.int32(rate)}),
+                ("waveform", {"waveform": padded, "sample_rate": np.int32(rate)})]
+
+
 def export(server, base_dir):
-    signatures = {"serving_default": server.serve, "waveform": server.serve_waveform}
-    return export_saved_model(server, base_dir, signatures)
+    return export_saved_model(server, base_dir, server.signatures(),
+                              warmup_requests=server.warmup_requests())

@@ -23,6 +23,12 @@ from tfformer import decoding
 from tfformer.export import export_saved_model
 
 
+# Replayed by TF Serving before a new version answers (`assets.extra/`), in the source
+# language or not: what warm-up needs is the graph run once at a few batch sizes.
+WARMUP_TEXT = ["twenty-one", "one big cat", "on March third", "", "seven hundred two",
+               "A man in an orange hat staring at something.", "three red apples", "ok"]
+
+
 class TranslationServer(tf.Module):
     def __init__(self, model, source_model_proto, target_model_proto, config, tokenizer_dir=None):
         super().__init__(name="translation")
@@ -109,8 +115,17 @@ class TranslationServer(tf.Module):
         return self.translate_with(text, self.beam_size, record_attention=True)
 
 
+    def signatures(self):
+        return {"serving_default": self.serve, "greedy": self.serve_greedy,
+                "attention": self.serve_attention}
+
+    def warmup_requests(self):
+        """A batch of one and a batch of eight for every signature."""
+        return [(name, {"text": text}) for name in self.signatures()
+                for text in (WARMUP_TEXT[:1], WARMUP_TEXT)]
+
+
 def export(server, base_dir):
     """Writes the server to `base_dir/<next version>/` atomically; returns the path."""
-    signatures = {"serving_default": server.serve, "greedy": server.serve_greedy,
-                  "attention": server.serve_attention}
-    return export_saved_model(server, base_dir, signatures)
+    return export_saved_model(server, base_dir, server.signatures(),
+                              warmup_requests=server.warmup_requests())

@@ -1,28 +1,23 @@
-"""Checks every export must pass: it answers in a fresh process that imports only
-what TF Serving has (TensorFlow and tf-text), and it uses no other ops."""
+"""Checks every export must pass: it answers in a fresh process that imports only what TF
+Serving has (TensorFlow and tf-text), through TF Serving's own loader, with the same outputs as
+the Python object-graph path; and it uses no other ops."""
 
-import base64
 import json
 import os
 import subprocess
 import sys
 import textwrap
 
-_FRESH_CALL = textwrap.dedent("""
-    import base64, json, sys
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401
-    path, signature, name = sys.argv[1], sys.argv[2], sys.argv[3]
-    values = json.loads(sys.stdin.read())
-    if sys.argv[4] == "binary":
-        values = [base64.b64decode(v) for v in values]
-    loaded = tf.saved_model.load(path)
-    outputs = loaded.signatures[signature](**{name: tf.constant(values)})
-    print(json.dumps({k: v.numpy().tolist() for k, v in outputs.items()},
-                     default=lambda b: b.decode("utf-8", "replace")))
-    imported = {m.split(".")[0] for m in sys.modules}
-    assert not imported & {"tfformer", "applications"}, "the export needed project code"
-""")
+import numpy as np
+
+from tests.support.array_json import decode, encode
+
+FRESH_SERVING = os.path.join(os.path.dirname(__file__), "fresh_serving.py")
+
+# TensorFlow's own command-line runner, with tf-text's ops registered as TF Serving links them.
+SAVED_MODEL_CLI = ("import sys, tensorflow_text; from tensorflow.python.tools import "
+                   "saved_model_cli; sys.exit(saved_model_cli.main())")
+
 
 def _environment():
     env = dict(os.environ)
@@ -31,21 +26,108 @@ def _environment():
     return env
 
 
-def call_in_fresh_process(path, input_name, values, signature="serving_default"):
-    """Loads the export in a new interpreter and calls it; returns its outputs.
+def serve_both_ways(path, requests):
+    """Runs `requests` ([(signature, {input: value})]) on the export in a fresh process, through
+    TF Serving's session path and through `tf.saved_model.load`.
 
-    `values` is a JSON-able list; a list of bytes is sent base64-encoded.
+    Returns, per request, `{"session": outputs, "object_graph": outputs}`, each outputs a dict
+    of numpy arrays, or `{"error": type, "message": its text}` when the request failed.
     """
-    binary = bool(values) and isinstance(values[0], bytes)
-    if binary:
-        values = [base64.b64encode(v).decode("ascii") for v in values]
+    job = {"path": os.path.abspath(path),
+           "requests": [{"signature": signature,
+                         "inputs": {name: encode(value) for name, value in inputs.items()}}
+                        for signature, inputs in requests]}
     result = subprocess.run(
-        [sys.executable, "-c", _FRESH_CALL, path, signature, input_name,
-         "binary" if binary else "json"],
-        input=json.dumps(values), capture_output=True, text=True, timeout=300,
-        env=_environment(), cwd="/")
+        [sys.executable, FRESH_SERVING], input=json.dumps(job), capture_output=True, text=True,
+        timeout=600, env=_environment(), cwd="/")
     assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    return [{way: outputs if "error" in outputs else
+             {name: decode(value) for name, value in outputs.items()}
+             for way, outputs in answer.items()} for answer in answers]
+
+
+def assert_same_outputs(session, object_graph, tolerance=1e-4):
+    """String outputs exactly equal, numbers within `tolerance`, errors of the same kind."""
+    if "error" in session or "error" in object_graph:
+        assert session.get("error") == object_graph.get("error"), (session, object_graph)
+        return
+    assert sorted(session) == sorted(object_graph)
+    for name, value in session.items():
+        other = object_graph[name]
+        assert value.shape == other.shape, (name, value.shape, other.shape)
+        if value.dtype == object:
+            assert value.tolist() == other.tolist(), name
+        else:
+            np.testing.assert_allclose(value, other, atol=tolerance, rtol=0, err_msg=name)
+
+
+def signature_names(path):
+    """The signature keys of a SavedModel's serving MetaGraph."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as handle:
+        proto.ParseFromString(handle.read())
+    (meta_graph,) = [m for m in proto.meta_graphs if "serve" in m.meta_info_def.tags]
+    return set(meta_graph.signature_def) - {"__saved_model_init_op"}
+
+
+def read_warmup_requests(path):
+    """TF Serving's warm-up records of an export as `[(signature, {input: array})]`."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from tfformer.export import WARMUP_FILE
+
+    requests = []
+    for record in tf.data.TFRecordDataset(os.path.join(path, WARMUP_FILE)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        requests.append((request.model_spec.signature_name or "serving_default",
+                         {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}))
+    return requests
+
+
+def serve_every_signature(path, requests):
+    """`serve_in_session` for requests that must reach every signature of the export."""
+    assert {signature for signature, _ in requests} == signature_names(path)
+    return serve_in_session(path, requests)
+
+
+def serve_in_session(path, requests):
+    """Session-path outputs of every request, after checking they equal the object graph's."""
+    answers = serve_both_ways(path, requests)
+    for answer in answers:
+        assert_same_outputs(answer["session"], answer["object_graph"])
+    return [answer["session"] for answer in answers]
+
+
+def call_in_fresh_process(path, input_name, values, signature="serving_default"):
+    """Calls one signature with one input through TF Serving's loader in a new interpreter.
+
+    Returns the outputs as lists (strings decoded as UTF-8), after checking that the
+    object-graph path answers the same.
+    """
+    (outputs,) = serve_in_session(path, [(signature, {input_name: values})])
+    assert "error" not in outputs, outputs
+    return {name: np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(value)
+            .tolist() if value.dtype == object else value.tolist()
+            for name, value in outputs.items()}
+
+
+def saved_model_cli_run(path, signature, input_exprs=None, inputs=None):
+    """`saved_model_cli run` on the export (tf-text ops registered); returns its stdout."""
+    command = [sys.executable, "-c", SAVED_MODEL_CLI, "run", "--dir", os.path.abspath(path),
+               "--tag_set", "serve", "--signature_def", signature]
+    if input_exprs:
+        command += ["--input_exprs", input_exprs]
+    if inputs:
+        command += ["--inputs", inputs]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env=_environment(), cwd="/")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
 
 
 _UNKNOWN_OPS = textwrap.dedent("""

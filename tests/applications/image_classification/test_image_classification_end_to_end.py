@@ -9,7 +9,8 @@ import tensorflow as tf
 from applications.common import cli
 from applications.image_classification.config import PRESETS, ImageClassificationConfig
 from applications.image_classification.train import train
-from tests.support.serving_checks import call_in_fresh_process, classify_ops
+from tests.support.serving_checks import (
+    classify_ops, read_warmup_requests, saved_model_cli_run, serve_every_signature)
 from tfformer.export import saved_model_ops
 
 CONFIG = dataclasses.replace(
@@ -35,15 +36,47 @@ def _jpeg(seed, size=(300, 200)):
     return tf.io.encode_jpeg(image).numpy()
 
 
-def test_export_answers_in_a_fresh_process_like_the_trained_server(trained):
+def test_every_signature_answers_through_tf_servings_loader(trained):
+    """TF Serving's path (MetaGraph into a session, restore op, init op, `Session.run`) answers
+    every signature as `tf.saved_model.load` does, and as the trained server did."""
     batch = [_png(0), _jpeg(1), _png(2, channels=1), _png(3, size=(1200, 900), channels=4)]
-    served = call_in_fresh_process(trained["export_path"], "image_bytes", batch)
-    in_process = trained["server"].serve(tf.constant(batch))
+    pixels = np.random.default_rng(4).integers(0, 255, size=(2, 32, 32, 3), dtype=np.uint8)
+    requests = [("serving_default", {"image_bytes": batch}), ("pixels", {"pixels": pixels}),
+                ("attention", {"image_bytes": batch}),
+                ("serving_default", {"image_bytes": [b"definitely not"]})]
+    served, from_pixels, attention, bad = serve_every_signature(trained["export_path"], requests)
+    server = trained["server"]
+    in_process = server.serve(tf.constant(batch))
     np.testing.assert_allclose(served["probabilities"], in_process["probabilities"], atol=1e-5)
+    assert served["top_k_labels"].tolist() == in_process["top_k_labels"].numpy().tolist()
     assert np.allclose(np.sum(served["probabilities"], axis=1), 1.0, atol=1e-5)
-    names = set(trained["class_names"])
+    names = {name.encode() for name in trained["class_names"]}
     assert all(label in names for row in served["top_k_labels"] for label in row)
-    assert len(served["top_k_labels"][0]) == CONFIG.top_k
+    assert served["top_k_labels"].shape == (4, CONFIG.top_k)
+    np.testing.assert_allclose(from_pixels["probabilities"],
+                               server.serve_pixels(tf.constant(pixels))["probabilities"],
+                               atol=1e-5)
+    np.testing.assert_allclose(attention["probabilities"], served["probabilities"], atol=1e-5)
+    grid = CONFIG.image_size // CONFIG.patch_size
+    assert attention["rollout"].shape == (4, grid, grid)
+    assert bad["error"] == "InvalidArgumentError"
+    assert "Unknown image file format" in bad["message"]
+
+
+def test_saved_model_cli_runs_the_export(trained, tmp_path):
+    images = tmp_path / "images.npy"
+    np.save(images, np.array([_png(7)], dtype=object), allow_pickle=True)
+    output = saved_model_cli_run(trained["export_path"], "serving_default",
+                                 inputs=f"image_bytes={images}")
+    expected = trained["server"].serve(tf.constant([_png(7)]))["top_k_labels"].numpy()[0, 0]
+    assert "Result for output key top_k_labels" in output
+    assert repr(expected) in output
+
+
+def test_warmup_requests_reach_every_signature_and_answer(trained):
+    requests = read_warmup_requests(trained["export_path"])
+    answers = serve_every_signature(trained["export_path"], requests)
+    assert all("error" not in answer for answer in answers)
 
 
 def test_pixels_signature_equals_the_bytes_signature_for_lossless_images(trained):
@@ -58,15 +91,6 @@ def test_pixels_signature_equals_the_bytes_signature_for_lossless_images(trained
 
 def test_export_uses_only_tensorflow_and_tf_text_ops(trained):
     assert classify_ops(saved_model_ops(trained["export_path"]))["unknown"] == []
-
-
-def test_bytes_that_are_not_an_image_give_a_named_error(trained):
-    loaded = tf.saved_model.load(trained["export_path"])
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
-        loaded.signatures["serving_default"](image_bytes=tf.constant([b"definitely not"]))
-    # The loaded model keeps serving after a bad request.
-    ok = loaded.signatures["serving_default"](image_bytes=tf.constant([_png(9)]))
-    assert ok["probabilities"].shape == (1, 6)
 
 
 def test_cli_classify_and_evaluate(trained, tmp_path, capsys):

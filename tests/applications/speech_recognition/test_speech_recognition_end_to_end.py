@@ -11,7 +11,9 @@ from applications.speech_recognition import builtin_data, serving
 from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
 from applications.speech_recognition.evaluate import wav_bytes
 from applications.speech_recognition.train import train
-from tests.support.serving_checks import call_in_fresh_process, classify_ops
+from tests.support.serving_checks import (
+    call_in_fresh_process, classify_ops, read_warmup_requests, saved_model_cli_run,
+    serve_every_signature)
 from tfformer.export import saved_model_ops
 
 CONFIG = dataclasses.replace(SpeechRecognitionConfig(**PRESETS["tiny"]), builtin_examples=2000,
@@ -36,13 +38,43 @@ def test_training_learns_the_task(trained):
     assert trained["history"]["loss"][-1] < trained["history"]["loss"][0] / 3
 
 
-def test_export_answers_in_a_fresh_process_like_the_trained_server(trained):
+def test_every_signature_answers_through_tf_servings_loader(trained):
+    """TF Serving's path (MetaGraph into a session, restore op, init op, `Session.run`) answers
+    every signature as `tf.saved_model.load` does, and as the trained server did."""
     waves, _ = _clips(4, seed=50)
     batch = [wav_bytes(w, CONFIG.sample_rate) for w in waves]
-    served = call_in_fresh_process(trained["export_path"], "audio_bytes", batch)
+    silent = wav_bytes(np.zeros(800, np.float32), CONFIG.sample_rate)
+    empty = wav_bytes(np.zeros(0, np.float32), CONFIG.sample_rate)
+    requests = [("serving_default", {"audio_bytes": batch}),
+                ("waveform", {"waveform": waves[0][None].astype(np.float32),
+                              "sample_rate": np.int32(CONFIG.sample_rate)}),
+                ("serving_default", {"audio_bytes": [silent, empty, batch[0]]}),
+                ("serving_default", {"audio_bytes": [b"ID3 this is an mp3, honestly"]})]
+    served, waveform, odd, bad = serve_every_signature(trained["export_path"], requests)
     in_process = trained["server"].serve(tf.constant(batch))["transcript"].numpy()
-    assert served["transcript"] == [t.decode() for t in in_process]
+    assert served["transcript"].tolist() == in_process.tolist()
     assert any(served["transcript"])
+    assert waveform["transcript"].tolist() == in_process[:1].tolist()
+    assert odd["transcript"].tolist() == [b"", b"", in_process[0]]
+    assert bad["error"] == "InvalidArgumentError" and "RIFF" in bad["message"]
+
+
+def test_saved_model_cli_runs_the_export(trained, tmp_path):
+    waves, _ = _clips(1, seed=56)
+    clip = wav_bytes(waves[0], CONFIG.sample_rate)
+    clips = tmp_path / "clips.npy"
+    np.save(clips, np.array([clip], dtype=object), allow_pickle=True)
+    output = saved_model_cli_run(trained["export_path"], "serving_default",
+                                 inputs=f"audio_bytes={clips}")
+    expected = trained["server"].serve(tf.constant([clip]))["transcript"].numpy()[0]
+    assert "Result for output key transcript" in output
+    assert repr(expected) in output
+
+
+def test_warmup_requests_reach_every_signature_and_answer(trained):
+    requests = read_warmup_requests(trained["export_path"])
+    answers = serve_every_signature(trained["export_path"], requests)
+    assert all("error" not in answer for answer in answers)
 
 
 def test_lexicon_decoding_serves_known_words_or_the_best_path(trained, tmp_path):
@@ -106,16 +138,6 @@ def test_silence_empty_clips_and_a_long_clip(trained):
     long_clip = np.concatenate(long_waves)[:120 * CONFIG.sample_rate]
     transcript = serve(audio_bytes=tf.constant([wav_bytes(long_clip, CONFIG.sample_rate)]))
     assert len(transcript["transcript"].numpy()[0]) > 100
-
-
-def test_bytes_that_are_not_wav_give_a_named_error(trained):
-    loaded = tf.saved_model.load(trained["export_path"])
-    serve = loaded.signatures["serving_default"]
-    with pytest.raises(tf.errors.InvalidArgumentError, match="RIFF"):
-        serve(audio_bytes=tf.constant([b"ID3 this is an mp3, honestly"]))
-    waves, _ = _clips(1, seed=54)
-    ok = serve(audio_bytes=tf.constant([wav_bytes(waves[0], CONFIG.sample_rate)]))
-    assert ok["transcript"].shape == (1,)
 
 
 def test_export_uses_only_tensorflow_ops(trained):

@@ -10,7 +10,8 @@ from applications.common import cli
 from applications.translation import data
 from applications.translation.config import PRESETS, TranslationConfig
 from applications.translation.train import train
-from tests.support.serving_checks import call_in_fresh_process, classify_ops
+from tests.support.serving_checks import (
+    classify_ops, read_warmup_requests, saved_model_cli_run, serve_every_signature)
 from tfformer import decoding, plots
 from tfformer.export import saved_model_ops
 
@@ -100,12 +101,41 @@ def test_growing_and_preallocated_caches_decode_alike(trained):
     np.testing.assert_array_equal(compiled, tf.function(lambda: search(False, 1))())
 
 
-def test_export_answers_in_a_fresh_process_like_the_trained_server(trained):
+def test_every_signature_answers_through_tf_servings_loader(trained):
+    """TF Serving's path (MetaGraph into a session, restore op, init op, `Session.run`) answers
+    every signature as `tf.saved_model.load` does, and as the trained server did."""
     sentences = ["twenty-one", "one big cat", "on March third"]
-    served = call_in_fresh_process(trained["export_path"], "text", sentences)
-    in_process = trained["server"].serve(tf.constant(sentences))
-    assert served["translation"] == [t.decode() for t in in_process["translation"].numpy()]
-    assert len(served["score"]) == 3
+    requests = [(name, {"text": sentences}) for name in ("serving_default", "greedy", "attention")]
+    requests += [("serving_default", {"text": ["", "one cat", b"\xff\xfe bad utf-8", "one " * 500]}),
+                 ("greedy", {"text": []})]
+    beam, greedy, attention, odd, empty = serve_every_signature(trained["export_path"], requests)
+    server = trained["server"]
+    expected = server.serve(tf.constant(sentences))
+    assert beam["translation"].tolist() == expected["translation"].numpy().tolist()
+    np.testing.assert_allclose(beam["score"], expected["score"], atol=1e-4)
+    assert greedy["translation"].tolist() == (
+        server.serve_greedy(tf.constant(sentences))["translation"].numpy().tolist())
+    assert attention["translation"].tolist() == beam["translation"].tolist()
+    assert attention["cross_attention"].shape[:3] == (3, CONFIG.num_layers, CONFIG.num_heads)
+    # Bad input: an empty string translates to "", bad UTF-8 and overlong input still answer.
+    assert odd["translation"].shape == (4,) and odd["translation"][0] == b""
+    assert all(odd["translation"][1:])
+    assert empty["translation"].shape == (0,) and empty["score"].shape == (0,)
+
+
+def test_saved_model_cli_runs_the_export(trained):
+    output = saved_model_cli_run(trained["export_path"], "serving_default",
+                                 input_exprs='text=["twenty-one"]')
+    expected = trained["server"].serve(tf.constant(["twenty-one"]))["translation"].numpy()[0]
+    assert "Result for output key translation" in output
+    assert repr(expected) in output
+
+
+def test_warmup_requests_reach_every_signature_and_answer(trained):
+    requests = read_warmup_requests(trained["export_path"])
+    answers = serve_every_signature(trained["export_path"], requests)
+    assert all("error" not in answer for answer in answers)
+    assert {len(inputs["text"]) for _, inputs in requests} == {1, 8}
 
 
 def test_export_uses_only_tensorflow_and_tf_text_ops(trained):
@@ -113,17 +143,6 @@ def test_export_uses_only_tensorflow_and_tf_text_ops(trained):
     classified = classify_ops(ops)
     assert classified["unknown"] == []
     assert "SentencepieceOp" in classified["tf_text"]
-
-
-def test_bad_inputs_do_not_crash_the_signature(trained):
-    loaded = tf.saved_model.load(trained["export_path"])
-    serve = loaded.signatures["serving_default"]
-    out = serve(text=tf.constant(["", "one cat", b"\xff\xfe bad utf-8", "one " * 500]))
-    translations = out["translation"].numpy()
-    assert translations[0] == b""
-    assert translations.shape == (4,)
-    empty = serve(text=tf.constant([], tf.string))
-    assert empty["translation"].shape == (0,)
 
 
 def test_cli_translate_and_evaluate(trained, tmp_path, capsys):

@@ -1,0 +1,71 @@
+"""Runs requests against a SavedModel the way TF Serving does, and the Python way, in one process.
+
+Run as a script in a fresh interpreter that imports only TensorFlow and tf-text (what TF Serving
+links). It reads `{"path": ..., "requests": [{"signature": ..., "inputs": {name: encoded}}]}`
+as JSON on standard input and prints, for each request, the outputs of:
+
+- `session`: TF Serving's path. `tf.compat.v1.saved_model.loader.load` imports the MetaGraph
+  into a session, runs the saver's restore op on `variables/` and the init op (tables, the
+  SentencePiece model); then `Session.run` feeds and fetches the signature's tensors by name.
+- `object_graph`: `tf.saved_model.load(path).signatures[...]`, the Python object-graph path.
+
+Arrays travel as `array_json` encodes them. A request that fails gives
+`{"error": type, "message": its text}`.
+"""
+
+import json
+import sys
+
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  registers the tf-text ops, as TF Serving links them
+from array_json import decode, encode  # a sibling file: numpy only
+
+
+def failure(error):
+    message = getattr(error, "message", None) or str(error)
+    return {"error": type(error).__name__, "message": message.strip()[:3000]}
+
+
+def run_in_session(path, requests):
+    """Every request through TF Serving's loader: one graph, one session, as a server holds."""
+    results = []
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+        for request in requests:
+            signature = meta_graph.signature_def[request["signature"]]
+            feeds = {signature.inputs[name].name: decode(value)
+                     for name, value in request["inputs"].items()}
+            fetches = {name: info.name for name, info in signature.outputs.items()}
+            try:
+                outputs = session.run(fetches, feeds)
+                results.append({name: encode(value) for name, value in outputs.items()})
+            except tf.errors.OpError as error:
+                results.append(failure(error))
+    return results
+
+
+def run_object_graph(path, requests):
+    loaded = tf.saved_model.load(path)
+    results = []
+    for request in requests:
+        function = loaded.signatures[request["signature"]]
+        inputs = {name: tf.constant(decode(value)) for name, value in request["inputs"].items()}
+        try:
+            outputs = function(**inputs)
+            results.append({name: encode(value.numpy()) for name, value in outputs.items()})
+        except (tf.errors.OpError, ValueError, TypeError) as error:
+            results.append(failure(error))
+    return results
+
+
+def main():
+    job = json.loads(sys.stdin.read())
+    session = run_in_session(job["path"], job["requests"])
+    object_graph = run_object_graph(job["path"], job["requests"])
+    imported = {module.split(".")[0] for module in sys.modules}
+    assert not imported & {"tfformer", "applications", "tests"}, "the export needed project code"
+    print(json.dumps([{"session": s, "object_graph": o} for s, o in zip(session, object_graph)]))
+
+
+if __name__ == "__main__":
+    main()
