@@ -14,3 +14,6 @@ try:
     )
 except RuntimeError:  # already initialised by an earlier import
     pass
+
+# A script that tests run in a fresh interpreter (TensorFlow and tf-text only), not a module.
+collect_ignore = ["tests/support/fresh_serving.py"]
