@@ -51,18 +51,26 @@ def serving_root(module, signatures):
     """
     functions = [signature if isinstance(signature, tf.types.experimental.ConcreteFunction)
                  else signature.get_concrete_function() for signature in signatures.values()]
-    captured, seen = [], set()
+    captured = {}
     for function in functions:
         for variable in function.variables:
-            if id(variable) not in seen:
-                seen.add(id(variable))
-                captured.append(variable)
+            if not any(variable is known for known in captured.values()):
+                captured[_unique_key(variable.name.split(":")[0], captured)] = variable
     kept = (tf.saved_model.experimental.TrackableResource, tf.saved_model.Asset)
     root = tf.Module(name="serving")
+    # Keyed by name, so the checkpoint reads `captured_variables/<layer path>/...` whatever
+    # order the functions were traced in.
     root.captured_variables = captured
     root.resources = [item for item in tf.train.TrackableView(module).descendants()
                       if isinstance(item, kept)]
     return root, dict(zip(signatures, functions))
+
+
+def _unique_key(name, taken):
+    key, count = name, 1
+    while key in taken:
+        key, count = f"{name}_{count}", count + 1
+    return key
 
 
 def write_warmup_requests(export_path, requests):

@@ -8,7 +8,8 @@ takes uint8 [B, H, W, 3]. `attention(image_bytes)` also returns `rollout`
 pooling, from all tokens) to each patch, computed in the same forward pass
 as its probabilities. Bytes that are not an image fail that request
 with TensorFlow's "Unknown image file format" error, which TF Serving
-returns to the client.
+returns to the client. Every export carries TF Serving warm-up requests for
+each signature.
 """
 
 import numpy as np
@@ -69,7 +70,6 @@ class ImageClassificationServer(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")])
     def serve_pixels(self, pixels):
         return self._classify(resize_pixels(pixels, self.image_size))
-
 
     def signatures(self):
         return {"serving_default": self.serve, "pixels": self.serve_pixels,

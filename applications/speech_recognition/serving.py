@@ -8,7 +8,8 @@ and decodes CTC. `waveform(waveform:
 float32 [B, samples], sample_rate: int32 []) -> {transcript}` takes raw
 samples in [-1, 1]. Bytes that are not WAV fail the request with
 TensorFlow's "Header mismatch" error; clips whose peak is below
-`silence_threshold` (including empty ones) give an empty transcript.
+`silence_threshold` (including empty ones) give an empty transcript. Every
+export carries TF Serving warm-up requests for each signature.
 """
 
 import numpy as np
@@ -76,7 +77,6 @@ class SpeechServer(tf.Module):
         counts = tf.fill(tf.shape(waveform)[:1], tf.shape(waveform)[1])
         return self.transcribe(waveform, counts)
 
-
     def signatures(self):
         return {"serving_default": self.serve, "waveform": self.serve_waveform}
 
@@ -84,8 +84,8 @@ class SpeechServer(tf.Module):
         """For every signature, a one-second clip alone, then with a clip longer than one chunk
         (so the chunked path runs too)."""
         rate = self.sample_rate
-        seconds = 4 * self.chunk_frames * 0.01 + 2  # past one chunk of subsampled 10 ms frames
-        long = np.arange(int(seconds * rate)) / rate
+        frames = 4 * self.chunk_frames + 200  # ConvSubsampling keeps every fourth frame
+        long = np.arange(frames * self.front_end.frame_step) / rate
         long = (0.3 * np.sin(2 * np.pi * 440 * long)).astype(np.float32)
         short = long[:rate]
         clips = [tf.audio.encode_wav(clip[:, None], rate).numpy() for clip in (short, long)]

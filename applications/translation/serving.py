@@ -12,6 +12,7 @@ ops, so stock TF Serving runs the export as it is.
 Input handling: invalid UTF-8 bytes are replaced by U+FFFD; inputs longer
 than `max_source_length - 1` subword tokens are truncated to it; an empty
 string translates to an empty string; an empty batch returns empty outputs.
+Every export carries TF Serving warm-up requests for each signature.
 """
 
 import os
@@ -21,7 +22,6 @@ import tensorflow as tf
 from applications.translation import data
 from tfformer import decoding
 from tfformer.export import export_saved_model
-
 
 # Replayed by TF Serving before a new version answers (`assets.extra/`), in the source
 # language or not: what warm-up needs is the graph run once at a few batch sizes.
@@ -113,7 +113,6 @@ class TranslationServer(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_attention(self, text):
         return self.translate_with(text, self.beam_size, record_attention=True)
-
 
     def signatures(self):
         return {"serving_default": self.serve, "greedy": self.serve_greedy,

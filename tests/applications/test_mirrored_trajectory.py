@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.layers.harness import two_cpu_strategy
+from tests.support.serving_checks import read_warmup_requests, serve_in_session
 
 
 def _translation():
@@ -55,3 +56,7 @@ def test_two_replicas_follow_the_one_device_trajectory(application, tmp_path):
     for a, b in zip(runs["mirrored"]["model"].get_weights(),
                     runs["one_device"]["model"].get_weights()):
         np.testing.assert_allclose(a, b, atol=2e-4)
+    # Trained with mirrored variables, the export still loads through TF Serving's session path.
+    export = runs["mirrored"]["export_path"]
+    answers = serve_in_session(export, read_warmup_requests(export))
+    assert all("error" not in answer for answer in answers)

@@ -13,6 +13,7 @@ import numpy as np
 from tests.support.array_json import decode, encode
 
 FRESH_SERVING = os.path.join(os.path.dirname(__file__), "fresh_serving.py")
+README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
 
 # TensorFlow's own command-line runner, with tf-text's ops registered as TF Serving links them.
 SAVED_MODEL_CLI = ("import sys, tensorflow_text; from tensorflow.python.tools import "
@@ -62,15 +63,73 @@ def assert_same_outputs(session, object_graph, tolerance=1e-4):
             np.testing.assert_allclose(value, other, atol=tolerance, rtol=0, err_msg=name)
 
 
-def signature_names(path):
-    """The signature keys of a SavedModel's serving MetaGraph."""
+def _serving_signatures(path):
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as handle:
         proto.ParseFromString(handle.read())
     (meta_graph,) = [m for m in proto.meta_graphs if "serve" in m.meta_info_def.tags]
-    return set(meta_graph.signature_def) - {"__saved_model_init_op"}
+    return meta_graph.signature_def
+
+
+def readme_rest_requests(model_name, export_path, files=None):
+    """README's `curl -d BODY .../v1/models/<model_name>:predict` requests as `(signature,
+    {input: array})`, built as TF Serving's REST API builds tensors: row ("instances") or
+    columnar ("inputs") format, `{"b64": ...}` decoded to bytes, values cast to the dtype the
+    signature declares. An input name the signature lacks raises KeyError.
+
+    `files` maps a file name in `$(base64 -w0 FILE)` to the bytes to send for it.
+    """
+    import base64
+    import re
+
+    import tensorflow as tf
+
+    signatures = _serving_signatures(export_path)
+    requests = []
+    pattern = (r"curl -d (?:'(?P<single>[^']*)'|\"(?P<double>(?:[^\"\\]|\\.)*)\")\s*\\?\s*"
+               r"http://localhost:8501/v1/models/(?P<model>\w+):predict")
+    with open(README, encoding="utf-8") as handle:
+        readme = handle.read()
+    for match in re.finditer(pattern, readme):
+        if match["model"] != model_name:
+            continue
+        body = match["single"]
+        if body is None:  # a double-quoted shell string: unescape, run the base64 substitutions
+            body = re.sub(r"\\(.)", r"\1", match["double"])
+            body = re.sub(r"\$\(base64 -w0 ([^)]+)\)",
+                          lambda m: base64.b64encode(files[m[1]]).decode("ascii"), body)
+        request = json.loads(body)
+        name = request.get("signature_name", "serving_default")
+        signature = signatures[name]
+        if "instances" in request:
+            rows = request["instances"]
+            if not isinstance(rows[0], dict) or set(rows[0]) == {"b64"}:
+                (only,) = signature.inputs
+                rows = [{only: row} for row in rows]
+            columns = {key: [row[key] for row in rows] for key in rows[0]}
+        else:
+            columns = request["inputs"]
+            if not isinstance(columns, dict):
+                (only,) = signature.inputs
+                columns = {only: columns}
+
+        def tensor(value):
+            if isinstance(value, dict):
+                return base64.b64decode(value["b64"])
+            if isinstance(value, list):
+                return [tensor(item) for item in value]
+            return value.encode("utf-8") if isinstance(value, str) else value
+
+        inputs = {}
+        for key, value in columns.items():
+            dtype = tf.dtypes.as_dtype(signature.inputs[key].dtype)
+            converted = tensor(value)
+            inputs[key] = (np.array(converted, dtype=object) if dtype == tf.string
+                           else np.array(converted, dtype=dtype.as_numpy_dtype))
+        requests.append((name, inputs))
+    return requests
 
 
 def read_warmup_requests(path):
@@ -87,6 +146,11 @@ def read_warmup_requests(path):
         requests.append((request.model_spec.signature_name or "serving_default",
                          {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}))
     return requests
+
+
+def signature_names(path):
+    """The signature keys of a SavedModel's serving MetaGraph."""
+    return set(_serving_signatures(path)) - {"__saved_model_init_op"}
 
 
 def serve_every_signature(path, requests):

@@ -10,7 +10,14 @@ from applications.common import cli
 from applications.image_classification.config import PRESETS, ImageClassificationConfig
 from applications.image_classification.train import train
 from tests.support.serving_checks import (
-    classify_ops, read_warmup_requests, saved_model_cli_run, serve_every_signature)
+    classify_ops,
+    read_warmup_requests,
+    readme_rest_requests,
+    saved_model_cli_run,
+    serve_every_signature,
+    serve_in_session,
+    signature_names,
+)
 from tfformer.export import saved_model_ops
 
 CONFIG = dataclasses.replace(
@@ -73,9 +80,15 @@ def test_saved_model_cli_runs_the_export(trained, tmp_path):
     assert repr(expected) in output
 
 
-def test_warmup_requests_reach_every_signature_and_answer(trained):
+def test_warmup_and_readme_rest_requests_answer_through_the_session_path(trained):
+    """The export's warm-up records reach every signature; README's REST bodies, turned into
+    tensors as TF Serving's REST API does, name real inputs with the right dtypes."""
     requests = read_warmup_requests(trained["export_path"])
-    answers = serve_every_signature(trained["export_path"], requests)
+    assert {signature for signature, _ in requests} == signature_names(trained["export_path"])
+    rest = readme_rest_requests("image_classification", trained["export_path"],
+                                {"cat.jpg": _jpeg(30)})
+    assert len(rest) == 1
+    answers = serve_in_session(trained["export_path"], requests + rest)
     assert all("error" not in answer for answer in answers)
 
 

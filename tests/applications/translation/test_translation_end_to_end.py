@@ -11,7 +11,14 @@ from applications.translation import data
 from applications.translation.config import PRESETS, TranslationConfig
 from applications.translation.train import train
 from tests.support.serving_checks import (
-    classify_ops, read_warmup_requests, saved_model_cli_run, serve_every_signature)
+    classify_ops,
+    read_warmup_requests,
+    readme_rest_requests,
+    saved_model_cli_run,
+    serve_every_signature,
+    serve_in_session,
+    signature_names,
+)
 from tfformer import decoding, plots
 from tfformer.export import saved_model_ops
 
@@ -131,11 +138,16 @@ def test_saved_model_cli_runs_the_export(trained):
     assert repr(expected) in output
 
 
-def test_warmup_requests_reach_every_signature_and_answer(trained):
+def test_warmup_and_readme_rest_requests_answer_through_the_session_path(trained):
+    """The export's warm-up records reach every signature; README's REST bodies, turned into
+    tensors as TF Serving's REST API does, name real inputs with the right dtypes."""
     requests = read_warmup_requests(trained["export_path"])
-    answers = serve_every_signature(trained["export_path"], requests)
-    assert all("error" not in answer for answer in answers)
+    assert {signature for signature, _ in requests} == signature_names(trained["export_path"])
     assert {len(inputs["text"]) for _, inputs in requests} == {1, 8}
+    rest = readme_rest_requests("translation", trained["export_path"])
+    assert len(rest) == 2
+    answers = serve_in_session(trained["export_path"], requests + rest)
+    assert all("error" not in answer for answer in answers)
 
 
 def test_export_uses_only_tensorflow_and_tf_text_ops(trained):
