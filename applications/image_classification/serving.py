@@ -8,13 +8,14 @@ takes uint8 [B, H, W, 3]. `attention(image_bytes)` also returns `rollout`
 pooling, from all tokens) to each patch, computed in the same forward pass
 as its probabilities. Bytes that are not an image fail that request
 with TensorFlow's "Unknown image file format" error, which TF Serving
-returns to the client. Every export carries TF Serving warm-up requests for
-each signature.
+returns to the client; an empty batch gets empty outputs. Every export
+carries TF Serving warm-up requests for each signature.
 """
 
 import numpy as np
 import tensorflow as tf
 
+from applications.common.empty_batches import answer_empty_batches
 from applications.image_classification.data import decode_image, resize_pixels
 from tfformer.attention_rollout import attention_rollout
 from tfformer.export import export_saved_model
@@ -31,7 +32,8 @@ class ImageClassificationServer(tf.Module):
         self.class_token = config.pooling == "class_token"
 
     def _classify(self, images):
-        return self._outputs(self.model(images, training=False))
+        return answer_empty_batches(
+            lambda batch: self._outputs(self.model(batch, training=False)), images)
 
     def _outputs(self, logits):
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
@@ -65,7 +67,7 @@ class ImageClassificationServer(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_attention(self, image_bytes):
-        return self.classify_with_rollout(self._decode(image_bytes))
+        return answer_empty_batches(self.classify_with_rollout, self._decode(image_bytes))
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")])
     def serve_pixels(self, pixels):

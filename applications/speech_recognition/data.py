@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from applications.common.text_files import DataError, read_lines
 from applications.speech_recognition import builtin_data
-from applications.speech_recognition.features import FrontEnd, resample, to_model_rate
+from applications.speech_recognition.features import FrontEnd, decode_wav, resample
+from tfformer import wav
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
@@ -34,13 +35,20 @@ def read_wav(source, sample_rate, name=None):
         else:
             with open(source, "rb") as handle:
                 contents = handle.read()
-        waveform, rate = tf.audio.decode_wav(contents)
+        waveform = _decode_wav(contents, sample_rate)
     except OSError as error:
         raise DataError(f"cannot read {name}: {error}") from None
     except tf.errors.InvalidArgumentError as error:
         hint = " (FLAC is not supported: convert it to WAV)" if str(name).endswith(".flac") else ""
-        raise DataError(f"{name} is not a readable WAV file{hint}: {error.message}") from None
-    return to_model_rate(waveform, rate, sample_rate).numpy()
+        raise DataError(f"{name} is not a readable WAV file{hint}: "
+                        f"{wav.error_reason(error)}") from None
+    return waveform.numpy()
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32)])
+def _decode_wav(contents, sample_rate):
+    """The served signatures' decoder, traced once for the loaders."""
+    return decode_wav(contents, sample_rate)
 
 
 # ---- manifests: path and transcript per row --------------------------------------------------

@@ -9,6 +9,7 @@ import math
 
 import tensorflow as tf
 
+from tfformer import wav
 from tfformer.layers import LogMelSpectrogram
 
 RESAMPLING_HALF_WIDTH = 32  # taps each side of the anti-aliasing filter
@@ -54,10 +55,12 @@ def to_model_rate(waveform, rate, sample_rate):
 
 
 def decode_wav(audio_bytes, sample_rate):
-    """Decode WAV bytes (any channel count, 8/16/24/32-bit PCM or float) to mono float32
-    [samples] at `sample_rate`. Bytes that are not WAV raise TensorFlow's InvalidArgumentError
-    ("Header mismatch ... RIFF"), which TF Serving returns to the client."""
-    waveform, rate = tf.audio.decode_wav(audio_bytes)
+    """Decode WAV bytes (any channel count; PCM of 8, 16, 24 or 32 bits or float of 32 or 64,
+    plain or WAVE_FORMAT_EXTENSIBLE: `tfformer.wav`) to mono float32 [samples] at
+    `sample_rate`. Bytes that are not readable audio raise InvalidArgumentError naming the
+    problem ("not a WAV file ...", "unsupported WAV encoding ..."), which TF Serving returns
+    to the client."""
+    waveform, rate = wav.decode_wav(audio_bytes)
     return to_model_rate(waveform, rate, sample_rate)
 
 

@@ -6,15 +6,20 @@ in the graph), computes log-mel features, runs the encoder (chunk by chunk
 when a clip is longer than one chunk: memory linear in the clip's length)
 and decodes CTC. `waveform(waveform:
 float32 [B, samples], sample_rate: int32 []) -> {transcript}` takes raw
-samples in [-1, 1]. Bytes that are not WAV fail the request with
-TensorFlow's "Header mismatch" error; clips whose peak is below
-`silence_threshold` (including empty ones) give an empty transcript. Every
-export carries TF Serving warm-up requests for each signature.
+samples in [-1, 1]. WAV files may hold PCM of 8, 16, 24 or 32 bits or float
+of 32 or 64 bits, with plain or extensible headers (`tfformer.wav`). Bytes that
+are not readable audio fail the request with an error that names the problem
+("not a WAV file ...", "unsupported WAV encoding ...", NaN samples), as does a
+`sample_rate` that is not positive; clips whose peak is below
+`silence_threshold` (including empty ones) give an empty transcript, and an
+empty batch an empty result. Every export carries TF Serving warm-up requests
+for each signature.
 """
 
 import numpy as np
 import tensorflow as tf
 
+from applications.common.empty_batches import answer_empty_batches
 from applications.speech_recognition import data
 from applications.speech_recognition.decoding import check_decoding, ctc_decode, lexicon_table
 from applications.speech_recognition.features import FrontEnd, decode_wav, resample
@@ -53,6 +58,10 @@ class SpeechServer(tf.Module):
         return logits, self.model.logit_lengths(frames)
 
     def transcribe(self, waveforms, sample_counts):
+        """(B, N) zero-padded waveforms at the model's rate -> {"transcript": string [B]}."""
+        return answer_empty_batches(self._transcribe, waveforms, sample_counts)
+
+    def _transcribe(self, waveforms, sample_counts):
         logits, lengths = self.logits(waveforms, sample_counts)
         transcripts = ctc_decode(logits, lengths, self.vocabulary, self.beam_size,
                                  self.separator, self.lexicon)
@@ -71,6 +80,11 @@ class SpeechServer(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform"),
                                   tf.TensorSpec([], tf.int32, name="sample_rate")])
     def serve_waveform(self, waveform, sample_rate):
+        rate_check = tf.debugging.assert_positive(
+            sample_rate, message="sample_rate must be a positive number of samples per second")
+        waveform = tf.debugging.assert_all_finite(waveform, "waveform holds NaN or infinite samples")
+        with tf.control_dependencies([rate_check]):
+            waveform = tf.identity(waveform)
         waveform = tf.cond(
             tf.equal(sample_rate, self.sample_rate), lambda: waveform,
             lambda: tf.map_fn(lambda w: resample(w, sample_rate, self.sample_rate), waveform))

@@ -50,8 +50,12 @@ def test_every_signature_answers_through_tf_servings_loader(trained):
     pixels = np.random.default_rng(4).integers(0, 255, size=(2, 32, 32, 3), dtype=np.uint8)
     requests = [("serving_default", {"image_bytes": batch}), ("pixels", {"pixels": pixels}),
                 ("attention", {"image_bytes": batch}),
-                ("serving_default", {"image_bytes": [b"definitely not"]})]
-    served, from_pixels, attention, bad = serve_every_signature(trained["export_path"], requests)
+                ("serving_default", {"image_bytes": [b"definitely not"]}),
+                ("serving_default", {"image_bytes": []}),
+                ("pixels", {"pixels": np.zeros((0, 32, 32, 3), np.uint8)}),
+                ("attention", {"image_bytes": []})]
+    served, from_pixels, attention, bad, *empty = serve_every_signature(
+        trained["export_path"], requests)
     server = trained["server"]
     in_process = server.serve(tf.constant(batch))
     np.testing.assert_allclose(served["probabilities"], in_process["probabilities"], atol=1e-5)
@@ -68,6 +72,11 @@ def test_every_signature_answers_through_tf_servings_loader(trained):
     assert attention["rollout"].shape == (4, grid, grid)
     assert bad["error"] == "InvalidArgumentError"
     assert "Unknown image file format" in bad["message"]
+    classes = len(trained["class_names"])
+    for outputs in empty:  # an empty batch: empty outputs of the right shapes
+        assert outputs["probabilities"].shape == (0, classes)
+        assert outputs["top_k_labels"].shape == outputs["top_k_scores"].shape == (0, CONFIG.top_k)
+    assert empty[2]["rollout"].shape == (0, grid, grid)
 
 
 def test_saved_model_cli_runs_the_export(trained, tmp_path):

@@ -12,6 +12,7 @@ from applications.common.text_files import DataError
 from applications.speech_recognition import builtin_data, data
 from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
 from applications.speech_recognition.features import FrontEnd, decode_wav, resample
+from tests.support.wav_files import ENCODINGS, encode
 
 CONFIG = SpeechRecognitionConfig(**PRESETS["tiny"])
 
@@ -62,7 +63,7 @@ def test_wav_decoding_mixes_stereo_down_and_resamples():
     resampled = decode_wav(_wav(rate=16000, seconds=0.3), 8000).numpy()
     assert len(resampled) == 2400
     np.testing.assert_allclose(resampled[200:-200], mono[200:-200], atol=2e-3)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="RIFF"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="RIFF/WAVE header"):
         decode_wav(b"this is not a wav file", 8000)
 
 
@@ -138,7 +139,7 @@ def test_librispeech_layout_and_errors_that_name_the_file(tmp_path):
     splits = data.load_speech(str(tmp_path), dataclasses.replace(CONFIG, val_fraction=0.5))
     assert sorted(splits["train"][1] + splits["val"][1]) == ["good bye", "hello there"]
     (chapter / "19-198-0002.wav").write_bytes(b"not audio at all")
-    with pytest.raises(DataError, match="19-198-0002.wav is not a readable WAV file"):
+    with pytest.raises(DataError, match="19-198-0002.wav is not a readable WAV file: not a WAV"):
         data.load_speech(str(tmp_path), CONFIG)
     with pytest.raises(DataError, match="does not exist"):
         data.load_speech(str(tmp_path / "missing"), CONFIG)
@@ -204,3 +205,24 @@ def test_dataset_batches_features_and_labels_with_their_lengths():
     assert seen == 40
     with pytest.raises(DataError, match="no audio clips"):
         data.make_dataset([], [], vocabulary, config, training=False)
+
+
+def test_a_manifest_of_every_wav_encoding_loads_as_the_reference_decode(tmp_path):
+    """8-, 16-, 24-, 32-bit PCM, 32- and 64-bit float, plain and extensible headers, stereo:
+    the training loader reads each as the reference decoder does, mixed to mono."""
+    stereo = _tone(440.0, 0.25, CONFIG.sample_rate, channels=2) * np.array([1.0, 0.5])
+    references, rows = [], []
+    for encoding in ENCODINGS:
+        contents, reference = encode(stereo, CONFIG.sample_rate, encoding)
+        (tmp_path / f"{encoding}.wav").write_bytes(contents)
+        references.append(reference.mean(axis=1))
+        rows.append(f"{encoding}.wav\t{encoding}\n")
+    (tmp_path / "train.tsv").write_text("path\ttranscript\n" + "".join(rows))
+    (tmp_path / "val.tsv").write_text("path\ttranscript\n" + rows[0])
+    waveforms, transcripts = data.load_speech(str(tmp_path), CONFIG)["train"]
+    assert transcripts == ENCODINGS
+    for encoding, waveform, reference in zip(ENCODINGS, waveforms, references):
+        np.testing.assert_allclose(waveform, reference, atol=1e-6, rtol=0, err_msg=encoding)
+    (tmp_path / "pcm8.wav").write_bytes(b"RIFF\x04\0\0\0WAVE")
+    with pytest.raises(DataError, match="pcm8.wav is not a readable WAV file: .*no fmt chunk"):
+        data.load_speech(str(tmp_path), CONFIG)

@@ -21,6 +21,7 @@ from tests.support.serving_checks import (
     serve_in_session,
     signature_names,
 )
+from tests.support.wav_files import ENCODINGS, encode
 from tfformer.export import saved_model_ops
 
 CONFIG = dataclasses.replace(SpeechRecognitionConfig(**PRESETS["tiny"]), builtin_examples=2000,
@@ -56,14 +57,44 @@ def test_every_signature_answers_through_tf_servings_loader(trained):
                 ("waveform", {"waveform": waves[0][None].astype(np.float32),
                               "sample_rate": np.int32(CONFIG.sample_rate)}),
                 ("serving_default", {"audio_bytes": [silent, empty, batch[0]]}),
-                ("serving_default", {"audio_bytes": [b"ID3 this is an mp3, honestly"]})]
-    served, waveform, odd, bad = serve_every_signature(trained["export_path"], requests)
+                ("serving_default", {"audio_bytes": [b"ID3 this is an mp3, honestly"]}),
+                ("serving_default", {"audio_bytes": []}),
+                ("waveform", {"waveform": np.zeros((0, 800), np.float32),
+                              "sample_rate": np.int32(CONFIG.sample_rate)}),
+                ("waveform", {"waveform": np.full((1, 800), np.nan, np.float32),
+                              "sample_rate": np.int32(CONFIG.sample_rate)}),
+                ("waveform", {"waveform": waves[0][None].astype(np.float32),
+                              "sample_rate": np.int32(0)})]
+    served, waveform, odd, bad, empty, empty_waveform, nan, rate_0 = serve_every_signature(
+        trained["export_path"], requests)
     in_process = trained["server"].serve(tf.constant(batch))["transcript"].numpy()
     assert served["transcript"].tolist() == in_process.tolist()
     assert any(served["transcript"])
     assert waveform["transcript"].tolist() == in_process[:1].tolist()
     assert odd["transcript"].tolist() == [b"", b"", in_process[0]]
-    assert bad["error"] == "InvalidArgumentError" and "RIFF" in bad["message"]
+    assert bad["error"] == "InvalidArgumentError"
+    assert "not a WAV file: it does not begin with a RIFF/WAVE header" in bad["message"]
+    assert empty["transcript"].shape == empty_waveform["transcript"].shape == (0,)
+    assert nan["error"] == "InvalidArgumentError" and "NaN or infinite" in nan["message"]
+    assert "sample_rate must be a positive" in rate_0["message"]
+
+
+def test_every_wav_encoding_is_served_as_its_reference_decode(trained):
+    """8-, 16-, 24-, 32-bit PCM, 32- and 64-bit float, plain and extensible, stereo: the
+    export transcribes each file as the `waveform` signature transcribes its reference
+    decode (mono mix of what Python's `wave` module or numpy reads)."""
+    waves, _ = _clips(len(ENCODINGS), seed=58)
+    requests = []
+    for wave_, encoding in zip(waves, ENCODINGS):
+        stereo = np.stack([wave_, 0.5 * wave_], axis=1)
+        contents, reference = encode(stereo, CONFIG.sample_rate, encoding)
+        requests += [("serving_default", {"audio_bytes": [contents]}),
+                     ("waveform", {"waveform": reference.mean(axis=1)[None].astype(np.float32),
+                                   "sample_rate": np.int32(CONFIG.sample_rate)})]
+    answers = serve_in_session(trained["export_path"], requests)
+    for encoding, served, reference in zip(ENCODINGS, answers[::2], answers[1::2]):
+        assert served["transcript"].tolist() == reference["transcript"].tolist(), encoding
+    assert any(answer["transcript"][0] for answer in answers)
 
 
 def test_saved_model_cli_runs_the_export(trained, tmp_path):
@@ -165,7 +196,7 @@ def test_cli_transcribe_and_evaluate(trained, tmp_path, capsys):
     bad.write_bytes(b"garbage")
     assert cli.main(["transcribe", export_dir, str(good), str(bad)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.startswith(f"{good}: ") and "RIFF" in captured.err
+    assert captured.out.startswith(f"{good}: ") and "RIFF/WAVE header" in captured.err
     output = tmp_path / "hypotheses.txt"
     assert cli.main(["evaluate", "speech_recognition", "--model", export_dir, "--set",
                      "builtin_examples=100", "--output", str(output)]) == 0
