@@ -32,6 +32,16 @@ def test_beam_size_one_equals_greedy():
     greedy = greedy_search(step, start, state, max_length=8, end_id=END)
     beam, _ = beam_search(step, start, state, max_length=8, end_id=END, beam_size=1, alpha=0.0)
     np.testing.assert_array_equal(greedy, beam)
+    # and greedy's score is beam search's: the length-normalised log-probability, also with a
+    # per-example limit that forces the end token
+    for alpha, limits in ((0.0, None), (0.6, [3, 8, 5])):
+        ids, scores, _ = greedy_search_with_state(step, start, state, 8, END, alpha=alpha,
+                                                  max_lengths=limits)
+        beam, beam_scores = beam_search(step, start, state, 8, END, beam_size=1, alpha=alpha,
+                                        max_lengths=limits)
+        np.testing.assert_array_equal(ids, beam)
+        np.testing.assert_allclose(scores, beam_scores, rtol=1e-6)
+        assert np.all(scores.numpy() < 0)
 
 
 def test_greedy_stops_at_end_and_pads_after_it():
@@ -112,7 +122,7 @@ def test_the_returned_state_is_the_one_that_produced_the_returned_sequence():
              "fed": tf.zeros((batch, max_length + 1), tf.int32)}
     start = tf.fill([batch], START)
     for ids, final in (
-            greedy_search_with_state(step, start, state, max_length, END),
+            greedy_search_with_state(step, start, state, max_length, END)[::2],
             beam_search_with_state(step, start, state, max_length, END, beam_size=4)[::2]):
         ids, fed = ids.numpy(), final["fed"].numpy()
         assert fed.shape == (batch, max_length + 1)
@@ -138,7 +148,7 @@ def test_state_may_grow_along_an_axis_that_starts_empty():
     start = tf.fill([batch], START)
     searches = {
         "greedy": tf.function(lambda: greedy_search_with_state(step, start, state, max_length,
-                                                               END)),
+                                                               END)[::2]),
         "beam": tf.function(lambda: beam_search_with_state(step, start, state, max_length, END,
                                                            beam_size=4)[::2]),
     }

@@ -44,8 +44,8 @@ def greedy_search(step_fn, start_ids, state, max_length, end_id, pad_id=0, max_l
 
 
 def greedy_search_with_state(step_fn, start_ids, state, max_length, end_id, pad_id=0,
-                             max_lengths=None, shared=None):
-    """Greedy decoding.
+                             max_lengths=None, shared=None, alpha=0.6):
+    """Greedy decoding, scored as beam search scores its hypotheses.
 
     Args:
         step_fn: see the module docstring.
@@ -58,32 +58,40 @@ def greedy_search_with_state(step_fn, start_ids, state, max_length, end_id, pad_
             lengths); the end token is forced when one is reached.
         shared: optional nest of (B, ...) tensors the steps read but never
             change; see the module docstring.
+        alpha: float, length-penalty exponent of the returned scores.
 
     Returns:
-        ids (B, max_length + 1) int32, and the final state.
+        ids (B, max_length + 1) int32; scores (B,) float32, each sequence's
+        log-probability over its length penalty, as `beam_search_with_state`
+        scores (a forced end token costs nothing); and the final state.
     """
     batch = tf.shape(start_ids)[0]
     limits = _max_lengths(batch, max_length, max_lengths)
     sequences = _start_sequences(start_ids, max_length, pad_id)
     step_fn = _with_shared(step_fn, shared)
 
-    def body(index, tokens, finished, state, sequences):
+    def body(index, tokens, finished, scores, state, sequences):
         logits, state = step_fn(tokens, state, index)
-        logits = _forbid_padding(tf.cast(logits, tf.float32), pad_id)
-        next_tokens = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        next_tokens = tf.where(index + 1 >= limits, end_id, next_tokens)
+        log_probs = _forbid_padding(tf.nn.log_softmax(tf.cast(logits, tf.float32)), pad_id)
+        next_tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+        chosen = tf.reduce_max(log_probs, axis=-1)
+        forced = index + 1 >= limits
+        next_tokens = tf.where(forced, end_id, next_tokens)
+        scores += tf.where(finished | forced, 0.0, chosen)
         next_tokens = tf.where(finished, pad_id, next_tokens)
         finished = finished | tf.equal(next_tokens, end_id)
         sequences = _write_column(sequences, index + 1, next_tokens)
-        return index + 1, next_tokens, finished, state, sequences
+        return index + 1, next_tokens, finished, scores, state, sequences
 
-    def keep_going(index, tokens, finished, state, sequences):
+    def keep_going(index, tokens, finished, scores, state, sequences):
         return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(finished)))
 
-    loop_vars = (tf.constant(0), start_ids, tf.zeros([batch], tf.bool), state, sequences)
-    *_, state, sequences = tf.while_loop(keep_going, body, loop_vars,
-                                         shape_invariants=_loop_shapes(loop_vars))
-    return sequences, state
+    loop_vars = (tf.constant(0), start_ids, tf.zeros([batch], tf.bool), tf.zeros([batch]),
+                 state, sequences)
+    *_, scores, state, sequences = tf.while_loop(keep_going, body, loop_vars,
+                                                 shape_invariants=_loop_shapes(loop_vars))
+    lengths = tf.reduce_sum(tf.cast(tf.not_equal(sequences[:, 1:], pad_id), tf.int32), axis=-1)
+    return sequences, scores / length_penalty(lengths, alpha), state
 
 
 def _with_shared(step_fn, shared):

@@ -1,13 +1,19 @@
-"""The `tfformer` command line: parse, build a config, call into an application."""
+"""The `tfformer` command line: parse, build a config, call into an application.
+
+TensorFlow is imported only by the commands that use it, after parsing, with its C++
+start-up lines muted unless `--verbose` (see `quiet_tensorflow`): `--help`, `--version` and
+a bad setting answer at once.
+"""
 
 import argparse
 import importlib
 import os
 import sys
+from importlib import metadata
 
 from applications.common.config import ConfigError, apply_overrides, from_preset
-from applications.common.strategy import STRATEGIES
-from applications.common.training import PRECISIONS, TrainingDiverged
+from applications.common.quiet_tensorflow import import_tensorflow
+from applications.common.run_options import PRECISIONS, STRATEGIES, TrainingDiverged
 
 # name -> (config module, config class, default preset)
 APPLICATIONS = {
@@ -50,11 +56,35 @@ def _evaluate(args):
     return 0
 
 
-def _translate(args):
+# What each application's serving_default takes, and the command that serves it.
+EXPORT_KINDS = {"text": ("translation", "translate"),
+                "image_bytes": ("image classification", "classify"),
+                "audio_bytes": ("speech recognition", "transcribe")}
+
+
+def _load_export(model, input_name):
+    """The serving_default signature of `model`'s latest version, after checking that it
+    takes `input_name` (an export of another application is named, with its command)."""
     import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the ops the export uses)
+    import tensorflow_text  # noqa: F401  (registers the ops a translation export uses)
 
     from tfformer.export import latest_version_dir
+
+    path = latest_version_dir(model)
+    served = tf.saved_model.load(path)
+    signature = served.signatures["serving_default"]
+    inputs = set(signature.structured_input_signature[1])
+    if input_name not in inputs:
+        kind, command = next((EXPORT_KINDS[name] for name in inputs if name in EXPORT_KINDS),
+                             (None, None))
+        what = (f"a {kind} export: serve it with `tfformer {command}`" if kind else
+                f"not a tfformer export (its serving_default takes {sorted(inputs)})")
+        raise ValueError(f"{path} is {what}")
+    return served
+
+
+def _translate(args):
+    import tensorflow as tf
 
     if args.text:
         sentences = args.text
@@ -63,7 +93,7 @@ def _translate(args):
             sentences = [line.rstrip("\n") for line in handle]
     else:
         sentences = [line.rstrip("\n") for line in sys.stdin]
-    served = tf.saved_model.load(latest_version_dir(args.model))
+    served = _load_export(args.model, "text")
     signature = served.signatures["greedy" if args.greedy else "serving_default"]
     for start in range(0, len(sentences), args.batch_size):
         batch = tf.constant(sentences[start:start + args.batch_size])
@@ -78,29 +108,37 @@ def _op_error_line(message):
     lines = [line for line in message.splitlines() if line.strip()]
     for index, line in enumerate(lines):
         if line.strip().startswith("[[") and index > 0:
-            return lines[index - 1].strip()
+            line = lines[index - 1].strip()
+            if line.startswith("assertion failed: [") and line.endswith("]"):  # tf.Assert's
+                line = " ".join(line[len("assertion failed: ["):-1].split("] ["))
+            return line
     return lines[-1].strip() if lines else message
 
 
 def _serve_files(model, paths, input_name, describe):
     """Calls the export's serving_default on each file's bytes, one request per file, and
-    prints `path: describe(outputs)`; a request the export rejects prints its error and the
-    next file is served."""
+    prints `path: describe(outputs)`. A file that can't be read or that the export rejects
+    prints its error and the next file is served; the exit status is 1 if any failed."""
     import tensorflow as tf
 
-    from tfformer.export import latest_version_dir
-
-    signature = tf.saved_model.load(latest_version_dir(model)).signatures["serving_default"]
+    signature = _load_export(model, input_name).signatures["serving_default"]
+    failed = 0
     for path in paths:
-        with open(path, "rb") as handle:
-            contents = handle.read()
         try:
+            with open(path, "rb") as handle:
+                contents = handle.read()
             outputs = signature(**{input_name: tf.constant([contents])})
+        except OSError as error:
+            print(f"{path}: error: {error.strerror or error}", file=sys.stderr)
         except tf.errors.InvalidArgumentError as error:
             print(f"{path}: error: {_op_error_line(error.message)}", file=sys.stderr)
+        else:
+            print(f"{path}: {describe(outputs)}")
             continue
-        print(f"{path}: {describe(outputs)}")
-    return 0
+        failed += 1
+    if failed:
+        print(f"{failed} of {len(paths)} files failed", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _classify(args):
@@ -164,14 +202,36 @@ def _plot(args):
     return 0
 
 
+def _presets_help():
+    lines = []
+    for application, (module_name, _, default) in APPLICATIONS.items():
+        presets = importlib.import_module(module_name).PRESETS
+        names = ", ".join(f"{name} (default)" if name == default else name for name in presets)
+        lines.append(f"  {application}: {names}")
+    return "presets:\n" + "\n".join(lines)
+
+
+def _version():
+    try:
+        return metadata.version("tfformer")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="tfformer", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="tfformer", description=__doc__.split("\n\n")[0], epilog=_presets_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"tfformer {_version()}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up and C++ log lines")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def config_options(command):
         command.add_argument("application", choices=sorted(APPLICATIONS))
         command.add_argument("--data", help="data directory (default: the built-in data)")
-        command.add_argument("--preset", help="size preset, e.g. tiny, small, base")
+        command.add_argument("--preset", help="size preset (see `tfformer --help`; default "
+                             "tiny)")
         command.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                              help="override a config field (repeatable)")
 
@@ -238,10 +298,12 @@ def build_parser():
 
 
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "set"):  # a bad setting is named before TensorFlow starts
+            _config(args.application, args.preset, args.set)
+        import_tensorflow(args.verbose)
         return args.handler(args)
     except (ConfigError, ValueError, FileNotFoundError) as error:
         parser.exit(2, f"tfformer {args.command}: error: {error}\n")

@@ -2,12 +2,93 @@
 
 import dataclasses
 import json
+import math
 import types
 import typing
 
 
 class ConfigError(ValueError):
     """A config override names an unknown field or a value of the wrong type."""
+
+
+# ---- what a field may hold: (test, description) pairs, named in each config's LIMITS ----------
+
+def at_least(low):
+    return (lambda value: value >= low), f"at least {low}"
+
+
+def above(low):
+    return (lambda value: value > low), f"above {low}"
+
+
+def fraction(high_included=False):
+    """[0, 1), or [0, 1] with `high_included`."""
+    if high_included:
+        return (lambda value: 0 <= value <= 1), "between 0 and 1"
+    return (lambda value: 0 <= value < 1), "at least 0 and below 1"
+
+
+def one_of(*options):
+    return (lambda value: value in options), "one of " + ", ".join(map(repr, options))
+
+
+ODD = (lambda value: value % 2 == 1), "odd"
+
+
+def _type_problem(value, field_type):
+    """Why `value` does not fit the annotation `field_type`, or None."""
+    origin = typing.get_origin(field_type)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(field_type):
+            return None
+        field_type = next(t for t in typing.get_args(field_type) if t is not type(None))
+        origin = typing.get_origin(field_type)
+    if origin is tuple:
+        (item_type, _) = typing.get_args(field_type)
+        if not isinstance(value, (tuple, list)):
+            return f"expects a list of {item_type.__name__}"
+        problems = [_type_problem(item, item_type) for item in value]
+        return f"expects a list of {item_type.__name__}" if any(problems) else None
+    if field_type is bool:
+        return None if isinstance(value, bool) else "expects true or false"
+    if field_type is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "expects an int"
+    if field_type is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
+            value)
+        return None if ok else "expects a finite number"
+    if field_type is str:
+        return None if isinstance(value, str) and value else "expects a non-empty string"
+    return None
+
+
+def check_config(config):
+    """Checks every field of an application config against its type and its class's
+    `LIMITS` ({field: (test, description) or a list of them}) and `RULES` ([(test(config),
+    message)]); raises ConfigError naming the first field that fails. Configs call it on
+    construction, so a bad value fails before any data or model work."""
+    hints = typing.get_type_hints(type(config))
+    limits = getattr(type(config), "LIMITS", {})
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        problem = _type_problem(value, hints[field.name])
+        if problem:
+            raise ConfigError(f"{field.name}={value!r}: {field.name} {problem}")
+        if value is None:
+            continue
+        checks = limits.get(field.name, [])
+        for test, description in [checks] if isinstance(checks, tuple) else checks:
+            items = value if isinstance(value, (tuple, list)) else [value]
+            if not all(test(item) for item in items):
+                raise ConfigError(f"{field.name}={value!r}: {field.name} must be {description}")
+    if hasattr(config, "d_model") and hasattr(config, "num_heads") and (
+            config.d_model % config.num_heads):
+        raise ConfigError(f"d_model={config.d_model} is not divisible by "
+                          f"num_heads={config.num_heads}")
+    for test, message in getattr(type(config), "RULES", ()):
+        if not test(config):
+            raise ConfigError(message.format(config=config))
 
 
 def _parse_value(name, text, field_type):
@@ -45,14 +126,15 @@ def _parse_value(name, text, field_type):
 def apply_overrides(config, overrides):
     """Returns a copy of dataclass `config` with `key=value` strings applied."""
     hints = typing.get_type_hints(type(config))
+    fields = {field.name for field in dataclasses.fields(config)}
     changes = {}
     for item in overrides or ():
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, text = item.split("=", 1)
         key = key.strip()
-        if key not in hints:
-            known = ", ".join(sorted(hints))
+        if key not in fields:
+            known = ", ".join(sorted(fields))
             raise ConfigError(f"unknown config key {key!r}; known keys: {known}")
         changes[key] = _parse_value(key, text.strip(), hints[key])
     return dataclasses.replace(config, **changes)

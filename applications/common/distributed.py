@@ -31,8 +31,9 @@ import keras
 import tensorflow as tf
 
 from applications.common.config import ConfigError, to_json
+from applications.common.run_lock import run_lock
 from applications.common.strategy import check_mixed_precision, make_strategy
-from applications.common.training import resume_epoch, skip_to_epoch
+from applications.common.training import ProgressLines, resume_epoch, skip_to_epoch
 
 
 def is_multi_worker(strategy):
@@ -98,10 +99,32 @@ def run_training(body, config, data_dir, workdir, export_dir, strategy, resume="
     check_mixed_precision(options.get("mixed_precision", "none"), strategy)
     backup = backup_dir(workdir, strategy)
     check_resume(workdir, backup, config, resume)
-    with writable_dir(workdir, strategy) as run_dir, \
+    if is_chief(strategy):
+        check_writable(workdir, "--workdir")
+        check_writable(export_dir, "--export-dir")
+    task_type, index = task(strategy)
+    with run_lock(workdir, f"{task_type}_{index}"), writable_dir(workdir, strategy) as run_dir, \
             writable_dir(export_dir, strategy) as export_base:
-        return body(config, data_dir, run_dir, export_base, strategy, backup_dir=backup,
-                    **options)
+        result = body(config, data_dir, run_dir, export_base, strategy, backup_dir=backup,
+                      **options)
+    # Only now, with the export written: had it failed, the same command would resume the
+    # finished training from this backup and export again.
+    shutil.rmtree(backup, ignore_errors=True)
+    return result
+
+
+def check_writable(path, option):
+    """Fails before any training if `path` could not be created or written to; creates
+    nothing."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    problem = (f"{existing} is not a directory" if not os.path.isdir(existing) else
+               f"{existing} is not writable" if not os.access(existing, os.W_OK | os.X_OK)
+               else None)
+    if problem:
+        raise ConfigError(f"{option} {path} can't be written: {problem}; choose another "
+                          f"{option}")
 
 
 RESUME = ("auto", "require")
@@ -151,6 +174,8 @@ def fit(model, strategy, train_data, *, epochs, steps_per_epoch, validation_data
     Returns a `keras.callbacks.History`.
     """
     resume_at = resume_epoch(backup_dir) if backup_dir else 0
+    if verbose == 2:  # one line per epoch: a log file, not a terminal
+        callbacks = [*callbacks, ProgressLines(epochs, steps_per_epoch)]
     if strategy.num_replicas_in_sync == 1 and not is_multi_worker(strategy):
         train_data = skip_to_epoch(train_data, resume_at, steps_per_epoch)
         return model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,

@@ -5,7 +5,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+from applications.common.run_options import STRATEGIES
 
 
 def make_strategy(name="auto", tpu_address=None):

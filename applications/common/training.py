@@ -5,10 +5,13 @@ import json
 import math
 import os
 import sys
+import time
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from applications.common.run_options import PRECISIONS, TrainingDiverged
 
 
 def standard_callbacks(workdir, monitor="val_loss", mode="min", backup_dir=None):
@@ -16,8 +19,10 @@ def standard_callbacks(workdir, monitor="val_loss", mode="min", backup_dir=None)
     default `workdir/backup`), the best weights, and TensorBoard logs."""
     return [
         StopOnNonFiniteLoss(workdir),
+        # Kept after training: `run_training` deletes it once the export is written, so a run
+        # whose export failed can be exported by running the same command again.
         keras.callbacks.BackupAndRestore(backup_dir or os.path.join(workdir, "backup"),
-                                         double_checkpoint=True),
+                                         double_checkpoint=True, delete_checkpoint=False),
         RandomStateBackup(backup_dir or os.path.join(workdir, "backup")),
         keras.callbacks.ModelCheckpoint(
             os.path.join(workdir, "checkpoints", "best.weights.h5"), monitor=monitor, mode=mode,
@@ -98,7 +103,30 @@ def progress_verbosity(verbose="auto"):
     return verbose
 
 
-PRECISIONS = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+class ProgressLines(keras.callbacks.Callback):
+    """Progress for logs that are not a terminal, where Keras prints one line per epoch (after
+    a long silence): a line when training starts and one every tenth of an epoch (at most
+    every 100 steps) with the running loss and the speed."""
+
+    def __init__(self, epochs, steps_per_epoch):
+        super().__init__()
+        self.epochs, self.steps = epochs, steps_per_epoch
+        self.every = max(1, min(100, steps_per_epoch // 10))
+
+    def on_train_begin(self, logs=None):
+        print(f"training: {self.epochs} epochs of {self.steps} steps; a line every "
+              f"{self.every} steps", flush=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.started = epoch, time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.every or batch + 1 == self.steps:
+            return
+        rate = (batch + 1) / max(time.perf_counter() - self.started, 1e-9)
+        loss = float((logs or {}).get("loss", float("nan")))
+        print(f"epoch {self.epoch + 1}/{self.epochs}, step {batch + 1}/{self.steps}: loss "
+              f"{loss:.4f} ({rate:.1f} steps/s)", flush=True)
 
 
 class RandomStateBackup(keras.callbacks.Callback):
@@ -134,10 +162,6 @@ class RandomStateBackup(keras.callbacks.Callback):
         temporary = self.path + ".tmp.npz"
         np.savez(temporary, **{f"state_{i}": np.asarray(v) for i, v in enumerate(self._states())})
         os.replace(temporary, self.path)
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message names the step."""
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

@@ -1,6 +1,9 @@
 """Image classification (ViT) config and its presets."""
 
 import dataclasses
+import typing
+
+from applications.common.config import above, at_least, check_config, fraction, one_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +39,27 @@ class ImageClassificationConfig:
     seed: int = 0
     # Serving
     top_k: int = 5
+
+    LIMITS: typing.ClassVar = {
+        "image_size": at_least(1), "builtin_examples": at_least(12),
+        "val_fraction": fraction(), "patch_size": at_least(1), "num_layers": at_least(1),
+        "d_model": at_least(1), "num_heads": at_least(1), "intermediate_dim": at_least(1),
+        "dropout": fraction(), "pooling": one_of("class_token", "mean"),
+        "batch_size": at_least(1), "epochs": at_least(1), "steps_per_epoch": at_least(1),
+        "learning_rate": above(0), "weight_decay": at_least(0),
+        "warmup_fraction": fraction(high_included=True), "label_smoothing": fraction(),
+        "augment_crop_padding": at_least(0), "augment_translate": fraction(high_included=True),
+        "augment_zoom": fraction(),
+        "augment_fill": one_of("nearest", "constant", "reflect", "wrap"),
+        "rand_augment_magnitude": fraction(high_included=True), "top_k": at_least(1),
+    }
+    RULES: typing.ClassVar = [
+        (lambda c: c.image_size % c.patch_size == 0,
+         "image_size={config.image_size} is not a multiple of patch_size={config.patch_size}"),
+    ]
+
+    def __post_init__(self):
+        check_config(self)
 
 
 PRESETS = {

@@ -31,10 +31,10 @@ def train(config, data_dir=None, workdir="runs/image_classification",
 def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
            mixed_precision, jit_compile, examples):
     keras.utils.set_random_seed(config.seed)
-    os.makedirs(workdir, exist_ok=True)
+    splits, class_names = data.load_images(data_dir, config)
+    os.makedirs(workdir, exist_ok=True)  # only once the data loaded: a run's config stays
     with open(os.path.join(workdir, "config.json"), "w") as handle:
         handle.write(to_json(config))
-    splits, class_names = data.load_images(data_dir, config)
     print("data: " + ", ".join(f"{split} {len(labels)} images"
                                for split, (_, labels) in splits.items())
           + f"; {len(class_names)} classes at {config.image_size}x{config.image_size}")

@@ -1,6 +1,9 @@
 """Speech recognition (truncated-attention Transformer + CTC) config and its presets."""
 
 import dataclasses
+import typing
+
+from applications.common.config import ODD, above, at_least, check_config, fraction, one_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +63,27 @@ class SpeechRecognitionConfig:
     # Subsampled frames per serving chunk; each chunk also computes layers x window frames of
     # context, so longer chunks waste less. Clips up to one chunk run whole.
     chunk_frames: int = 128
+
+    LIMITS: typing.ClassVar = {
+        "sample_rate": at_least(1000), "builtin_examples": at_least(10),
+        "val_fraction": fraction(), "max_seconds": above(0), "connected_digits": at_least(0),
+        "connected_examples": at_least(1), "speed_perturbation": above(0),
+        "frame_length_ms": above(0), "frame_step_ms": above(0), "num_mel_bins": at_least(1),
+        "feature_normalization": one_of("utterance", "global"), "frequency_masks": at_least(0),
+        "frequency_mask_width": at_least(0), "time_masks": at_least(0),
+        "time_mask_width": at_least(0), "output_units": one_of("characters", "words"),
+        "num_layers": at_least(1), "d_model": at_least(1), "num_heads": at_least(1),
+        "intermediate_dim": at_least(1), "dropout": fraction(), "window_left": at_least(0),
+        "window_right": at_least(0), "position": one_of("rotary", "relative"),
+        "subsampling_filters": at_least(1), "convolution_kernel_size": [at_least(1), ODD],
+        "batch_size": at_least(1), "epochs": at_least(1), "steps_per_epoch": at_least(1),
+        "learning_rate": above(0), "warmup_fraction": fraction(high_included=True),
+        "weight_decay": at_least(0), "gradient_clip_norm": above(0), "beam_size": at_least(1),
+        "silence_threshold": at_least(0), "chunk_frames": at_least(1),
+    }
+
+    def __post_init__(self):
+        check_config(self)
 
 
 PRESETS = {

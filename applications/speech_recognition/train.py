@@ -32,10 +32,10 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
            mixed_precision, jit_compile, examples):
     keras.utils.set_random_seed(config.seed)
     check_decoding(config.beam_size, config.lexicon_decoding)
-    os.makedirs(workdir, exist_ok=True)
+    splits = data.load_speech(data_dir, config)
+    os.makedirs(workdir, exist_ok=True)  # only once the data loaded: a run's config stays
     with open(os.path.join(workdir, "config.json"), "w") as handle:
         handle.write(to_json(config))
-    splits = data.load_speech(data_dir, config)
     print("data: " + ", ".join(
         f"{split} {len(waves)} clips ({sum(len(w) for w in waves) / config.sample_rate / 60:.1f} min)"
         for split, (waves, _) in splits.items()))

@@ -1,6 +1,9 @@
 """Translation config and its presets (sizes are data)."""
 
 import dataclasses
+import typing
+
+from applications.common.config import above, at_least, check_config, fraction, one_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +40,21 @@ class TranslationConfig:
     length_penalty: float = 0.6
     max_decode_ratio: float = 1.5  # max target tokens = ratio * source tokens + extra
     max_decode_extra: int = 10
+
+    LIMITS: typing.ClassVar = {
+        "builtin_examples": at_least(100), "max_source_length": at_least(2),
+        "max_target_length": at_least(2), "vocabulary_size": at_least(16),
+        "tokenizer_model_type": one_of("unigram", "bpe", "char", "word"),
+        "num_layers": at_least(1), "d_model": at_least(1), "num_heads": at_least(1),
+        "intermediate_dim": at_least(1), "dropout": fraction(), "batch_size": at_least(1),
+        "epochs": at_least(1), "steps_per_epoch": at_least(1), "label_smoothing": fraction(),
+        "warmup_steps": at_least(0), "learning_rate_scale": above(0),
+        "shuffle_buffer": at_least(1), "beam_size": at_least(1), "length_penalty": at_least(0),
+        "max_decode_ratio": above(0), "max_decode_extra": at_least(0),
+    }
+
+    def __post_init__(self):
+        check_config(self)
 
 
 PRESETS = {

@@ -87,6 +87,11 @@ def load_corpus(directory, config):
     split is left empty.
     """
     if directory is None:
+        if (config.source_language, config.target_language) != ("en", "de"):
+            raise DataError(
+                f"the built-in data is English to German; source_language="
+                f"{config.source_language!r} and target_language={config.target_language!r} "
+                "choose the files of a corpus given with --data")
         return builtin_data.generate(config.builtin_examples, seed=config.seed)
     if not os.path.isdir(directory):
         raise DataError(f"data directory {directory} does not exist")

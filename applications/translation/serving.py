@@ -62,10 +62,10 @@ class TranslationServer(tf.Module):
                                                  record_attention)
         start = tf.fill([tf.shape(source_ids)[0]], data.BOS_ID)
         if beam_size == 1:
-            ids, state = decoding.greedy_search_with_state(
+            return decoding.greedy_search_with_state(
                 self.model.decode_step, start, state, self.max_target_length, data.EOS_ID,
-                pad_id=data.PAD_ID, max_lengths=limits, shared=shared)
-            return ids, tf.zeros([tf.shape(ids)[0]]), state
+                pad_id=data.PAD_ID, max_lengths=limits, shared=shared,
+                alpha=self.length_penalty)
         return decoding.beam_search_with_state(
             self.model.decode_step, start, state, self.max_target_length, data.EOS_ID,
             beam_size=beam_size, alpha=self.length_penalty, pad_id=data.PAD_ID,

@@ -97,17 +97,14 @@ _TOKENIZER_FIELDS = ("source_language", "target_language", "builtin_examples", "
                      "vocabulary_size", "shared_vocabulary", "tokenizer_model_type")
 
 
-def _write_config(workdir, config):
-    """Writes config.json; returns whether the tokenizer fields equal the previous run's."""
+def _same_tokenizer_config(workdir, config):
+    """Whether the run in `workdir` (its config.json) trained its tokenizer as `config` would."""
     path = os.path.join(workdir, "config.json")
-    previous = None
-    if os.path.exists(path):
-        with open(path) as handle:
-            previous = json.load(handle)
-    with open(path, "w") as handle:
-        handle.write(to_json(config))
-    return previous is not None and all(
-        previous.get(field) == getattr(config, field) for field in _TOKENIZER_FIELDS)
+    if not os.path.exists(path):
+        return False
+    with open(path) as handle:
+        previous = json.load(handle)
+    return all(previous.get(field) == getattr(config, field) for field in _TOKENIZER_FIELDS)
 
 
 def train(config, data_dir=None, workdir="runs/translation",
@@ -132,10 +129,12 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     # Length-bucketed validation data has no known size, and Keras warns at its
     # (expected) end on every epoch.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
-    os.makedirs(workdir, exist_ok=True)
-    same_tokenizer_config = _write_config(workdir, config)
     corpus = data.load_corpus(data_dir, config)
     print("data: " + ", ".join(f"{split} {len(pairs)} pairs" for split, pairs in corpus.items()))
+    same_tokenizer_config = _same_tokenizer_config(workdir, config)
+    os.makedirs(workdir, exist_ok=True)  # only once the data loaded: a run's config stays
+    with open(os.path.join(workdir, "config.json"), "w") as handle:
+        handle.write(to_json(config))
     tokenizer_dir, source_proto, target_proto = _tokenizers(
         workdir, config, corpus["train"], same_tokenizer_config)
     source_tokenizer, target_tokenizer = data.tokenizer(source_proto), data.tokenizer(target_proto)
@@ -170,9 +169,8 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     pairs = corpus[split]
     hypotheses = evaluate.translate_batches(server.serve, [s for s, _ in pairs])
     scores = evaluate.score(hypotheses, [t for _, t in pairs])
-    short = " (outputs too short for word 4-grams)" if scores["bleu"] == 0 < scores["exact"] else ""
-    print(f"{split}: sacreBLEU {scores['bleu']:.1f}{short}, chrF {scores['chrf']:.1f}, exact "
-          f"{scores['exact']:.1f}% ({len(pairs)} sentences, beam {config.beam_size})")
+    print(f"{split}: {evaluate.describe(scores, data_dir is None)} ({len(pairs)} sentences, "
+          f"beam {config.beam_size})")
     export_path = serving.export(server, export_dir)
     print(f"exported to {export_path}")
     for (source, reference), hypothesis in list(zip(pairs, hypotheses))[:examples]:

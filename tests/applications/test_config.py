@@ -35,3 +35,45 @@ def test_bad_overrides_are_named(override, message):
 def test_unknown_preset_is_named():
     with pytest.raises(ConfigError, match="unknown preset 'huge'"):
         from_preset(Example, {"tiny": {}}, "huge")
+
+
+@pytest.mark.parametrize("application, override, message", [
+    ("translation", "batch_size=0", "batch_size=0: batch_size must be at least 1"),
+    ("translation", "beam_size=0", "beam_size must be at least 1"),
+    ("translation", "epochs=0", "epochs must be at least 1"),
+    ("translation", "dropout=1", "dropout must be at least 0 and below 1"),
+    ("translation", "d_model=130", "d_model=130 is not divisible by num_heads=4"),
+    ("translation", "tokenizer_model_type=words", "one of 'unigram', 'bpe', 'char', 'word'"),
+    ("translation", "source_language=fr", "the built-in data is English to German"),
+    ("image_classification", "patch_size=5", "image_size=32 is not a multiple of patch_size=5"),
+    ("image_classification", "pooling=max", "pooling must be one of 'class_token', 'mean'"),
+    ("image_classification", "steps_per_epoch=0", "steps_per_epoch must be at least 1"),
+    ("speech_recognition", 'speed_perturbation=["a"]', "speed_perturbation expects a list of "
+                                                        "float"),
+    ("speech_recognition", "speed_perturbation=[0.9, -1]", "speed_perturbation must be above 0"),
+    ("speech_recognition", "convolution_kernel_size=4", "convolution_kernel_size must be odd"),
+    ("speech_recognition", "window_right=-1", "window_right must be at least 0"),
+    ("speech_recognition", "learning_rate=nan", "learning_rate expects a finite number"),
+])
+def test_bad_settings_fail_before_any_data_or_model_work(application, override, message,
+                                                         tmp_path, capsys):
+    from applications.common import cli
+
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", application, "--set", override, "--workdir", str(run),
+                  "--export-dir", str(tmp_path / "export")])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (run / "config.json").exists() and not (tmp_path / "export").exists()
+
+
+def test_every_preset_is_a_valid_config():
+    import importlib
+
+    for application in ("translation", "image_classification", "speech_recognition"):
+        module = importlib.import_module(f"applications.{application}.config")
+        config_class = next(value for name, value in vars(module).items()
+                            if name.endswith("Config") and isinstance(value, type))
+        for preset in module.PRESETS:
+            from_preset(config_class, module.PRESETS, preset)  # raises if a value is out of range

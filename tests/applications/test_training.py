@@ -78,3 +78,17 @@ def test_speech_recognition_trains_in_mixed_precision_and_mirrored(
     assert all(w.dtype == "float32" for w in result["model"].weights if w.dtype != "int64")
     clip = wav_bytes(np.zeros(800, np.float32), config.sample_rate)
     assert result["server"].serve(tf.constant([clip]))["transcript"].numpy().tolist() == [b""]
+
+
+def test_progress_lines_for_logs_that_are_not_a_terminal(capsys):
+    from applications.common.training import ProgressLines
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((80, 4)), np.ones((80, 1)), batch_size=2, epochs=2, verbose=0,
+              callbacks=[ProgressLines(epochs=2, steps_per_epoch=40)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "training: 2 epochs of 40 steps; a line every 4 steps"
+    assert len(lines) == 1 + 2 * 9  # steps 4, 8, ..., 36 of each epoch (its end has Keras')
+    assert lines[1].startswith("epoch 1/2, step 4/40: loss ")
+    assert lines[-1].startswith("epoch 2/2, step 36/40: loss ") and "steps/s" in lines[-1]

@@ -120,9 +120,14 @@ def test_cli_classify_and_evaluate(trained, tmp_path, capsys):
     good, bad = tmp_path / "good.png", tmp_path / "bad.png"
     good.write_bytes(_png(11))
     bad.write_bytes(b"garbage")
-    assert cli.main(["classify", export_dir, str(good), str(bad)]) == 0
-    captured = capsys.readouterr()
+    missing = tmp_path / "missing.png"
+    assert cli.main(["classify", export_dir, str(bad), str(missing), str(good)]) == 1
+    captured = capsys.readouterr()  # every file is reported, and the failures make the exit 1
     assert captured.out.startswith(f"{good}: ") and "Unknown image file format" in captured.err
+    assert f"{missing}: error: No such file or directory" in captured.err
+    assert "2 of 3 files failed" in captured.err
+    assert cli.main(["classify", export_dir, str(good)]) == 0
+    capsys.readouterr()
     plot = tmp_path / "confusion.png"
     assert cli.main(["evaluate", "image_classification", "--model", export_dir, "--output",
                      str(plot), "--set", f"builtin_examples={CONFIG.builtin_examples}"]) == 0

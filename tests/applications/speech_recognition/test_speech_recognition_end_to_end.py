@@ -194,9 +194,16 @@ def test_cli_transcribe_and_evaluate(trained, tmp_path, capsys):
     good, bad = tmp_path / "good.wav", tmp_path / "bad.wav"
     good.write_bytes(wav_bytes(waves[0], CONFIG.sample_rate))
     bad.write_bytes(b"garbage")
-    assert cli.main(["transcribe", export_dir, str(good), str(bad)]) == 0
+    assert cli.main(["transcribe", export_dir, str(good), str(bad)]) == 1
     captured = capsys.readouterr()
-    assert captured.out.startswith(f"{good}: ") and "RIFF/WAVE header" in captured.err
+    assert captured.out.startswith(f"{good}: ")
+    assert f"{bad}: error: not a WAV file: it does not begin with a RIFF/WAVE header" in (
+        captured.err)
+    # An export of another application is named, with the command that serves it.
+    with pytest.raises(SystemExit):
+        cli.main(["classify", export_dir, str(good)])
+    assert "is a speech recognition export: serve it with `tfformer transcribe`" in (
+        capsys.readouterr().err)
     output = tmp_path / "hypotheses.txt"
     assert cli.main(["evaluate", "speech_recognition", "--model", export_dir, "--set",
                      "builtin_examples=100", "--output", str(output)]) == 0

@@ -1,5 +1,6 @@
 import pytest
 
+from applications.common.config import to_json
 from applications.translation import train as train_module
 from applications.translation.config import PRESETS, TranslationConfig
 
@@ -9,7 +10,8 @@ PAIRS = [("one dog", "ein Hund"), ("two cats", "zwei Katzen"), ("three birds", "
 
 def test_a_resumed_run_reuses_its_tokenizer(tmp_path, monkeypatch):
     workdir = str(tmp_path)
-    assert not train_module._write_config(workdir, CONFIG)
+    assert not train_module._same_tokenizer_config(workdir, CONFIG)  # no run yet
+    (tmp_path / "config.json").write_text(to_json(CONFIG))
     _, first, _ = train_module._tokenizers(workdir, CONFIG, PAIRS, same_tokenizer_config=False)
 
     def refuse(*args):
@@ -17,10 +19,10 @@ def test_a_resumed_run_reuses_its_tokenizer(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module.data, "train_tokenizers", refuse)
     longer = TranslationConfig(**{**PRESETS["tiny"], "vocabulary_size": 40, "epochs": 99})
-    assert train_module._write_config(workdir, longer)  # more epochs: same tokenizer
+    assert train_module._same_tokenizer_config(workdir, longer)  # more epochs: same tokenizer
     _, again, _ = train_module._tokenizers(workdir, longer, PAIRS, same_tokenizer_config=True)
     assert again == first
     changed = TranslationConfig(**{**PRESETS["tiny"], "vocabulary_size": 41})
-    assert not train_module._write_config(workdir, changed)
+    assert not train_module._same_tokenizer_config(workdir, changed)
     with pytest.raises(AssertionError, match="trained again"):
         train_module._tokenizers(workdir, changed, PAIRS, same_tokenizer_config=False)

@@ -113,7 +113,8 @@ def test_every_signature_answers_through_tf_servings_loader(trained):
     every signature as `tf.saved_model.load` does, and as the trained server did."""
     sentences = ["twenty-one", "one big cat", "on March third"]
     requests = [(name, {"text": sentences}) for name in ("serving_default", "greedy", "attention")]
-    requests += [("serving_default", {"text": ["", "one cat", b"\xff\xfe bad utf-8", "one " * 500]}),
+    odd = ["", "one cat", b"\xff\xfe bad utf-8", "one " * 500]
+    requests += [("serving_default", {"text": odd}),
                  ("greedy", {"text": []})]
     beam, greedy, attention, odd, empty = serve_every_signature(trained["export_path"], requests)
     server = trained["server"]
@@ -122,6 +123,7 @@ def test_every_signature_answers_through_tf_servings_loader(trained):
     np.testing.assert_allclose(beam["score"], expected["score"], atol=1e-4)
     assert greedy["translation"].tolist() == (
         server.serve_greedy(tf.constant(sentences))["translation"].numpy().tolist())
+    assert np.all(greedy["score"] < 0)  # a real log-probability, length-normalised like beam's
     assert attention["translation"].tolist() == beam["translation"].tolist()
     assert attention["cross_attention"].shape[:3] == (3, CONFIG.num_layers, CONFIG.num_heads)
     # Bad input: an empty string translates to "", bad UTF-8 and overlong input still answer.
@@ -165,7 +167,8 @@ def test_cli_translate_and_evaluate(trained, tmp_path, capsys):
     overrides = [f"builtin_examples={CONFIG.builtin_examples}"]
     assert cli.main(["evaluate", "translation", "--model", export_dir, "--output", str(output),
                      *sum([["--set", o] for o in overrides], [])]) == 0
-    assert "sacreBLEU" in capsys.readouterr().out
+    printed = capsys.readouterr().out  # the built-in task is scored by chrF and exact match
+    assert "chrF" in printed and "exact" in printed and "sacreBLEU" not in printed
     assert len(output.read_text().splitlines()) == len(
         data.load_corpus(None, CONFIG)["test"])
 
@@ -188,6 +191,14 @@ def test_cli_translate_reads_a_file_or_stdin(trained, tmp_path, monkeypatch, cap
     monkeypatch.setattr("sys.stdin", io.StringIO("one cat\ntwenty\nseven dogs\n"))
     assert cli.main(["translate", export_dir]) == 0
     assert capsys.readouterr().out == from_file and from_file.count("\n") == 3
+
+
+def test_cli_names_the_kind_of_export_it_was_given(trained, capsys):
+    export_dir = str(trained["root"] / "export")
+    with pytest.raises(SystemExit):
+        cli.main(["transcribe", export_dir, "clip.wav"])
+    assert "is a translation export: serve it with `tfformer translate`" in (
+        capsys.readouterr().err)
 
 
 def test_cli_translate_names_a_missing_export(tmp_path, capsys):
