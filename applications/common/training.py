@@ -24,11 +24,65 @@ def standard_callbacks(workdir, monitor="val_loss", mode="min", backup_dir=None)
         keras.callbacks.BackupAndRestore(backup_dir or os.path.join(workdir, "backup"),
                                          double_checkpoint=True, delete_checkpoint=False),
         RandomStateBackup(backup_dir or os.path.join(workdir, "backup")),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(workdir, "checkpoints", "best.weights.h5"), monitor=monitor, mode=mode,
-            save_best_only=True, save_weights_only=True),
+        BestWeights(os.path.join(workdir, "checkpoints"), monitor=monitor, mode=mode),
         keras.callbacks.TensorBoard(os.path.join(workdir, "logs")),
     ]
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the best `monitor` value in
+    `directory/best.weights.h5`, and that epoch and value in `directory/best.json`.
+
+    Written instead of using Keras' `ModelCheckpoint(save_best_only=True)`, which writes the
+    file in place (a crash mid-write leaves a broken file) and forgets its best value when a
+    run resumes (a resumed run's first epoch would replace a better epoch's weights). Here
+    both files are written to temporary names and renamed.
+    """
+
+    def __init__(self, directory, monitor="val_loss", mode="min"):
+        super().__init__()
+        self.directory, self.monitor, self.mode = directory, monitor, mode
+        self.weights_path = os.path.join(directory, "best.weights.h5")
+        self.record_path = os.path.join(directory, "best.json")
+
+    def best(self):
+        """{"epoch", "monitor", "value"} of the kept weights, or None."""
+        try:
+            with open(self.record_path) as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        value, best = float(value), self.best()
+        if best is not None and os.path.exists(self.weights_path) and not (
+                value < best["value"] if self.mode == "min" else value > best["value"]):
+            return
+        os.makedirs(self.directory, exist_ok=True)
+        temporary = os.path.join(self.directory, ".best.tmp.weights.h5")
+        self.model.save_weights(temporary)
+        with open(self.record_path + ".tmp", "w") as handle:
+            json.dump({"epoch": epoch + 1, "monitor": self.monitor, "value": value}, handle)
+        os.replace(temporary, self.weights_path)
+        os.replace(self.record_path + ".tmp", self.record_path)
+
+
+def use_export_weights(model, workdir, rule):
+    """Loads the weights `rule` picks into `model` before it is evaluated and exported:
+    "best", the epoch with the best validation score (as `restore_best_weights` in Keras'
+    EarlyStopping), when one was kept; "last", the weights training ended with."""
+    kept = BestWeights(os.path.join(workdir, "checkpoints"))
+    best = kept.best()
+    if rule != "best" or best is None or not os.path.exists(kept.weights_path):
+        print("exporting the last epoch's weights" + (
+            "" if rule == "last" else " (no validation score was kept)"))
+        return
+    model.load_weights(kept.weights_path)
+    print(f"exporting the weights of epoch {best['epoch']}, the best by {best['monitor']} "
+          f"({best['value']:.4f})")
 
 
 def global_sum(value):

@@ -37,10 +37,14 @@ class ImageClassificationConfig:
     # reflect or wrap ("constant" = black, right for objects on a black background)
     rand_augment_magnitude: float = 0.2  # 0 disables RandAugment
     seed: int = 0
+    # Which weights are evaluated and exported: "best" (the epoch with the best validation
+    # score, as Keras' restore_best_weights) or "last" (those training ended with).
+    export_weights: str = "best"
     # Serving
     top_k: int = 5
 
     LIMITS: typing.ClassVar = {
+        "export_weights": one_of("best", "last"),
         "image_size": at_least(1), "builtin_examples": at_least(12),
         "val_fraction": fraction(), "patch_size": at_least(1), "num_layers": at_least(1),
         "d_model": at_least(1), "num_heads": at_least(1), "intermediate_dim": at_least(1),

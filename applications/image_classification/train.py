@@ -12,6 +12,7 @@ from applications.common.training import (
     precision_policy,
     progress_verbosity,
     standard_callbacks,
+    use_export_weights,
     warmup_cosine_schedule,
 )
 from applications.image_classification import data, evaluate, serving
@@ -64,6 +65,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         validation_data=val_data,
         callbacks=callbacks, verbose=verbose,
         backup_dir=backup_dir)
+    use_export_weights(model, workdir, config.export_weights)
 
     server = serving.ImageClassificationServer(model, class_names, config)
     split = "test" if len(splits["test"][1]) else "val"

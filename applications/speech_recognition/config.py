@@ -54,6 +54,9 @@ class SpeechRecognitionConfig:
     # all-reduce, so with several replicas a clipped step differs from one device's.
     gradient_clip_norm: float | None = 5.0
     seed: int = 0
+    # Which weights are evaluated and exported: "best" (the epoch with the best validation
+    # score, as Keras' restore_best_weights) or "last" (those training ended with).
+    export_weights: str = "best"
     # Decoding
     beam_size: int = 1  # 1 = greedy CTC decoding
     # Closed vocabularies (digits, commands): of the beam's best paths, serve the most likely
@@ -65,6 +68,7 @@ class SpeechRecognitionConfig:
     chunk_frames: int = 128
 
     LIMITS: typing.ClassVar = {
+        "export_weights": one_of("best", "last"),
         "sample_rate": at_least(1000), "builtin_examples": at_least(10),
         "val_fraction": fraction(), "max_seconds": above(0), "connected_digits": at_least(0),
         "connected_examples": at_least(1), "speed_perturbation": above(0),

@@ -11,6 +11,7 @@ from applications.common.training import (
     precision_policy,
     progress_verbosity,
     standard_callbacks,
+    use_export_weights,
     warmup_cosine_schedule,
 )
 from applications.speech_recognition import data, evaluate, serving
@@ -64,6 +65,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
         validation_data=val_data,
         callbacks=callbacks, verbose=progress_verbosity(verbose), backup_dir=backup_dir)
+    use_export_weights(model, workdir, config.export_weights)
 
     server = serving.SpeechServer(
         model, vocabulary, config,

@@ -35,6 +35,9 @@ class TranslationConfig:
     learning_rate_scale: float = 1.0
     shuffle_buffer: int = 20000
     seed: int = 0
+    # Which weights are evaluated and exported: "best" (the epoch with the best validation
+    # score, as Keras' restore_best_weights) or "last" (those training ended with).
+    export_weights: str = "best"
     # Decoding
     beam_size: int = 4
     length_penalty: float = 0.6
@@ -42,6 +45,7 @@ class TranslationConfig:
     max_decode_extra: int = 10
 
     LIMITS: typing.ClassVar = {
+        "export_weights": one_of("best", "last"),
         "builtin_examples": at_least(100), "max_source_length": at_least(2),
         "max_target_length": at_least(2), "vocabulary_size": at_least(16),
         "tokenizer_model_type": one_of("unigram", "bpe", "char", "word"),

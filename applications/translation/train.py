@@ -15,6 +15,7 @@ from applications.common.training import (
     precision_policy,
     progress_verbosity,
     standard_callbacks,
+    use_export_weights,
 )
 from applications.translation import data, evaluate, serving
 from applications.translation.model import build_translator
@@ -163,6 +164,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         validation_data=val_data,
         callbacks=callbacks, verbose=verbose,
         backup_dir=backup_dir)
+    use_export_weights(model, workdir, config.export_weights)
 
     server = serving.TranslationServer(model, source_proto, target_proto, config, tokenizer_dir)
     split = "test" if corpus["test"] else "val"

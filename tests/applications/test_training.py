@@ -92,3 +92,30 @@ def test_progress_lines_for_logs_that_are_not_a_terminal(capsys):
     assert len(lines) == 1 + 2 * 9  # steps 4, 8, ..., 36 of each epoch (its end has Keras')
     assert lines[1].startswith("epoch 1/2, step 4/40: loss ")
     assert lines[-1].startswith("epoch 2/2, step 36/40: loss ") and "steps/s" in lines[-1]
+
+
+def test_best_weights_survive_a_resumption_and_are_the_ones_exported(tmp_path, capsys):
+    from applications.common.training import BestWeights, use_export_weights
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    kept = BestWeights(str(tmp_path / "checkpoints"))
+    kept.set_model(model)
+    snapshots = {}
+    for epoch, val_loss in enumerate([1.0, 2.0]):
+        model.layers[0].kernel.assign(np.full((2, 1), float(epoch), "float32"))
+        snapshots[epoch] = model.get_weights()
+        kept.on_epoch_end(epoch, {"val_loss": val_loss})
+    assert kept.best() == {"epoch": 1, "monitor": "val_loss", "value": 1.0}
+    resumed = BestWeights(str(tmp_path / "checkpoints"))  # a new process: Keras' would forget
+    resumed.set_model(model)
+    model.layers[0].kernel.assign(np.full((2, 1), 7.0, "float32"))
+    resumed.on_epoch_end(2, {"val_loss": 1.5})
+    assert resumed.best()["epoch"] == 1  # 1.5 is not better than epoch 1's 1.0
+    resumed.on_epoch_end(3, {"val_loss": float("nan")})
+    assert resumed.best()["epoch"] == 1
+    use_export_weights(model, str(tmp_path), "best")
+    for loaded, expected in zip(model.get_weights(), snapshots[0]):
+        np.testing.assert_array_equal(loaded, expected)
+    assert "exporting the weights of epoch 1, the best by val_loss (1.0000)" in (
+        capsys.readouterr().out)
+    assert not list((tmp_path / "checkpoints").glob("*tmp*"))  # written, then renamed
