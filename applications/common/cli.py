@@ -47,6 +47,19 @@ def _train(args):
     return 0
 
 
+def _export(args):
+    from applications.common.distributed import check_writable
+
+    restore = importlib.import_module(f"applications.{args.application}.restore")
+    workdir = args.workdir or os.path.join("runs", args.application)
+    export_dir = args.export_dir or os.path.join("saved_models", args.application)
+    check_writable(export_dir, "--export-dir")
+    trained = restore.load(workdir, args.weights)
+    path = trained.export(export_dir)
+    print(f"exported {os.path.join(workdir, trained.weights)} to {path}")
+    return 0
+
+
 def _evaluate(args):
     config = _config(args.application, args.preset, args.set)
     evaluate = importlib.import_module(f"applications.{args.application}.evaluate").evaluate
@@ -250,6 +263,16 @@ def build_parser():
                        help="require a backup in --workdir to resume (without it, a backup is "
                        "resumed when there is one)")
     train.set_defaults(handler=_train)
+
+    export = commands.add_parser(
+        "export", help="export a finished or interrupted run's weights again")
+    export.add_argument("application", choices=sorted(APPLICATIONS))
+    export.add_argument("--workdir", help="the run's directory (default runs/<app>)")
+    export.add_argument("--export-dir", help="export base directory (default saved_models/<app>)")
+    export.add_argument("--weights", choices=("best", "last"),
+                        help="the best validation epoch's or the last (default: the run's "
+                        "export_weights)")
+    export.set_defaults(handler=_export)
 
     evaluate = commands.add_parser("evaluate", help="score an export on a data split")
     config_options(evaluate)

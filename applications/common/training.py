@@ -73,8 +73,14 @@ class BestWeights(keras.callbacks.Callback):
 def use_export_weights(model, workdir, rule):
     """Loads the weights `rule` picks into `model` before it is evaluated and exported:
     "best", the epoch with the best validation score (as `restore_best_weights` in Keras'
-    EarlyStopping), when one was kept; "last", the weights training ended with."""
+    EarlyStopping), when one was kept; "last", the weights training ended with (kept as
+    `checkpoints/last.weights.h5` either way)."""
     kept = BestWeights(os.path.join(workdir, "checkpoints"))
+    # The last epoch's weights too, for `tfformer export --weights last` once the backup is gone.
+    temporary = os.path.join(kept.directory, ".last.tmp.weights.h5")
+    os.makedirs(kept.directory, exist_ok=True)
+    model.save_weights(temporary)
+    os.replace(temporary, os.path.join(kept.directory, "last.weights.h5"))
     best = kept.best()
     if rule != "best" or best is None or not os.path.exists(kept.weights_path):
         print("exporting the last epoch's weights" + (

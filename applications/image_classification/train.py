@@ -8,6 +8,7 @@ import numpy as np
 
 from applications.common import distributed
 from applications.common.config import to_json
+from applications.common.restore import write_run_info
 from applications.common.training import (
     precision_policy,
     progress_verbosity,
@@ -36,6 +37,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     os.makedirs(workdir, exist_ok=True)  # only once the data loaded: a run's config stays
     with open(os.path.join(workdir, "config.json"), "w") as handle:
         handle.write(to_json(config))
+    write_run_info(workdir, class_names=list(class_names))
     print("data: " + ", ".join(f"{split} {len(labels)} images"
                                for split, (_, labels) in splits.items())
           + f"; {len(class_names)} classes at {config.image_size}x{config.image_size}")

@@ -86,6 +86,12 @@ class SpeechRecognitionConfig:
         "silence_threshold": at_least(0), "chunk_frames": at_least(1),
     }
 
+    RULES: typing.ClassVar = [
+        (lambda c: not c.lexicon_decoding or c.beam_size > 1,
+         "lexicon decoding picks among the beam's best paths: it needs beam_size > 1, got "
+         "beam_size={config.beam_size}"),
+    ]
+
     def __post_init__(self):
         check_config(self)
 

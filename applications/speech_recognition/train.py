@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from applications.common import distributed
 from applications.common.config import to_json
+from applications.common.restore import write_run_info
 from applications.common.training import (
     precision_policy,
     progress_verbosity,
@@ -41,6 +42,9 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         f"{split} {len(waves)} clips ({sum(len(w) for w in waves) / config.sample_rate / 60:.1f} min)"
         for split, (waves, _) in splits.items()))
     vocabulary = data.build_vocabulary(splits["train"][1], config.output_units)
+    lexicon = (data.build_vocabulary(splits["train"][1], "words")
+               if config.lexicon_decoding else None)
+    write_run_info(workdir, vocabulary=list(vocabulary), lexicon=lexicon)
     train_data = data.make_dataset(*splits["train"], vocabulary, config, training=True)
     val_data = data.make_dataset(*splits["val"], vocabulary, config, training=False)
     # Bucketing hides the batch count; stating it keeps Keras from warning that data ran out.
@@ -67,10 +71,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         callbacks=callbacks, verbose=progress_verbosity(verbose), backup_dir=backup_dir)
     use_export_weights(model, workdir, config.export_weights)
 
-    server = serving.SpeechServer(
-        model, vocabulary, config,
-        lexicon=(data.build_vocabulary(splits["train"][1], "words")
-                 if config.lexicon_decoding else None))
+    server = serving.SpeechServer(model, vocabulary, config, lexicon=lexicon)
     split = "test" if splits["test"][0] else "val"
     waveforms, references = splits[split]
     hypotheses = evaluate.transcribe_batches(server.serve, waveforms, config.sample_rate)

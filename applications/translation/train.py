@@ -67,7 +67,7 @@ class MaskedAccuracy(keras.metrics.Metric):
         return self.correct / ops.maximum(self.total, 1.0)
 
 
-def _tokenizer_paths(workdir, shared):
+def tokenizer_paths(workdir, shared):
     directory = os.path.join(workdir, "tokenizer")
     names = ("spm.model", "spm.model") if shared else ("source.spm.model", "target.spm.model")
     return directory, [os.path.join(directory, name) for name in names]
@@ -76,7 +76,7 @@ def _tokenizer_paths(workdir, shared):
 def _tokenizers(workdir, config, pairs, same_tokenizer_config):
     """SentencePiece protos: reused from `workdir` when the run resumes with the same
     tokenizer settings (the checkpoint's embeddings index them), else trained and saved."""
-    directory, paths = _tokenizer_paths(workdir, config.shared_vocabulary)
+    directory, paths = tokenizer_paths(workdir, config.shared_vocabulary)
     if same_tokenizer_config and all(os.path.exists(path) for path in paths):
         protos = []
         for path in paths:

@@ -153,6 +153,18 @@ def signature_names(path):
     return set(_serving_signatures(path)) - {"__saved_model_init_op"}
 
 
+def serve_warmup_and_readme_requests(path, model_name, files=None):
+    """The export's warm-up records, which must reach every signature, and README's REST
+    bodies for `model_name` (see `readme_rest_requests`), all answered through TF Serving's
+    session path without an error. Returns (warm-up requests, REST requests)."""
+    warmup = read_warmup_requests(path)
+    assert {signature for signature, _ in warmup} == signature_names(path)
+    rest = readme_rest_requests(model_name, path, files)
+    answers = serve_in_session(path, warmup + rest)
+    assert all("error" not in answer for answer in answers)
+    return warmup, rest
+
+
 def serve_every_signature(path, requests):
     """`serve_in_session` for requests that must reach every signature of the export."""
     assert {signature for signature, _ in requests} == signature_names(path)

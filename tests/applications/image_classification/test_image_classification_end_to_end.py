@@ -11,12 +11,9 @@ from applications.image_classification.config import PRESETS, ImageClassificatio
 from applications.image_classification.train import train
 from tests.support.serving_checks import (
     classify_ops,
-    read_warmup_requests,
-    readme_rest_requests,
     saved_model_cli_run,
     serve_every_signature,
-    serve_in_session,
-    signature_names,
+    serve_warmup_and_readme_requests,
 )
 from tfformer.export import saved_model_ops
 
@@ -92,13 +89,9 @@ def test_saved_model_cli_runs_the_export(trained, tmp_path):
 def test_warmup_and_readme_rest_requests_answer_through_the_session_path(trained):
     """The export's warm-up records reach every signature; README's REST bodies, turned into
     tensors as TF Serving's REST API does, name real inputs with the right dtypes."""
-    requests = read_warmup_requests(trained["export_path"])
-    assert {signature for signature, _ in requests} == signature_names(trained["export_path"])
-    rest = readme_rest_requests("image_classification", trained["export_path"],
-                                {"cat.jpg": _jpeg(30)})
+    warmup, rest = serve_warmup_and_readme_requests(trained["export_path"], "image_classification",
+                                                    {"cat.jpg": _jpeg(30)})
     assert len(rest) == 1
-    answers = serve_in_session(trained["export_path"], requests + rest)
-    assert all("error" not in answer for answer in answers)
 
 
 def test_pixels_signature_equals_the_bytes_signature_for_lossless_images(trained):
@@ -162,3 +155,20 @@ def test_attention_signature_rolls_out_the_weights_of_its_own_pass(trained, tmp_
     assert capsys.readouterr().out.split()[0] in trained["class_names"]
     from PIL import Image
     assert Image.open(output).size == (700, 360)
+
+
+def test_load_and_export_a_run_again(trained, tmp_path, capsys):
+    from applications.image_classification import load
+
+    classifier = load(str(trained["root"] / "run"))
+    images = [_png(40), _jpeg(41)]
+    expected = trained["server"].serve(tf.constant(images))
+    answers = classifier.classify(images)
+    assert [[label for label, _ in row] for row in answers] == [
+        [label.decode() for label in row] for row in expected["top_k_labels"].numpy()]
+    np.testing.assert_allclose([[score for _, score in row] for row in answers],
+                               expected["top_k_scores"], atol=1e-6)
+    assert cli.main(["export", "image_classification", "--workdir", str(trained["root"] / "run"),
+                     "--export-dir", str(tmp_path / "exports"), "--weights", "last"]) == 0
+    assert "checkpoints/last.weights.h5" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == ["1"]

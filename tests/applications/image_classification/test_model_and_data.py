@@ -147,8 +147,8 @@ def test_crop_augmentation_shifts_whole_pixels_with_black_borders():
     rng = np.random.default_rng(1)
     images = rng.integers(1, 256, (16, 12, 12, 3), dtype=np.uint8)
     config = ImageClassificationConfig(**{
-        **PRESETS["tiny"], "image_size": 12, "augment_crop_padding": 2, "augment_translate": 0.0,
-        "augment_zoom": 0.0})
+        **PRESETS["tiny"], "image_size": 12, "patch_size": 4, "augment_crop_padding": 2,
+        "augment_translate": 0.0, "augment_zoom": 0.0})
     assert [layer.name for layer in data.augmenter(config).layers] == ["flip", "crop"]
     out = data.augmenter(config)(tf.constant(images, tf.float32), training=True).numpy()
     padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0))).astype(np.float32)

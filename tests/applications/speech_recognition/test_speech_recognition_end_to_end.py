@@ -14,12 +14,10 @@ from applications.speech_recognition.train import train
 from tests.support.serving_checks import (
     call_in_fresh_process,
     classify_ops,
-    read_warmup_requests,
-    readme_rest_requests,
     saved_model_cli_run,
     serve_every_signature,
     serve_in_session,
-    signature_names,
+    serve_warmup_and_readme_requests,
 )
 from tests.support.wav_files import ENCODINGS, encode
 from tfformer.export import saved_model_ops
@@ -112,13 +110,10 @@ def test_saved_model_cli_runs_the_export(trained, tmp_path):
 def test_warmup_and_readme_rest_requests_answer_through_the_session_path(trained):
     """The export's warm-up records reach every signature; README's REST bodies, turned into
     tensors as TF Serving's REST API does, name real inputs with the right dtypes."""
-    requests = read_warmup_requests(trained["export_path"])
-    assert {signature for signature, _ in requests} == signature_names(trained["export_path"])
     clip = wav_bytes(_clips(1, seed=57)[0][0], CONFIG.sample_rate)
-    rest = readme_rest_requests("speech_recognition", trained["export_path"], {"clip.wav": clip})
+    warmup, rest = serve_warmup_and_readme_requests(trained["export_path"], "speech_recognition",
+                                                    {"clip.wav": clip})
     assert len(rest) == 1
-    answers = serve_in_session(trained["export_path"], requests + rest)
-    assert all("error" not in answer for answer in answers)
 
 
 def test_lexicon_decoding_serves_known_words_or_the_best_path(trained, tmp_path):
@@ -142,9 +137,8 @@ def test_lexicon_decoding_serves_known_words_or_the_best_path(trained, tmp_path)
 
 
 def test_lexicon_decoding_without_a_beam_is_refused_before_training(tmp_path):
-    config = dataclasses.replace(CONFIG, lexicon_decoding=True)
-    with pytest.raises(ValueError, match="needs beam_size > 1"):
-        train(config, workdir=str(tmp_path / "run"), export_dir=str(tmp_path / "export"))
+    with pytest.raises(ValueError, match="needs beam_size > 1"):  # the config refuses it
+        dataclasses.replace(CONFIG, lexicon_decoding=True)
     assert not (tmp_path / "run").exists()
 
 
@@ -210,3 +204,19 @@ def test_cli_transcribe_and_evaluate(trained, tmp_path, capsys):
     summary = capsys.readouterr().out
     assert "WER" in summary and "CER" in summary
     assert len(output.read_text().splitlines()) == 10
+
+
+def test_load_and_export_a_run_again(trained, tmp_path, capsys):
+    from applications.speech_recognition import load
+
+    recognizer = load(str(trained["root"] / "run"))
+    waves, _ = _clips(3, seed=59)
+    clips = [wav_bytes(w, CONFIG.sample_rate) for w in waves]
+    expected = [t.decode() for t in trained["server"].serve(tf.constant(clips))[
+        "transcript"].numpy()]
+    assert recognizer.transcribe(clips) == expected
+    assert recognizer.transcribe(waves) == expected  # waveforms, one request each
+    assert cli.main(["export", "speech_recognition", "--workdir", str(trained["root"] / "run"),
+                     "--export-dir", str(tmp_path / "exports")]) == 0
+    assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == ["1"]
+    capsys.readouterr()

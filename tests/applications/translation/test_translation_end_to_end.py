@@ -12,12 +12,9 @@ from applications.translation.config import PRESETS, TranslationConfig
 from applications.translation.train import train
 from tests.support.serving_checks import (
     classify_ops,
-    read_warmup_requests,
-    readme_rest_requests,
     saved_model_cli_run,
     serve_every_signature,
-    serve_in_session,
-    signature_names,
+    serve_warmup_and_readme_requests,
 )
 from tfformer import decoding, plots
 from tfformer.export import saved_model_ops
@@ -143,13 +140,9 @@ def test_saved_model_cli_runs_the_export(trained):
 def test_warmup_and_readme_rest_requests_answer_through_the_session_path(trained):
     """The export's warm-up records reach every signature; README's REST bodies, turned into
     tensors as TF Serving's REST API does, name real inputs with the right dtypes."""
-    requests = read_warmup_requests(trained["export_path"])
-    assert {signature for signature, _ in requests} == signature_names(trained["export_path"])
-    assert {len(inputs["text"]) for _, inputs in requests} == {1, 8}
-    rest = readme_rest_requests("translation", trained["export_path"])
+    warmup, rest = serve_warmup_and_readme_requests(trained["export_path"], "translation")
     assert len(rest) == 2
-    answers = serve_in_session(trained["export_path"], requests + rest)
-    assert all("error" not in answer for answer in answers)
+    assert {len(inputs["text"]) for _, inputs in warmup} == {1, 8}
 
 
 def test_export_uses_only_tensorflow_and_tf_text_ops(trained):
@@ -250,3 +243,38 @@ def test_cli_plots_cross_attention(trained, tmp_path, capsys):
     assert translation == expected.numpy()[0].decode()
     from PIL import Image
     assert Image.open(output).size[0] > 100
+
+
+def test_load_and_export_a_run_again(trained, tmp_path, monkeypatch, capsys):
+    """`load(workdir)` rebuilds the trained translator (README's example runs as a doctest);
+    `tfformer export` writes the next version, answering as the first."""
+    import doctest
+    import os
+    import re
+
+    from tests.support.serving_checks import README
+
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("runs")
+    os.symlink(trained["root"] / "run", "runs/translation")
+    example = re.search(r"```pycon\n(.*?)```", open(README).read(), re.DOTALL)[1]
+    test = doctest.DocTestParser().get_doctest(example, {}, "README", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+    from applications.translation import load
+
+    translator = load("runs/translation")
+    sentences = ["twenty-one", "one big cat", "on May third"]
+    expected = [t.decode() for t in trained["server"].serve(tf.constant(sentences))[
+        "translation"].numpy()]
+    assert translator.translate(sentences) == expected
+    assert cli.main(["export", "translation", "--workdir", "runs/translation",
+                     "--export-dir", "exports"]) == 0
+    assert "checkpoints/best.weights.h5 to exports/1" in capsys.readouterr().out
+    served = tf.saved_model.load("exports/1").signatures["serving_default"]
+    assert [t.decode() for t in served(text=tf.constant(sentences))["translation"].numpy()] == (
+        expected)
+    with pytest.raises(SystemExit):
+        cli.main(["export", "translation", "--workdir", str(tmp_path / "nothing")])
+    assert "holds no training run: config.json is missing" in capsys.readouterr().err

@@ -1,0 +1,70 @@
+"""Reading a training run back from its work directory: its config, what its data defined
+(class names, vocabulary), and the weights to use."""
+
+import json
+import os
+
+from applications.common.config import ConfigError
+from applications.common.text_files import DataError
+
+RUN_INFO = "run_info.json"  # what the data defined: class names, output symbols, word list
+
+
+def write_run_info(workdir, **info):
+    """Writes `info` (JSON-able) beside config.json, atomically."""
+    path = os.path.join(workdir, RUN_INFO)
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(info, handle, ensure_ascii=False, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def _read_json(workdir, name):
+    path = os.path.join(workdir, name)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise DataError(f"{workdir} holds no training run: {name} is missing") from None
+    except ValueError as error:
+        raise DataError(f"{path} is damaged ({error}); it can't be read back") from None
+
+
+def read_run(workdir, config_class, needs=()):
+    """(config, run info) of the run in `workdir`; `needs` names the run-info keys the
+    application must find."""
+    fields = _read_json(workdir, "config.json")
+    try:
+        config = config_class(**fields)
+    except TypeError as error:
+        raise ConfigError(f"{workdir}/config.json does not fit this version: {error}") from None
+    info = _read_json(workdir, RUN_INFO) if os.path.exists(
+        os.path.join(workdir, RUN_INFO)) else {}
+    missing = [key for key in needs if key not in info]
+    if missing:
+        raise DataError(f"{workdir} has no {', '.join(missing)} ({RUN_INFO}): it was trained "
+                        "by an older version; train it again")
+    return config, info
+
+
+def restore_weights(model, workdir, rule):
+    """Loads the weights `rule` picks (see `weights_path`) into `model`; returns their path
+    relative to `workdir`."""
+    path = weights_path(workdir, rule)
+    model.load_weights(path)
+    return os.path.relpath(path, workdir)
+
+
+def weights_path(workdir, rule):
+    """The weights file `rule` ("best" or "last") picks in a finished or interrupted run:
+    "best" the best validation epoch's; "last" those training ended with, or for a run
+    that was interrupted, its last backup's. Falls back to the other when one is missing."""
+    checkpoints = os.path.join(workdir, "checkpoints")
+    best = os.path.join(checkpoints, "best.weights.h5")
+    last = [os.path.join(checkpoints, "last.weights.h5"),
+            os.path.join(workdir, "backup", "latest.weights.h5")]
+    order = [best, *last] if rule == "best" else [*last, best]
+    for path in order:
+        if os.path.exists(path):
+            return path
+    raise DataError(f"{workdir} holds no trained weights yet (no checkpoints/ and no backup/): "
+                    "train at least one epoch first")
