@@ -62,3 +62,11 @@ def test_what_is_not_readable_audio_gets_a_named_error(contents, message):
             decode(tf.constant(contents))
         reason = error_reason(caught.value)  # the message, without TensorFlow's framing
         assert message in reason and "node" not in reason and "Expected" not in reason
+
+
+def test_binary_that_is_not_audio_gets_a_readable_message():
+    mp3 = b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x64" + bytes(range(256))
+    for decode in (decode_wav, traced_decode):
+        with pytest.raises(tf.errors.InvalidArgumentError) as caught:
+            decode(tf.constant(mp3))
+        assert "it begins with ID3?????????" in error_reason(caught.value)

@@ -33,6 +33,14 @@ def _unsigned(contents, offset, width):
     return tf.io.decode_raw(tf.strings.substr(padded, 0, 8), tf.int64)[0]
 
 
+def _printable(raw):
+    """Bytes as text fit for an error message: printable ASCII kept, anything else as "?"
+    (raw bytes would make the message invalid UTF-8)."""
+    codes = tf.cast(tf.io.decode_raw(raw, tf.uint8), tf.int32)
+    codes = tf.where(tf.logical_and(codes >= 32, codes < 127), codes, ord("?"))
+    return tf.strings.unicode_encode(codes, "UTF-8")
+
+
 def _find_chunks(contents, length):
     """Offsets and sizes of the `fmt ` and `data` chunks' bodies (-1 where missing)."""
 
@@ -99,7 +107,7 @@ def decode_wav(contents):
     check_header = tf.debugging.Assert(
         tf.logical_and(length >= 12, is_wave),
         ["not a WAV file: it does not begin with a RIFF/WAVE header; it begins with",
-         tf.strings.substr(contents, 0, 12)])
+         _printable(tf.strings.substr(contents, 0, 12))])
     with tf.control_dependencies([check_header]):
         fmt, fmt_size, data, data_size = _find_chunks(contents, length)
     check_chunks = [

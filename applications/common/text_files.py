@@ -2,6 +2,11 @@
 
 import gzip
 import os
+import zlib
+
+# What reading a file, gzipped or not, raises when it is missing, unreadable, cut short
+# (EOFError) or corrupt inside (zlib.error, gzip.BadGzipFile: an OSError).
+READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
 class DataError(ValueError):
@@ -36,9 +41,22 @@ def read_lines(path):
                     lines.append(raw.decode("utf-8").rstrip("\r\n"))
                 except UnicodeDecodeError as error:
                     raise DataError(f"{path}, line {number}: not valid UTF-8 ({error.reason})") from None
-    except OSError as error:
-        raise DataError(f"cannot read {path}: {error}") from None
+    except READ_ERRORS as error:
+        raise DataError(f"cannot read {path}: {_reason(error)}") from None
     return lines
+
+
+def _reason(error):
+    if isinstance(error, EOFError):
+        return f"it ends early, cut short ({error})"
+    if isinstance(error, zlib.error):
+        return f"its compressed data is corrupt ({error})"
+    return str(error)
+
+
+def read_error(path, error):
+    """A DataError naming `path` for one of READ_ERRORS."""
+    return DataError(f"cannot read {path}: {_reason(error)}")
 
 
 def write_lines(path, lines):

@@ -22,7 +22,13 @@ import struct
 import numpy as np
 import tensorflow as tf
 
-from applications.common.text_files import DataError, find_file, find_tfds_directory
+from applications.common.text_files import (
+    READ_ERRORS,
+    DataError,
+    find_file,
+    find_tfds_directory,
+    read_error,
+)
 from applications.image_classification import builtin_data
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -51,8 +57,8 @@ def _read_idx(path, magic):
     try:
         with opener(path, "rb") as handle:
             content = handle.read()
-    except OSError as error:
-        raise DataError(f"cannot read {path}: {error}") from None
+    except READ_ERRORS as error:
+        raise read_error(path, error) from None
     if len(content) < 8 or struct.unpack(">I", content[:4])[0] != magic:
         raise DataError(f"{path} is not an IDX file with magic number {magic}")
     dims = content[3]
@@ -90,14 +96,19 @@ def _resize_array(images, size, batch=2048):
 def _image_folder(directory, config, class_names=None):
     classes = class_names or sorted(
         entry for entry in os.listdir(directory) if os.path.isdir(os.path.join(directory, entry)))
-    images, labels = [], []
+    images, labels, skipped = [], [], []
     for label, name in enumerate(classes):
         folder = os.path.join(directory, name)
         if not os.path.isdir(folder):
             continue
-        for file_name in sorted(os.listdir(folder)):
-            if not file_name.lower().endswith(IMAGE_EXTENSIONS):
-                continue
+        names = sorted(os.listdir(folder))
+        skipped += [os.path.join(folder, n) for n in names
+                    if not n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")]
+        names = [n for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
+        if not names and class_names is None:  # training would learn a class it never saw
+            raise DataError(f"class folder {folder} holds no JPEG/PNG/BMP/GIF images: add "
+                            "some or remove the folder")
+        for file_name in names:
             path = os.path.join(folder, file_name)
             try:
                 with open(path, "rb") as handle:
@@ -106,6 +117,9 @@ def _image_folder(directory, config, class_names=None):
                 message = getattr(error, "message", str(error)).splitlines()[0]
                 raise DataError(f"cannot decode image {path}: {message}") from None
             labels.append(label)
+    if skipped:
+        print(f"skipped {len(skipped)} files in {directory} that are not JPEG/PNG/BMP/GIF "
+              f"images by their names, e.g. {skipped[0]}")
     if not images:
         raise DataError(f"no JPEG/PNG/BMP/GIF images in the class folders of {directory}")
     return (np.stack(images), np.array(labels, np.int32)), list(classes)

@@ -11,7 +11,7 @@ import tarfile
 import numpy as np
 import tensorflow as tf
 
-from applications.common.text_files import DataError, read_lines
+from applications.common.text_files import READ_ERRORS, DataError, read_error, read_lines
 from applications.speech_recognition import builtin_data
 from applications.speech_recognition.features import FrontEnd, decode_wav, resample
 from tfformer import wav
@@ -128,14 +128,19 @@ def _fsdd_files(directory):
                 with open(path, "rb") as handle:
                     yield name, handle.read()
             elif name.endswith((".tar.gz", ".tgz", ".tar")):
+                # The whole archive is read before any recording is used, so that one cut
+                # short or corrupt is named as such (gzip checks its CRC only at the end).
                 try:
                     with tarfile.open(path) as archive:
-                        for member in sorted(archive.getmembers(), key=lambda m: m.name):
-                            base = os.path.basename(member.name)
-                            if member.isfile() and FSDD_NAME.match(base):
-                                yield base, archive.extractfile(member).read()
-                except (tarfile.TarError, OSError) as error:
-                    raise DataError(f"cannot read archive {path}: {error}") from None
+                        recordings = [
+                            (os.path.basename(member.name), archive.extractfile(member).read())
+                            for member in sorted(archive.getmembers(), key=lambda m: m.name)
+                            if member.isfile() and FSDD_NAME.match(os.path.basename(member.name))]
+                        while archive.fileobj.read(1 << 20):  # to the end: the CRC check
+                            pass
+                except (tarfile.TarError, *READ_ERRORS) as error:
+                    raise read_error(path, error) from None
+                yield from recordings
 
 
 def _read_fsdd(directory, config):

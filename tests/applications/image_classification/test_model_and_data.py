@@ -102,6 +102,25 @@ def test_reads_an_image_folder_of_mixed_formats_and_names_a_broken_file(tmp_path
         data.load_images(str(tmp_path), TINY)
 
 
+def test_an_empty_class_folder_is_refused_and_other_files_are_reported(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    for label in ("cats", "dogs"):
+        folder = tmp_path / label
+        folder.mkdir()
+        for index in range(3):
+            image = rng.integers(0, 255, size=(16, 16, 3), dtype=np.uint8)
+            (folder / f"{index}.png").write_bytes(_encode(image, "png"))
+    (tmp_path / "cats" / "notes.txt").write_text("not an image")
+    (tmp_path / "cats" / ".DS_Store").write_bytes(b"")  # hidden files are not news
+    _, names = data.load_images(str(tmp_path), TINY)
+    assert names == ["cats", "dogs"]
+    printed = capsys.readouterr().out
+    assert "skipped 1 files" in printed and "notes.txt" in printed
+    (tmp_path / "birds").mkdir()
+    with pytest.raises(DataError, match=r"class folder .*birds holds no JPEG/PNG/BMP/GIF"):
+        data.load_images(str(tmp_path), TINY)
+
+
 def test_decoding_handles_rgba_grayscale_and_gif_the_same_way():
     rgb = np.random.default_rng(2).integers(0, 255, size=(16, 16, 3), dtype=np.uint8)
     rgba = np.concatenate([rgb, np.full((16, 16, 1), 255, np.uint8)], axis=-1)
