@@ -33,7 +33,12 @@ import tensorflow as tf
 from applications.common.config import ConfigError, to_json
 from applications.common.run_lock import run_lock
 from applications.common.strategy import check_mixed_precision, make_strategy
-from applications.common.training import ProgressLines, resume_epoch, skip_to_epoch
+from applications.common.training import (
+    ProgressLines,
+    check_backup,
+    resume_epoch,
+    skip_to_epoch,
+)
 
 
 def is_multi_worker(strategy):
@@ -103,13 +108,15 @@ def run_training(body, config, data_dir, workdir, export_dir, strategy, resume="
         check_writable(workdir, "--workdir")
         check_writable(export_dir, "--export-dir")
     task_type, index = task(strategy)
-    with run_lock(workdir, f"{task_type}_{index}"), writable_dir(workdir, strategy) as run_dir, \
-            writable_dir(export_dir, strategy) as export_base:
-        result = body(config, data_dir, run_dir, export_base, strategy, backup_dir=backup,
-                      **options)
-    # Only now, with the export written: had it failed, the same command would resume the
-    # finished training from this backup and export again.
-    shutil.rmtree(backup, ignore_errors=True)
+    with run_lock(workdir, f"{task_type}_{index}"):
+        check_backup(backup)  # under the lock: it may replace a damaged generation
+        with writable_dir(workdir, strategy) as run_dir, \
+                writable_dir(export_dir, strategy) as export_base:
+            result = body(config, data_dir, run_dir, export_base, strategy, backup_dir=backup,
+                          **options)
+        # Only now, with the export written: had it failed, the same command would resume
+        # the finished training from this backup and export again.
+        shutil.rmtree(backup, ignore_errors=True)
     return result
 
 

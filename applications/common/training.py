@@ -4,6 +4,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 
@@ -12,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from applications.common.run_options import PRECISIONS, TrainingDiverged
+from applications.common.text_files import DataError
 
 
 def standard_callbacks(workdir, monitor="val_loss", mode="min", backup_dir=None):
@@ -132,6 +134,62 @@ def warmup_cosine_schedule(learning_rate, warmup_fraction, total_steps):
         warmup_target=learning_rate, warmup_steps=warmup)
 
 
+# One backup generation: Keras' BackupAndRestore writes the first two, RandomStateBackup the
+# third; each also keeps the generation before as `<name>.bkp`.
+BACKUP_FILES = ("latest.weights.h5", "training_metadata.json", "random_state.npz")
+
+
+def _damage(backup_dir, suffix):
+    """(file, reason) for the first unreadable file of one backup generation, or None."""
+    import h5py
+
+    def metadata(path):
+        with open(path) as handle:
+            int(json.load(handle)["epoch"])
+
+    readers = {
+        "latest.weights.h5": lambda path: h5py.File(path, "r").close(),
+        "training_metadata.json": metadata,
+        "random_state.npz": lambda path: np.load(path, allow_pickle=False).close(),
+    }
+    for name in BACKUP_FILES:
+        path = os.path.join(backup_dir, name + suffix)
+        if not os.path.exists(path):
+            continue
+        try:
+            readers[name](path)
+        except Exception as error:  # noqa: BLE001  any failure to read is damage
+            return path, f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+    return None
+
+
+def check_backup(backup_dir):
+    """Before a run resumes from `backup_dir`: if a file of the newest backup generation
+    can't be read (a disk that filled up, a copy cut short), every file of the generation
+    before it replaces its newer one, so weights, epoch (and with it the data position) and
+    random states stay consistent; if that one is damaged too, the run is refused, naming the
+    file. Keras falls back for the weights alone, and the data would be skipped an epoch too
+    far."""
+    newest = _damage(backup_dir, "")
+    if newest is None:
+        return
+    previous = os.path.join(backup_dir, "training_metadata.json.bkp")
+    older = _damage(backup_dir, ".bkp") if os.path.exists(previous) else ("", "")
+    if older is not None:
+        raise DataError(
+            f"the backup in {backup_dir} can't be resumed: {newest[0]} is damaged ({newest[1]})"
+            " and there is no intact older generation; delete the folder to start over")
+    for name in BACKUP_FILES:
+        path = os.path.join(backup_dir, name)
+        if os.path.exists(path + ".bkp"):
+            shutil.copyfile(path + ".bkp", path + ".restoring")
+            os.replace(path + ".restoring", path)
+        elif os.path.exists(path):
+            os.remove(path)  # newer than the generation resumed
+    print(f"{newest[0]} is damaged ({newest[1]}): resuming from the backup before it "
+          f"(epoch {resume_epoch(backup_dir)})")
+
+
 def resume_epoch(backup_dir):
     """The epoch a run resumes at: the one after the last backup in `backup_dir`, or 0.
 
@@ -219,6 +277,9 @@ class RandomStateBackup(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        if os.path.exists(self.path):  # the generation before, as BackupAndRestore keeps one
+            shutil.copyfile(self.path, self.path + ".bkp.tmp")
+            os.replace(self.path + ".bkp.tmp", self.path + ".bkp")
         temporary = self.path + ".tmp.npz"
         np.savez(temporary, **{f"state_{i}": np.asarray(v) for i, v in enumerate(self._states())})
         os.replace(temporary, self.path)

@@ -13,6 +13,7 @@ import pytest
 
 from applications.common.config import ConfigError
 from applications.common.run_lock import run_lock
+from applications.common.text_files import DataError
 from applications.image_classification import serving
 from applications.image_classification.config import PRESETS, ImageClassificationConfig
 from applications.image_classification.train import train
@@ -79,3 +80,48 @@ def test_a_dead_processs_lock_is_taken_over(tmp_path):
     lock.write_text("half writ")  # a lock that was never finished is taken over too
     with run_lock(str(tmp_path), "worker_0"):
         pass
+
+
+def _run_with_a_backup_left(workdir, export_dir, monkeypatch):
+    """Trains CONFIG's two epochs and fails to export, so both backup generations stay."""
+    with monkeypatch.context() as patch:
+        patch.setattr(serving, "export", lambda server, base: (_ for _ in ()).throw(
+            OSError(28, "No space left on device")))
+        with pytest.raises(OSError):
+            train(CONFIG, workdir=str(workdir), export_dir=str(export_dir), verbose=0,
+                  examples=0)
+    backup = workdir / "backup"
+    assert (backup / "latest.weights.h5.bkp").exists() and (backup / "random_state.npz.bkp"
+                                                            ).exists()
+    return backup
+
+
+@pytest.mark.parametrize("damaged", ["latest.weights.h5", "training_metadata.json",
+                                     "random_state.npz"])
+def test_a_damaged_newest_backup_falls_back_to_the_one_before(tmp_path, monkeypatch, capsys,
+                                                               damaged):
+    workdir, export_dir = tmp_path / "run", tmp_path / "export"
+    backup = _run_with_a_backup_left(workdir, export_dir, monkeypatch)
+    contents = (backup / damaged).read_bytes()
+    (backup / damaged).write_bytes(contents[: len(contents) // 3] if damaged.endswith(".h5")
+                                   else b"{garbage")
+    capsys.readouterr()
+    result = train(CONFIG, workdir=str(workdir), export_dir=str(export_dir), verbose=0,
+                   examples=0)
+    printed = capsys.readouterr().out
+    assert f"{backup / damaged} is damaged" in printed
+    assert "resuming from the backup before it (epoch 1)" in printed
+    assert "resuming at epoch 2: skipping 3 batches" in printed  # the data where epoch 2 began
+    assert len(result["history"]["loss"]) == 1  # epoch 2 trained again
+    assert sorted(os.listdir(export_dir)) == ["1"]
+
+
+def test_a_backup_damaged_in_both_generations_is_refused_naming_the_file(tmp_path,
+                                                                         monkeypatch):
+    workdir, export_dir = tmp_path / "run", tmp_path / "export"
+    backup = _run_with_a_backup_left(workdir, export_dir, monkeypatch)
+    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+        (backup / name).write_text("not json")
+    with pytest.raises(DataError, match=rf"{backup / 'training_metadata.json'} is damaged .* no "
+                                        "intact older generation; delete the folder"):
+        train(CONFIG, workdir=str(workdir), export_dir=str(export_dir), verbose=0, examples=0)
