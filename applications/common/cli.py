@@ -11,7 +11,12 @@ import os
 import sys
 from importlib import metadata
 
-from applications.common.config import ConfigError, apply_overrides, from_preset
+from applications.common.config import (
+    ConfigError,
+    apply_overrides,
+    describe_fields,
+    from_preset,
+)
 from applications.common.quiet_tensorflow import import_tensorflow
 from applications.common.run_options import PRECISIONS, STRATEGIES, TrainingDiverged
 
@@ -215,6 +220,25 @@ def _plot(args):
     return 0
 
 
+class _HelpWithFields(argparse._HelpAction):
+    """`tfformer train APPLICATION --help` also lists the application's config fields, with
+    the chosen preset's values (default tiny) and what each means."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        application = getattr(namespace, "application", None)
+        if application:
+            module_name, class_name, default = APPLICATIONS[application]
+            module = importlib.import_module(module_name)
+            preset = getattr(namespace, "preset", None) or default
+            config = from_preset(getattr(module, class_name), module.PRESETS, preset)
+            print(f"\n{application} config fields (--set KEY=VALUE), preset {preset}:")
+            print("\n".join(describe_fields(config)))
+        else:
+            print("\nName an application before --help to list its config fields.")
+        parser.exit()
+
+
 def _presets_help():
     lines = []
     for application, (module_name, _, default) in APPLICATIONS.items():
@@ -233,7 +257,9 @@ def _version():
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="tfformer", description=__doc__.split("\n\n")[0], epilog=_presets_help(),
+        prog="tfformer", description=__doc__.split("\n\n")[0],
+        epilog=_presets_help() + "\n\n`tfformer train APPLICATION --help` lists its config "
+        "fields, their defaults and meanings.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tfformer {_version()}")
     parser.add_argument("--verbose", action="store_true",
@@ -241,6 +267,8 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     def config_options(command):
+        command.add_argument("-h", "--help", action=_HelpWithFields,
+                             help="show this help and, after an application, its config fields")
         command.add_argument("application", choices=sorted(APPLICATIONS))
         command.add_argument("--data", help="data directory (default: the built-in data)")
         command.add_argument("--preset", help="size preset (see `tfformer --help`; default "
@@ -248,7 +276,8 @@ def build_parser():
         command.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                              help="override a config field (repeatable)")
 
-    train = commands.add_parser("train", help="train an application and export it")
+    train = commands.add_parser("train", help="train an application and export it",
+                                add_help=False)
     config_options(train)
     train.add_argument("--workdir", help="checkpoints, logs, tokenizers (default runs/<app>)")
     train.add_argument("--export-dir", help="export base directory (default saved_models/<app>)")
@@ -274,7 +303,8 @@ def build_parser():
                         "export_weights)")
     export.set_defaults(handler=_export)
 
-    evaluate = commands.add_parser("evaluate", help="score an export on a data split")
+    evaluate = commands.add_parser("evaluate", help="score an export on a data split",
+                                   add_help=False)
     config_options(evaluate)
     evaluate.add_argument("--model", help="export directory (default saved_models/<app>)")
     evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))

@@ -1,8 +1,10 @@
 """Application configs: dataclasses, named presets and `--set key=value` overrides."""
 
 import dataclasses
+import inspect
 import json
 import math
+import re
 import types
 import typing
 
@@ -148,3 +150,52 @@ def from_preset(config_class, presets, name):
 
 def to_json(config):
     return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True)
+
+
+# Meanings of the fields every application has; the others are documented by the comments in
+# their config class (read by `field_help`).
+COMMON_HELP = {
+    "builtin_examples": "examples generated for the built-in data (without --data)",
+    "val_fraction": "share of training held out for validation when there is no val split",
+    "num_layers": "Transformer layers (per stack)", "d_model": "model width D",
+    "num_heads": "attention heads (must divide d_model)",
+    "intermediate_dim": "feed-forward inner width", "dropout": "dropout rate",
+    "batch_size": "global batch size, split over the replicas",
+    "epochs": "training epochs", "seed": "random seed (data order, initialisation, dropout)",
+    "steps_per_epoch": "batches per epoch of an endless reshuffled stream (none: one pass)",
+    "learning_rate": "peak learning rate", "weight_decay": "AdamW weight decay",
+    "warmup_fraction": "share of the steps with a linear learning-rate warm-up",
+    "label_smoothing": "label smoothing of the cross-entropy",
+    "beam_size": "beam width of the served decoding (1: greedy)",
+    "shuffle_buffer": "tf.data shuffle buffer size",
+}
+
+
+def field_help(config_class):
+    """{field: one-line meaning}, from the comment after a field or the comment block above
+    it in the class's source (a one-line section title such as `# Model` does not count),
+    else `COMMON_HELP`."""
+    meanings, block = {}, []
+    for line in inspect.getsource(config_class).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            block.append(stripped.lstrip("# "))
+            continue
+        match = re.match(r"(\w+): [^=]+=[^#]*(?:#\s*(.*))?$", stripped)
+        if match and match[1] in {f.name for f in dataclasses.fields(config_class)}:
+            titled = len(block) == 1 and not block[0].endswith(".")
+            text = match[2] or ("" if titled else " ".join(block))
+            text = text.split(". ")[0].rstrip(".")  # its first sentence
+            meanings[match[1]] = text or COMMON_HELP.get(match[1], "")
+        block = []
+    return meanings
+
+
+def describe_fields(config):
+    """Lines `name = default  meaning` for every field of `config` (a preset's values)."""
+    meanings = field_help(type(config))
+    rows = [(field.name, json.dumps(getattr(config, field.name)))
+            for field in dataclasses.fields(config)]
+    width = max(len(name) + len(value) for name, value in rows) + 3
+    return [f"  {name} = {value}".ljust(width + 2) + f"  {meanings.get(name, '')}".rstrip()
+            for name, value in rows]

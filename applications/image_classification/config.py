@@ -13,14 +13,14 @@ class ImageClassificationConfig:
     builtin_examples: int = 6000
     val_fraction: float = 0.1  # held out from training when there is no val split
     # Model (ViT)
-    patch_size: int = 16
+    patch_size: int = 16  # side of the square patches (divides image_size)
     shifted_patches: bool = False  # shifted patch tokenization (tfformer ShiftedPatchEmbedding)
     num_layers: int = 12
     d_model: int = 768
     num_heads: int = 12
     intermediate_dim: int = 3072
     dropout: float = 0.0
-    pooling: str = "class_token"  # or "mean"
+    pooling: str = "class_token"  # what the head reads: "class_token" or "mean" of the patches
     # Training
     batch_size: int = 64
     epochs: int = 10
@@ -29,7 +29,7 @@ class ImageClassificationConfig:
     weight_decay: float = 0.05
     warmup_fraction: float = 0.1
     label_smoothing: float = 0.1
-    augment: bool = True
+    augment: bool = True  # augment training batches (flip, shift, zoom, RandAugment)
     augment_crop_padding: int = 0  # pad by this many black pixels, crop back at random
     augment_translate: float = 0.08  # random shift, a fraction of the side; 0 disables it
     augment_zoom: float = 0.1  # random zoom in or out by up to this fraction; 0 disables it
@@ -41,7 +41,7 @@ class ImageClassificationConfig:
     # score, as Keras' restore_best_weights) or "last" (those training ended with).
     export_weights: str = "best"
     # Serving
-    top_k: int = 5
+    top_k: int = 5  # labels (with scores) each served answer lists
 
     LIMITS: typing.ClassVar = {
         "export_weights": one_of("best", "last"),

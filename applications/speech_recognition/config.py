@@ -20,14 +20,14 @@ class SpeechRecognitionConfig:
     # these factors (1.1 = 10% faster and higher), e.g. [0.9, 1.1] triples the recordings.
     speed_perturbation: tuple[float, ...] = ()
     # Front end (log-mel with tf.signal)
-    frame_length_ms: float = 25.0
-    frame_step_ms: float = 10.0
-    num_mel_bins: int = 80
+    frame_length_ms: float = 25.0  # analysis window of a log-mel frame
+    frame_step_ms: float = 10.0  # hop between frames
+    num_mel_bins: int = 80  # log-mel features per frame (M)
     feature_normalization: str = "utterance"  # or "global" (statistics from training data)
-    spec_augment: bool = True
-    frequency_masks: int = 2
+    spec_augment: bool = True  # SpecAugment time and frequency masks while training
+    frequency_masks: int = 2  # SpecAugment frequency masks per clip
     frequency_mask_width: int = 15  # bins
-    time_masks: int = 2
+    time_masks: int = 2  # SpecAugment time masks per clip
     time_mask_width: int = 20  # frames
     # CTC output symbols: "characters" (any transcript) or "words" (a closed word list,
     # such as digit names: one symbol per word, so a word can't be misspelled)
@@ -39,9 +39,9 @@ class SpeechRecognitionConfig:
     intermediate_dim: int = 1024
     dropout: float = 0.1
     window_left: int | None = 16  # subsampled frames each frame may look back; None = full
-    window_right: int | None = 4
+    window_right: int | None = 4  # subsampled frames each frame may look ahead; None = full
     position: str = "rotary"  # or "relative" (T5 buckets); relative either way, for streaming
-    subsampling_filters: int = 32
+    subsampling_filters: int = 32  # channels of the 4x convolutional subsampling
     convolution_kernel_size: int | None = None  # odd: a Conformer convolution module per layer
     # Training
     batch_size: int = 32

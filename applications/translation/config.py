@@ -9,30 +9,30 @@ from applications.common.config import above, at_least, check_config, fraction, 
 @dataclasses.dataclass(frozen=True)
 class TranslationConfig:
     # Data
-    source_language: str = "en"
-    target_language: str = "de"
+    source_language: str = "en"  # suffix of the source files in --data (train.en)
+    target_language: str = "de"  # suffix of the target files in --data (train.de)
     builtin_examples: int = 20000
     max_source_length: int = 64  # subword tokens, EOS included; longer inputs are truncated
     max_target_length: int = 64  # longer training pairs are dropped (and counted)
     # Tokenization (SentencePiece, applied in-graph with tf-text)
-    vocabulary_size: int = 8000
-    shared_vocabulary: bool = True
-    tokenizer_model_type: str = "unigram"
+    vocabulary_size: int = 8000  # SentencePiece subwords
+    shared_vocabulary: bool = True  # one tokenizer and embedding for both languages
+    tokenizer_model_type: str = "unigram"  # SentencePiece model: unigram, bpe, char or word
     # Model
     num_layers: int = 6
     d_model: int = 512
     num_heads: int = 8
     intermediate_dim: int = 2048
     dropout: float = 0.1
-    norm_first: bool = False
-    tie_embeddings: bool = True
+    norm_first: bool = False  # pre-LN (true) or the paper's post-LN
+    tie_embeddings: bool = True  # the output projection reuses the target embedding
     # Training
     batch_size: int = 64
     epochs: int = 10
     steps_per_epoch: int | None = None
     label_smoothing: float = 0.1
-    warmup_steps: int = 4000
-    learning_rate_scale: float = 1.0
+    warmup_steps: int = 4000  # the paper's learning-rate warm-up steps
+    learning_rate_scale: float = 1.0  # multiplies the paper's schedule
     shuffle_buffer: int = 20000
     seed: int = 0
     # Which weights are evaluated and exported: "best" (the epoch with the best validation
@@ -40,9 +40,9 @@ class TranslationConfig:
     export_weights: str = "best"
     # Decoding
     beam_size: int = 4
-    length_penalty: float = 0.6
+    length_penalty: float = 0.6  # GNMT length-penalty exponent of beam scores
     max_decode_ratio: float = 1.5  # max target tokens = ratio * source tokens + extra
-    max_decode_extra: int = 10
+    max_decode_extra: int = 10  # see max_decode_ratio
 
     LIMITS: typing.ClassVar = {
         "export_weights": one_of("best", "last"),

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import pytest
 
@@ -77,3 +78,27 @@ def test_every_preset_is_a_valid_config():
                             if name.endswith("Config") and isinstance(value, type))
         for preset in module.PRESETS:
             from_preset(config_class, module.PRESETS, preset)  # raises if a value is out of range
+
+
+@pytest.mark.parametrize("application", ["translation", "image_classification",
+                                         "speech_recognition"])
+def test_train_help_lists_every_field_with_its_default_and_meaning(application, capsys):
+    import dataclasses as dc
+    import importlib
+
+    from applications.common import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", application, "--help"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    module = importlib.import_module(f"applications.{application}.config")
+    config_class = next(v for k, v in vars(module).items() if k.endswith("Config"))
+    tiny = from_preset(config_class, module.PRESETS, "tiny")
+    for field in dc.fields(config_class):
+        (line,) = [row for row in printed.splitlines()
+                   if row.strip().startswith(f"{field.name} = ")]
+        shown = line.split(" = ", 1)[1]
+        value = json.dumps(getattr(tiny, field.name))  # the preset's value, as JSON
+        assert shown.startswith(value), line
+        assert shown[len(value):].strip(), f"{field.name} has no meaning in --help"
