@@ -209,7 +209,13 @@ def load_speech(directory, config):
     manifests (train/val/test .tsv/.csv/.jsonl with `path` and `transcript`
     columns), LibriSpeech-style `*.trans.txt` folders, FSDD recordings.
     """
+    def fsdd_only(source):
+        if config.holdout_speaker:
+            raise DataError(f"holdout_speaker={config.holdout_speaker!r} picks an FSDD speaker, "
+                            f"but the data is {source}")
+
     if directory is None:
+        fsdd_only("the built-in DTMF clips")
         splits = builtin_data.builtin_splits(config.builtin_examples, config.sample_rate,
                                              config.seed)
     elif not os.path.isdir(directory):
@@ -217,9 +223,11 @@ def load_speech(directory, config):
     else:
         manifests = _find_manifests(directory)
         if manifests:
+            fsdd_only(f"manifests in {directory}")
             splits = {split: _read_manifest(path, config.sample_rate)
                       for split, path in manifests.items()}
         elif any(f.endswith(".trans.txt") for _, _, fs in os.walk(directory) for f in fs):
+            fsdd_only(f"a LibriSpeech-style tree in {directory}")
             splits = _read_librispeech(directory, config.sample_rate)
         else:
             splits = _read_fsdd(directory, config)

@@ -55,6 +55,8 @@ def test_unknown_preset_is_named():
     ("speech_recognition", "convolution_kernel_size=4", "convolution_kernel_size must be odd"),
     ("speech_recognition", "window_right=-1", "window_right must be at least 0"),
     ("speech_recognition", "learning_rate=nan", "learning_rate expects a finite number"),
+    ("speech_recognition", "holdout_speaker=theo", "picks an FSDD speaker, but the data is the "
+                                                   "built-in DTMF clips"),
 ])
 def test_bad_settings_fail_before_any_data_or_model_work(application, override, message,
                                                          tmp_path, capsys):
