@@ -40,11 +40,11 @@ def greedy_search(step_fn, start_ids, state, max_length, end_id, pad_id=0, max_l
                   shared=None):
     """Greedy decoding: ids (B, max_length + 1) int32 (see `greedy_search_with_state`)."""
     return greedy_search_with_state(step_fn, start_ids, state, max_length, end_id, pad_id,
-                                    max_lengths, shared)[0]
+                                    max_lengths, shared, score=False)[0]
 
 
 def greedy_search_with_state(step_fn, start_ids, state, max_length, end_id, pad_id=0,
-                             max_lengths=None, shared=None, alpha=0.6):
+                             max_lengths=None, shared=None, alpha=0.6, score=True):
     """Greedy decoding, scored as beam search scores its hypotheses.
 
     Args:
@@ -59,6 +59,9 @@ def greedy_search_with_state(step_fn, start_ids, state, max_length, end_id, pad_
         shared: optional nest of (B, ...) tensors the steps read but never
             change; see the module docstring.
         alpha: float, length-penalty exponent of the returned scores.
+        score: bool; False skips the scores' log-normaliser over the
+            vocabulary (10% of a step at batch 32, vocabulary 8000) and returns
+            zeros.
 
     Returns:
         ids (B, max_length + 1) int32; scores (B,) float32, each sequence's
@@ -72,12 +75,14 @@ def greedy_search_with_state(step_fn, start_ids, state, max_length, end_id, pad_
 
     def body(index, tokens, finished, scores, state, sequences):
         logits, state = step_fn(tokens, state, index)
-        log_probs = _forbid_padding(tf.nn.log_softmax(tf.cast(logits, tf.float32)), pad_id)
-        next_tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
-        chosen = tf.reduce_max(log_probs, axis=-1)
+        logits = tf.cast(logits, tf.float32)
+        allowed = _forbid_padding(logits, pad_id)
+        next_tokens = tf.argmax(allowed, axis=-1, output_type=tf.int32)
         forced = index + 1 >= limits
+        if score:  # log-probability of the chosen token, normalised over every token
+            chosen = tf.reduce_max(allowed, axis=-1) - tf.reduce_logsumexp(logits, axis=-1)
+            scores += tf.where(finished | forced, 0.0, chosen)
         next_tokens = tf.where(forced, end_id, next_tokens)
-        scores += tf.where(finished | forced, 0.0, chosen)
         next_tokens = tf.where(finished, pad_id, next_tokens)
         finished = finished | tf.equal(next_tokens, end_id)
         sequences = _write_column(sequences, index + 1, next_tokens)
