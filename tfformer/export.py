@@ -106,7 +106,7 @@ def _is_text(value):
 
 
 def export_saved_model(module, base_dir, signatures, options=None, warmup_requests=None,
-                       max_attempts=10):
+                       constants=None, max_attempts=10):
     """Saves `module`'s signatures to `base_dir/<next version>/` atomically; returns the path.
 
     Args:
@@ -117,11 +117,17 @@ def export_saved_model(module, base_dir, signatures, options=None, warmup_reques
         options: optional `tf.saved_model.SaveOptions`.
         warmup_requests: optional `[(signature_name, {input_name: array})]` written as TF
             Serving's warm-up file (see `write_warmup_requests`).
+        constants: optional `{name: number or array}` for Python clients, read back as
+            `tf.saved_model.load(path).constants[name]` (a speech model's sample rate, say).
+            Signatures do not read them; a server restores and ignores them.
     """
     os.makedirs(base_dir, exist_ok=True)
     temporary = os.path.join(base_dir, f".tmp-{uuid.uuid4().hex}")
     try:
         root, concrete = serving_root(module, signatures)
+        if constants:
+            root.constants = {name: tf.Variable(value, trainable=False, name=name)
+                              for name, value in constants.items()}
         tf.saved_model.save(root, temporary, signatures=concrete, options=options)
         if warmup_requests:
             write_warmup_requests(temporary, warmup_requests)

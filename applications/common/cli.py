@@ -169,8 +169,27 @@ def _classify(args):
 
 
 def _transcribe(args):
-    return _serve_files(args.model, args.audio, "audio_bytes",
-                        lambda outputs: outputs["transcript"].numpy()[0].decode("utf-8"))
+    if args.stream is None:
+        if not args.audio:
+            raise ValueError("transcribe needs WAV files, or --stream FILE|- for live audio")
+        return _serve_files(args.model, args.audio, "audio_bytes",
+                            lambda outputs: outputs["transcript"].numpy()[0].decode("utf-8"))
+    if args.audio:
+        raise ValueError(f"--stream {args.stream} streams one source; drop {args.audio}")
+    if args.chunk_ms <= 0:
+        raise ValueError(f"--chunk-ms must be positive, got {args.chunk_ms}")
+    import tensorflow as tf
+
+    from applications.speech_recognition.live_client import print_stream
+
+    served = _load_export(args.model, "audio_bytes")
+    try:
+        print_stream(served, args.stream, args.chunk_ms)
+    except tf.errors.InvalidArgumentError as error:
+        raise ValueError(f"{args.stream}: {_op_error_line(error.message)}") from None
+    except IsADirectoryError as error:
+        raise ValueError(f"{args.stream}: {error.strerror}") from None
+    return 0
 
 
 def _plot_attention(args):
@@ -326,9 +345,19 @@ def build_parser():
     classify.add_argument("images", nargs="+", help="JPEG/PNG/BMP/GIF files")
     classify.set_defaults(handler=_classify)
 
-    transcribe = commands.add_parser("transcribe", help="transcribe WAV files with an export")
-    transcribe.add_argument("model", help="export directory (its latest version is used)")
-    transcribe.add_argument("audio", nargs="+", help="WAV files (any rate, mono or stereo)")
+    transcribe = commands.add_parser(
+        "transcribe", help="transcribe WAV files with an export, or stream live audio")
+    transcribe.add_argument("model", nargs="?", default="saved_models/speech_recognition",
+                            help="export directory (its latest version is used; default "
+                            "%(default)s)")
+    transcribe.add_argument("audio", nargs="*", help="WAV files (any rate, mono or stereo)")
+    transcribe.add_argument(
+        "--stream", metavar="FILE|-", help="send a WAV file, or raw 16-bit mono PCM at the "
+        "model's rate from standard input (-), through the export's stream_step chunk by chunk, "
+        "printing each word when it appears: `arecord -f S16_LE -r 8000 -c 1 | tfformer "
+        "transcribe --stream - MODEL` captions live")
+    transcribe.add_argument("--chunk-ms", type=float, default=320.0,
+                            help="audio per stream_step call, in ms (default %(default)s)")
     transcribe.set_defaults(handler=_transcribe)
 
     plot = commands.add_parser("plot", help="draw position encodings or training curves")

@@ -23,7 +23,10 @@ class SpeechRecognitionConfig:
     frame_length_ms: float = 25.0  # analysis window of a log-mel frame
     frame_step_ms: float = 10.0  # hop between frames
     num_mel_bins: int = 80  # log-mel features per frame (M)
-    feature_normalization: str = "utterance"  # or "global" (statistics from training data)
+    # "global": one mean and variance per mel bin, from the training data, so that every frame
+    # is normalised alone and the model can stream (live_stream.py); "utterance": each clip by
+    # its own statistics, which are known only at its end (such a model cannot stream).
+    feature_normalization: str = "global"
     spec_augment: bool = True  # SpecAugment time and frequency masks while training
     frequency_masks: int = 2  # SpecAugment frequency masks per clip
     frequency_mask_width: int = 15  # bins

@@ -61,3 +61,30 @@ def _join(path, vocabulary, separator, batch):
     ids = tf.RaggedTensor.from_sparse(path)  # (B, None)
     text = tf.strings.reduce_join(tf.gather(vocabulary, ids), axis=-1, separator=separator)
     return tf.reshape(text, [batch])
+
+
+def ctc_greedy_continue(logits, counts, last_symbol):
+    """Greedy CTC decoding of a stream's next outputs, carried on from its previous ones.
+
+    logits (B, C, V + 1) with the blank last, of which row b's first counts[b] are valid;
+    last_symbol (B,) int32, the best symbol of the stream's previous output (-1 at its start).
+    Returns (symbols: ragged int32 (B, None), the new last symbol (B,)). Over any cutting of a
+    clip's outputs the symbols join to what `tf.nn.ctc_greedy_decoder` gives for the whole clip:
+    a symbol is kept when it is not the blank and differs from the previous output's best
+    (which may be the blank), as TensorFlow's decoder does.
+    """
+    best = tf.argmax(logits, axis=-1, output_type=tf.int32)  # (B, C)
+    with_last = tf.concat([tf.cast(last_symbol, tf.int32)[:, None], best], axis=1)  # (B, C + 1)
+    previous = with_last[:, :-1]
+    counts = tf.cast(counts, tf.int32)
+    valid = tf.range(tf.shape(best)[1])[None, :] < counts[:, None]
+    keep = valid & (best != tf.shape(logits)[-1] - 1) & (best != previous)
+    return tf.ragged.boolean_mask(best, keep), tf.gather(with_last, counts, batch_dims=1)
+
+
+def append_symbols(text, symbols, vocabulary, separator=""):
+    """text (B,) string plus the ragged symbol ids (B, None), joined by `separator` as
+    `ctc_decode` joins a whole clip's."""
+    new = tf.strings.reduce_join(tf.gather(vocabulary, symbols), axis=-1, separator=separator)
+    both = (tf.strings.length(text) > 0) & (tf.strings.length(new) > 0)
+    return tf.strings.join([text, tf.where(both, separator, ""), new])

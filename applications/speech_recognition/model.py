@@ -73,7 +73,10 @@ class SpeechRecognizer(keras.Model):
         self.spec_augment = spec_augment
         self.subsampling_filters = subsampling_filters
         self.convolution_kernel_size = convolution_kernel_size
-        self.normalization = (keras.layers.Normalization(axis=-1, name="global_normalization")
+        # float32 under any policy: features are normalised in float32 (`normalize`), and
+        # Keras' `adapt` accumulates its statistics in float32.
+        self.normalization = (keras.layers.Normalization(axis=-1, name="global_normalization",
+                                                         dtype="float32")
                               if feature_normalization == "global" else None)
         self.augment = layers.SpecAugment(**spec_augment, name="spec_augment") if spec_augment else None
         self.subsampling = layers.ConvSubsampling(d_model, filters=subsampling_filters,

@@ -80,6 +80,9 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
           f"exact {scores['exact']:.1f}% ({len(references)} clips)")
     export_path = serving.export(server, export_dir)
     print(f"exported to {export_path}")
+    if server.streaming_refusal:
+        print("this model cannot stream live audio, so the export has no stream_start and "
+              f"stream_step signatures: {server.streaming_refusal}")
     for reference, hypothesis in list(zip(references, hypotheses))[:examples]:
         print(f"  {reference!r} -> {hypothesis!r}")
     return {"history": history.history, "scores": scores, "export_path": export_path,

@@ -10,7 +10,8 @@ as JSON on standard input and prints, for each request, the outputs of:
 - `object_graph`: `tf.saved_model.load(path).signatures[...]`, the Python object-graph path.
 
 Arrays travel as `array_json` encodes them. A request that fails gives
-`{"error": type, "message": its text}`.
+`{"error": type, "message": its text}`. A request with `"carry_state": true` also gets, as
+inputs, the `state_*` outputs of the request before it on the same path (a streaming client).
 """
 
 import json
@@ -26,34 +27,46 @@ def failure(error):
     return {"error": type(error).__name__, "message": message.strip()[:3000]}
 
 
+def request_inputs(request, previous):
+    """The request's inputs as arrays, with the state carried from `previous` if it asks."""
+    inputs = {name: decode(value) for name, value in request["inputs"].items()}
+    if request.get("carry_state"):
+        inputs.update({name: value for name, value in previous.items()
+                       if name.startswith("state_") and name not in inputs})
+    return inputs
+
+
 def run_in_session(path, requests):
     """Every request through TF Serving's loader: one graph, one session, as a server holds."""
-    results = []
+    results, previous = [], {}
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
         for request in requests:
             signature = meta_graph.signature_def[request["signature"]]
-            feeds = {signature.inputs[name].name: decode(value)
-                     for name, value in request["inputs"].items()}
+            feeds = {signature.inputs[name].name: value
+                     for name, value in request_inputs(request, previous).items()}
             fetches = {name: info.name for name, info in signature.outputs.items()}
             try:
-                outputs = session.run(fetches, feeds)
-                results.append({name: encode(value) for name, value in outputs.items()})
+                previous = session.run(fetches, feeds)
+                results.append({name: encode(value) for name, value in previous.items()})
             except tf.errors.OpError as error:
+                previous = {}
                 results.append(failure(error))
     return results
 
 
 def run_object_graph(path, requests):
     loaded = tf.saved_model.load(path)
-    results = []
+    results, previous = [], {}
     for request in requests:
         function = loaded.signatures[request["signature"]]
-        inputs = {name: tf.constant(decode(value)) for name, value in request["inputs"].items()}
+        inputs = {name: tf.constant(value)
+                  for name, value in request_inputs(request, previous).items()}
         try:
-            outputs = function(**inputs)
-            results.append({name: encode(value.numpy()) for name, value in outputs.items()})
+            previous = {name: value.numpy() for name, value in function(**inputs).items()}
+            results.append({name: encode(value) for name, value in previous.items()})
         except (tf.errors.OpError, ValueError, TypeError) as error:
+            previous = {}
             results.append(failure(error))
     return results
 

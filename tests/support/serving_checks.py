@@ -27,17 +27,22 @@ def _environment():
     return env
 
 
+CARRY_STATE = "carry_state"
+
+
 def serve_both_ways(path, requests):
     """Runs `requests` ([(signature, {input: value})]) on the export in a fresh process, through
-    TF Serving's session path and through `tf.saved_model.load`.
+    TF Serving's session path and through `tf.saved_model.load`. A request given as
+    `(signature, inputs, CARRY_STATE)` also gets the previous request's `state_*` outputs.
 
     Returns, per request, `{"session": outputs, "object_graph": outputs}`, each outputs a dict
     of numpy arrays, or `{"error": type, "message": its text}` when the request failed.
     """
     job = {"path": os.path.abspath(path),
            "requests": [{"signature": signature,
-                         "inputs": {name: encode(value) for name, value in inputs.items()}}
-                        for signature, inputs in requests]}
+                         "inputs": {name: encode(value) for name, value in inputs.items()},
+                         "carry_state": CARRY_STATE in flags}
+                        for signature, inputs, *flags in requests]}
     result = subprocess.run(
         [sys.executable, FRESH_SERVING], input=json.dumps(job), capture_output=True, text=True,
         timeout=600, env=_environment(), cwd="/")
@@ -158,7 +163,7 @@ def serve_warmup_and_readme_requests(path, model_name, files=None):
     bodies for `model_name` (see `readme_rest_requests`), all answered through TF Serving's
     session path without an error. Returns (warm-up requests, REST requests)."""
     warmup = read_warmup_requests(path)
-    assert {signature for signature, _ in warmup} == signature_names(path)
+    assert {signature for signature, *_ in warmup} == signature_names(path)
     rest = readme_rest_requests(model_name, path, files)
     answers = serve_in_session(path, warmup + rest)
     assert all("error" not in answer for answer in answers)
@@ -167,7 +172,7 @@ def serve_warmup_and_readme_requests(path, model_name, files=None):
 
 def serve_every_signature(path, requests):
     """`serve_in_session` for requests that must reach every signature of the export."""
-    assert {signature for signature, _ in requests} == signature_names(path)
+    assert {signature for signature, *_ in requests} == signature_names(path)
     return serve_in_session(path, requests)
 
 

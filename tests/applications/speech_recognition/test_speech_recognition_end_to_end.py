@@ -1,6 +1,12 @@
 """Train a small recognizer briefly on DTMF clips, export it, and serve it as TF Serving would."""
 
 import dataclasses
+import itertools
+import json
+import pathlib
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +18,7 @@ from applications.speech_recognition.config import PRESETS, SpeechRecognitionCon
 from applications.speech_recognition.evaluate import wav_bytes
 from applications.speech_recognition.train import train
 from tests.support.serving_checks import (
+    CARRY_STATE,
     call_in_fresh_process,
     classify_ops,
     saved_model_cli_run,
@@ -21,6 +28,11 @@ from tests.support.serving_checks import (
 )
 from tests.support.wav_files import ENCODINGS, encode
 from tfformer.export import saved_model_ops
+
+
+def _readme():
+    return (pathlib.Path(__file__).resolve().parents[3] / "README.md").read_text()
+
 
 CONFIG = dataclasses.replace(SpeechRecognitionConfig(**PRESETS["tiny"]), builtin_examples=2000,
                              epochs=5, chunk_frames=8)
@@ -62,9 +74,13 @@ def test_every_signature_answers_through_tf_servings_loader(trained):
                 ("waveform", {"waveform": np.full((1, 800), np.nan, np.float32),
                               "sample_rate": np.int32(CONFIG.sample_rate)}),
                 ("waveform", {"waveform": waves[0][None].astype(np.float32),
-                              "sample_rate": np.int32(0)})]
-    served, waveform, odd, bad, empty, empty_waveform, nan, rate_0 = serve_every_signature(
-        trained["export_path"], requests)
+                              "sample_rate": np.int32(0)}),
+                ("stream_start", {"sample_rate": np.array([CONFIG.sample_rate], np.int32)}),
+                ("stream_step", {"waveform": waves[0][None].astype(np.float32),
+                                 "final": np.array([True])}, CARRY_STATE)]
+    (served, waveform, odd, bad, empty, empty_waveform, nan, rate_0, _,
+     streamed) = serve_every_signature(trained["export_path"], requests)
+    assert streamed["transcript"].tolist() == waveform["transcript"].tolist()
     in_process = trained["server"].serve(tf.constant(batch))["transcript"].numpy()
     assert served["transcript"].tolist() == in_process.tolist()
     assert any(served["transcript"])
@@ -75,6 +91,47 @@ def test_every_signature_answers_through_tf_servings_loader(trained):
     assert empty["transcript"].shape == empty_waveform["transcript"].shape == (0,)
     assert nan["error"] == "InvalidArgumentError" and "NaN or infinite" in nan["message"]
     assert "sample_rate must be a positive" in rate_0["message"]
+
+
+def test_a_stream_through_tf_servings_loader_grows_into_the_whole_clips_transcript(trained):
+    """Two streams sent in chunks of 1 and 0 samples, sizes that are not multiples of the hop,
+    and larger ones, with the state carried from call to call as a client carries it: each
+    transcript only grows, and ends as the `waveform` signature's for the whole clip."""
+    waves, _ = _clips(2, seed=59)
+    samples = min(len(w) for w in waves)
+    waves = np.stack([w[:samples] for w in waves]).astype(np.float32)
+    rates = np.full([2], CONFIG.sample_rate, np.int32)
+    bounds = [0, 1, 1, 334, 1334, 1413, 4000, samples]
+    requests = [("stream_start", {"sample_rate": rates})]
+    for begin, end in itertools.pairwise(bounds):
+        requests.append(("stream_step", {"waveform": waves[:, begin:end],
+                                         "final": np.full([2], end == samples)}, CARRY_STATE))
+    requests.append(("waveform", {"waveform": waves, "sample_rate": np.int32(CONFIG.sample_rate)}))
+    # Bad requests: each is refused with a message that names the problem.
+    state = {name: value.numpy() for name, value in
+             trained["server"].stream_start(tf.constant(rates)).items()}
+    chunk = {"waveform": waves[:, :800], "final": np.array([False, False])}
+    bad = [{**chunk, **state, "waveform": np.full((2, 800), np.nan, np.float32)},
+           {**chunk, **state, "final": np.array([False])},
+           {**chunk, **state, "state_features": state["state_features"][:, :5]},
+           {**chunk, **state, "state_model": state["state_model"] + 1}]
+    requests += [("stream_step", inputs) for inputs in bad]
+    requests.append(("stream_start", {"sample_rate": np.array([16000], np.int32)}))
+    answers = serve_in_session(trained["export_path"], requests)
+    steps, whole, refused = answers[1:len(bounds)], answers[len(bounds)], answers[len(bounds) + 1:]
+    texts = [step["transcript"].tolist() for step in steps]
+    assert texts[-1] == whole["transcript"].tolist() and all(texts[-1])
+    for earlier, later in itertools.pairwise(texts):
+        assert all(b.startswith(a) for a, b in zip(earlier, later))
+    assert all(answer.get("error") == "InvalidArgumentError" for answer in refused)
+    messages = [answer["message"] for answer in refused]
+    for message, expected in zip(messages, [
+            "waveform holds NaN or infinite samples",
+            "waveform and final must have one row per stream",
+            "state_features must have shape [B ",
+            "the state was made by the stream_start of another export",
+            "this model streams audio at 8000 Hz only"]):
+        assert expected in message, (expected, message)
 
 
 def test_every_wav_encoding_is_served_as_its_reference_decode(trained):
@@ -113,7 +170,36 @@ def test_warmup_and_readme_rest_requests_answer_through_the_session_path(trained
     clip = wav_bytes(_clips(1, seed=57)[0][0], CONFIG.sample_rate)
     warmup, rest = serve_warmup_and_readme_requests(trained["export_path"], "speech_recognition",
                                                     {"clip.wav": clip})
-    assert len(rest) == 1
+    assert [signature for signature, _ in rest] == ["serving_default", "stream_start"]
+
+
+def test_readmes_rest_streaming_client_transcribes_as_the_whole_clip(trained):
+    """README's client loop, with its `predict` answered as TF Serving's REST API answers:
+    JSON in, tensors of the signature's dtypes, JSON out."""
+    loaded = tf.saved_model.load(trained["export_path"])
+
+    def predict(signature, inputs):
+        function = loaded.signatures[signature]
+        specs = function.structured_input_signature[1]
+        inputs = json.loads(json.dumps(inputs))
+        outputs = function(**{name: tf.constant(value, specs[name].dtype)
+                              for name, value in inputs.items()})
+        return json.loads(json.dumps({
+            name: [item.decode() for item in value.numpy()] if value.dtype == tf.string
+            else value.numpy().tolist() for name, value in outputs.items()}))
+
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", _readme(), flags=re.DOTALL)
+                if "def stream(" in b]
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
+    namespace["predict"] = predict
+    waves, _ = _clips(2, seed=62)
+    wave = np.concatenate(waves)
+    chunks = [wave[start:start + 2560].tolist() for start in range(0, len(wave), 2560)]
+    transcripts = list(namespace["stream"](chunks, CONFIG.sample_rate))
+    whole = loaded.signatures["waveform"](waveform=tf.constant(wave[None], tf.float32),
+                                          sample_rate=tf.constant(CONFIG.sample_rate))
+    assert transcripts[-1] == whole["transcript"].numpy()[0].decode() != ""
 
 
 def test_lexicon_decoding_serves_known_words_or_the_best_path(trained, tmp_path):
@@ -220,3 +306,31 @@ def test_load_and_export_a_run_again(trained, tmp_path, capsys):
                      "--export-dir", str(tmp_path / "exports")]) == 0
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == ["1"]
     capsys.readouterr()
+
+
+def test_cli_streams_a_wav_file_and_raw_pcm_from_standard_input(trained, tmp_path, capsys):
+    """`tfformer transcribe --stream clip.wav` prints each word with its time and ends with the
+    whole clip's transcript; `--stream -` does the same from a real pipe of 16-bit PCM."""
+    export_dir = str(trained["root"] / "export")
+    waves, _ = _clips(3, seed=61)
+    wave = np.concatenate(waves)
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav_bytes(wave, CONFIG.sample_rate))
+    expected = trained["server"].serve(tf.constant([clip.read_bytes()]))["transcript"].numpy()[0]
+    assert cli.main(["transcribe", "--stream", str(clip), "--chunk-ms", "250", export_dir]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"transcript: {expected.decode()}" and expected
+    times = [float(line.split(" s  ")[0]) for line in lines[:-1]]
+    assert [line.split(" s  ")[1] for line in lines[:-1]] == expected.decode().split()
+    assert times == sorted(times) and times[-1] <= len(wave) / CONFIG.sample_rate + 1e-9
+
+    pcm = clip.read_bytes()[44:]  # the same 16-bit samples, without encode_wav's header
+    piped = subprocess.run(
+        [sys.executable, "-m", "applications.common.cli", "transcribe", "--stream", "-",
+         export_dir], input=pcm, capture_output=True, timeout=300, check=False)
+    assert piped.returncode == 0, piped.stderr.decode()[-2000:]
+    assert piped.stdout.decode().splitlines()[-1] == lines[-1]
+
+    with pytest.raises(SystemExit):
+        cli.main(["transcribe", "--stream", str(tmp_path / "missing.wav"), export_dir])
+    assert "missing.wav" in capsys.readouterr().err
