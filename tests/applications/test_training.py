@@ -78,6 +78,14 @@ def test_speech_recognition_trains_in_mixed_precision_and_mirrored(
     assert all(w.dtype == "float32" for w in result["model"].weights if w.dtype != "int64")
     clip = wav_bytes(np.zeros(800, np.float32), config.sample_rate)
     assert result["server"].serve(tf.constant([clip]))["transcript"].numpy().tolist() == [b""]
+    # The model streams in its precision too.
+    from applications.speech_recognition.live_stream import STATE_NAMES
+
+    server = result["server"]
+    state = server.stream_start(tf.constant([config.sample_rate]))
+    waves = tf.constant(np.zeros((1, 3000), np.float32))
+    outputs = server.stream_step(waves, tf.constant([True]), *[state[n] for n in STATE_NAMES])
+    assert outputs["transcript"].numpy().tolist() == [b""]
 
 
 def test_progress_lines_for_logs_that_are_not_a_terminal(capsys):

@@ -14,6 +14,8 @@ from applications.speech_recognition.config import PRESETS, SpeechRecognitionCon
 from applications.speech_recognition.decoding import ctc_decode
 from applications.speech_recognition.live_stream import STATE_NAMES, LiveStream
 from applications.speech_recognition.model import build_recognizer
+from applications.speech_recognition.train import train
+from tests.support.serving_checks import CARRY_STATE, serve_in_session, signature_names
 
 CONFIG = dataclasses.replace(SpeechRecognitionConfig(**PRESETS["tiny"]), num_layers=2,
                              d_model=32, intermediate_dim=64, window_left=3, window_right=2,
@@ -223,3 +225,37 @@ def test_models_that_cannot_stream_export_without_the_streaming_signatures():
         assert reason in server.streaming_refusal
         with pytest.raises(ValueError, match=reason):
             LiveStream(server.model, server.front_end, fingerprint=1)
+
+
+def test_training_a_model_that_cannot_stream_says_why(tmp_path, capsys):
+    config = dataclasses.replace(
+        CONFIG, feature_normalization="utterance", builtin_examples=100, num_layers=1,
+        epochs=1, steps_per_epoch=2, batch_size=8)
+    result = train(config, workdir=str(tmp_path / "run"), export_dir=str(tmp_path / "export"),
+                   verbose=0, examples=0)
+    assert ("this model cannot stream live audio, so the export has no stream_start and "
+            "stream_step signatures: feature_normalization='utterance'") in capsys.readouterr().out
+    assert signature_names(result["export_path"]) == {"serving_default", "waveform"}
+
+
+def test_relative_positions_and_the_convolution_stream_through_tf_servings_loader(tmp_path):
+    """In a fresh process with only TensorFlow and tf-text, through the session path: the
+    stream's transcript grows into the whole clip's, and the state keeps its shapes."""
+    server = _server("relative", 5)
+    path = serving.export(server, str(tmp_path))
+    waves = _waves(2, 24000, seed=11)  # 3 s
+    requests = [("stream_start", {"sample_rate": np.full([2], RATE, np.int32)})]
+    bounds = [0, 1, 1, 700, 3001, 9000, 9080, 17000, 24000]
+    for begin, end in itertools.pairwise(bounds):
+        requests.append(("stream_step", {"waveform": waves[:, begin:end],
+                                         "final": np.full([2], end == 24000)}, CARRY_STATE))
+    requests.append(("waveform", {"waveform": waves, "sample_rate": np.int32(RATE)}))
+    answers = serve_in_session(path, requests)
+    texts = [answer["transcript"].tolist() for answer in answers[1:-1]]
+    assert texts[-1] == answers[-1]["transcript"].tolist()
+    assert all(len(text) > 3 for text in texts[-1])
+    for earlier, later in itertools.pairwise(texts):
+        assert all(b.startswith(a) for a, b in zip(earlier, later))
+    shapes = {name: answers[0][name].shape for name in STATE_NAMES}
+    for answer in answers[1:-1]:
+        assert {name: answer[name].shape for name in STATE_NAMES} == shapes
