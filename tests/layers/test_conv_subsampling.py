@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfformer.layers import ConvSubsampling
 
@@ -39,3 +40,15 @@ def test_bad_configuration_is_named():
         ConvSubsampling(d_model=0)
     with pytest.raises(ValueError, match=r"\(B, F, M\)"):
         ConvSubsampling(d_model=8)(np.zeros((2, 8), "float32"))
+
+
+def test_an_empty_batch_gives_an_empty_result_eagerly_and_traced():
+    layer = ConvSubsampling(d_model=16, filters=4)
+    assert tuple(layer(np.zeros((0, 50, 40), "float32")).shape) == (0, 13, 16)
+    traced = tf.function(lambda x, m: layer(x, mask=m), input_signature=[
+        tf.TensorSpec([None, None, 40]), tf.TensorSpec([None, None], tf.bool)])
+    assert tuple(traced(np.zeros((0, 7, 40), "float32"), np.zeros((0, 7), bool)).shape) == (
+        0, 2, 16)
+    features = np.random.default_rng(0).normal(size=(2, 7, 40)).astype("float32")
+    np.testing.assert_allclose(traced(features, np.ones((2, 7), bool)), layer(features),
+                               atol=1e-6)

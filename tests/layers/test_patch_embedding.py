@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from tfformer.layers import PatchEmbedding
+from tfformer.layers import PatchEmbedding, ShiftedPatchEmbedding
 
 
 def _images(*shape, seed=0):
@@ -54,3 +55,11 @@ def test_bad_sizes_are_named():
         PatchEmbedding(d_model=8, image_size=(30, 32))
     with pytest.raises(ValueError, match="not a multiple of patch_size=4"):
         PatchEmbedding(d_model=8, patch_size=4)(_images(1, 10, 8, 3))
+
+
+@pytest.mark.parametrize("layer_class", [PatchEmbedding, ShiftedPatchEmbedding])
+def test_an_empty_batch_gives_an_empty_result_eagerly_and_traced(layer_class):
+    layer = layer_class(patch_size=16, d_model=8)
+    assert tuple(layer(np.zeros((0, 32, 32, 3), "float32")).shape) == (0, 5, 8)
+    traced = tf.function(layer, input_signature=[tf.TensorSpec([None, 32, 32, 3])])
+    assert tuple(traced(np.zeros((0, 32, 32, 3), "float32")).shape) == (0, 5, 8)

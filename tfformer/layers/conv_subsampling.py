@@ -76,17 +76,22 @@ class ConvSubsampling(keras.layers.Layer):
         return [mask, mask[:, ::2], mask[:, ::2][:, ::2]]
 
     def call(self, features, mask=None):
+        batch, frames = ops.shape(features)[0], ops.shape(features)[1]
+        bins = features.shape[-1]
         x = ops.expand_dims(features, -1)  # (B, F, M, 1)
         frame_masks = self._frame_masks(mask)
         for conv, frame_mask in zip(self._convolutions, frame_masks):
             if frame_mask is not None:
                 x = x * ops.cast(frame_mask[:, :, None, None], x.dtype)
             x = ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-            x = conv(x)  # (B, ceil(F/2), ceil(M/2), C)
+            x = conv(x)
+            frames, bins = (frames + 1) // 2, (bins + 1) // 2
+            # Restating the shape costs nothing, and lets an empty batch through: TensorFlow's
+            # CPU Conv2D gives one a wrongly shaped result.
+            x = ops.reshape(x, (batch, frames, bins, self.filters))  # (B, ceil(F/2), ceil(M/2), C)
         if frame_masks[2] is not None:
             x = x * ops.cast(frame_masks[2][:, :, None, None], x.dtype)
-        batch, frames = ops.shape(x)[0], ops.shape(x)[1]
-        x = ops.reshape(x, (batch, frames, x.shape[2] * x.shape[3]))  # (B, F/4, M/4 * C)
+        x = ops.reshape(x, (batch, frames, bins * self.filters))  # (B, F/4, M/4 * C)
         return self._projection(x)  # (B, F/4, D)
 
     def compute_mask(self, features, mask=None):

@@ -106,7 +106,7 @@ class PatchEmbedding(keras.layers.Layer):
 
     def call(self, images):
         self._check_image_shape(images.shape)
-        patches = self._embed_patches(images)  # (B, H/p, W/p, D)
+        patches = _with_rows(self._embed_patches, images)  # (B, H/p, W/p, D)
         grid_height, grid_width = images.shape[1] // self.patch_size, images.shape[2] // self.patch_size
         batch = ops.shape(patches)[0]
         x = ops.reshape(patches, (batch, -1, self.d_model))  # (B, P, D)
@@ -127,3 +127,14 @@ class PatchEmbedding(keras.layers.Layer):
             use_class_token=self.use_class_token,
         )
         return config
+
+
+def _with_rows(embed, images):
+    """`embed(images)`, also for an empty batch. TensorFlow's CPU Conv2D gives an empty batch a
+    wrongly shaped result (it keeps the input's channels, which then fail the bias), so an
+    empty batch is embedded as one image of zeros and cut back to none."""
+    batch = ops.shape(images)[0]
+    if isinstance(batch, int):  # known when traced with a fixed batch, as under XLA
+        return embed(images) if batch else embed(ops.zeros((1, *images.shape[1:]), images.dtype))[:0]
+    blank = ops.zeros((1, *images.shape[1:]), images.dtype)
+    return embed(ops.cond(batch > 0, lambda: images, lambda: blank))[:batch]
