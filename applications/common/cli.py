@@ -181,12 +181,13 @@ def _transcribe(args):
     import tensorflow as tf
 
     from applications.speech_recognition.live_client import print_stream
+    from tfformer import wav
 
     served = _load_export(args.model, "audio_bytes")
     try:
         print_stream(served, args.stream, args.chunk_ms)
-    except tf.errors.InvalidArgumentError as error:
-        raise ValueError(f"{args.stream}: {_op_error_line(error.message)}") from None
+    except tf.errors.InvalidArgumentError as error:  # raised eagerly (decoding) or traced
+        raise ValueError(f"{args.stream}: {wav.error_reason(error)}") from None
     except IsADirectoryError as error:
         raise ValueError(f"{args.stream}: {error.strerror}") from None
     return 0

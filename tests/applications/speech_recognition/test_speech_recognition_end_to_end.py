@@ -334,3 +334,9 @@ def test_cli_streams_a_wav_file_and_raw_pcm_from_standard_input(trained, tmp_pat
     with pytest.raises(SystemExit):
         cli.main(["transcribe", "--stream", str(tmp_path / "missing.wav"), export_dir])
     assert "missing.wav" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"hello")
+    with pytest.raises(SystemExit):
+        cli.main(["transcribe", "--stream", str(garbage), export_dir])
+    assert "garbage.wav: not a WAV file: it does not begin with a RIFF/WAVE header" in (
+        capsys.readouterr().err)
