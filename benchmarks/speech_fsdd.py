@@ -104,7 +104,8 @@ def main():
         "connected_digits_exact_val": round(connected["exact"], 2),
         "train_seconds": None if args.from_checkpoint else round(trained, 1),
         "epochs_run": len(result["history"]["loss"]) if result["history"] else None,
-        "weights": "best checkpoint (lowest val_loss)" if args.from_checkpoint else "final",
+        "weights": "best checkpoint (lowest val_loss)" if args.from_checkpoint
+        else f"export_weights={config.export_weights}",
     }
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     name = "speech_fsdd" + (f"_{args.holdout_speaker}" if args.holdout_speaker else "") + (
