@@ -174,7 +174,7 @@ class SpeechServer(tf.Module):
                     ("serving_default", {"audio_bytes": clips}),
                     ("waveform", {"waveform": short[None], "sample_rate": np.int32(rate)}),
                     ("waveform", {"waveform": padded, "sample_rate": np.int32(rate)})]
-        if self.live is not None:  # a new stream's first 320 ms, then its last 320 ms
+        if self.live is not None:  # 320 ms that start a stream, and 320 ms that are a whole one
             rates = np.full([1], rate, np.int32)
             state = {name: value.numpy() for name, value in
                      self.stream_start(tf.constant(rates)).items()}
