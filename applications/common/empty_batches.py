@@ -7,9 +7,10 @@ def answer_empty_batches(fn, *batches):
     """`fn(*batches)` (a dict of batch-major outputs), also when the batch is empty: then `fn`
     runs on one row of zeros and every output is cut back to zero rows.
 
-    Needed because TensorFlow's CPU Conv2D returns a wrongly shaped result for an empty batch
-    (it keeps the input's height, width or channels), so the ViT's patch embedding and the
-    speech model's convolutional subsampling fail on one, however the model is written.
+    Needed because several TensorFlow CPU kernels mishandle an empty batch. Conv2D returns a
+    wrongly shaped result (`ConvSubsampling` and `PatchEmbedding` now work around that
+    themselves), and a whole traced model still meets others: the speech front end's padded
+    RFFT, and the masks multiplied in the chunked path. One blank row avoids them all.
     """
     count = tf.shape(batches[0])[0]
 
