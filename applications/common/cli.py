@@ -17,6 +17,7 @@ from applications.common.config import (
     describe_fields,
     from_preset,
 )
+from applications.common.quantization import MODES as QUANTIZATION_MODES
 from applications.common.quiet_tensorflow import import_tensorflow
 from applications.common.run_options import PRECISIONS, STRATEGIES, TrainingDiverged
 
@@ -59,7 +60,7 @@ def _export(args):
     workdir = args.workdir or os.path.join("runs", args.application)
     export_dir = args.export_dir or os.path.join("saved_models", args.application)
     check_writable(export_dir, "--export-dir")
-    trained = restore.load(workdir, args.weights)
+    trained = restore.load(workdir, args.weights, args.quantize)
     path = trained.export(export_dir)
     print(f"exported {os.path.join(workdir, trained.weights)} to {path}")
     return 0
@@ -321,6 +322,9 @@ def build_parser():
     export.add_argument("--weights", choices=("best", "last"),
                         help="the best validation epoch's or the last (default: the run's "
                         "export_weights)")
+    export.add_argument("--quantize", choices=QUANTIZATION_MODES,
+                        help="quantize the weights before exporting (default: the run's "
+                        "quantize setting)")
     export.set_defaults(handler=_export)
 
     evaluate = commands.add_parser("evaluate", help="score an export on a data split",

@@ -4,6 +4,7 @@ import dataclasses
 import typing
 
 from applications.common.config import above, at_least, check_config, fraction, one_of
+from applications.common.quantization import MODES as QUANTIZATION_MODES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,11 +41,13 @@ class ImageClassificationConfig:
     # Which weights are evaluated and exported: "best" (the epoch with the best validation
     # score, as Keras' restore_best_weights) or "last" (those training ended with).
     export_weights: str = "best"
+    # Post-training weight quantization before evaluation and export: "none", "int8", "int4".
+    quantize: str = "none"
     # Serving
     top_k: int = 5  # labels (with scores) each served answer lists
 
     LIMITS: typing.ClassVar = {
-        "export_weights": one_of("best", "last"),
+        "export_weights": one_of("best", "last"), "quantize": one_of(*QUANTIZATION_MODES),
         "image_size": at_least(1), "builtin_examples": at_least(12),
         "val_fraction": fraction(), "patch_size": at_least(1), "num_layers": at_least(1),
         "d_model": at_least(1), "num_heads": at_least(1), "intermediate_dim": at_least(1),

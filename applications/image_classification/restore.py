@@ -8,6 +8,7 @@
 import numpy as np
 import tensorflow as tf
 
+from applications.common.quantization import quantize_for_export
 from applications.common.restore import read_run, restore_weights
 from applications.image_classification import serving
 from applications.image_classification.config import ImageClassificationConfig
@@ -36,12 +37,14 @@ class TrainedClassifier:
         return serving.export(self.server, base_dir)
 
 
-def load(workdir="runs/image_classification", weights=None):
+def load(workdir="runs/image_classification", weights=None, quantize=None):
     """The classifier trained in `workdir`, finished or interrupted; `weights` "best" or
-    "last" (default the run's `export_weights`)."""
+    "last" (default the run's `export_weights`); `quantize` "none", "int8" or "int4" (default
+    the run's `quantize`; see `applications.common.quantization`)."""
     config, info = read_run(workdir, ImageClassificationConfig, needs=["class_names"])
     model = build_vit(config, len(info["class_names"]))
     chosen = restore_weights(model, workdir, weights or config.export_weights)
+    quantize_for_export(model, quantize or config.quantize)
     server = serving.ImageClassificationServer(model, info["class_names"], config)
     return TrainedClassifier(config, model, server, info["class_names"],
                              chosen)

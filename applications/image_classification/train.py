@@ -8,6 +8,7 @@ import numpy as np
 
 from applications.common import distributed
 from applications.common.config import to_json
+from applications.common.quantization import quantize_for_export
 from applications.common.restore import write_run_info
 from applications.common.training import (
     precision_policy,
@@ -68,6 +69,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         callbacks=callbacks, verbose=verbose,
         backup_dir=backup_dir)
     use_export_weights(model, workdir, config.export_weights)
+    quantize_for_export(model, config.quantize, strategy)
 
     server = serving.ImageClassificationServer(model, class_names, config)
     split = "test" if len(splits["test"][1]) else "val"

@@ -4,6 +4,7 @@ import dataclasses
 import typing
 
 from applications.common.config import ODD, above, at_least, check_config, fraction, one_of
+from applications.common.quantization import MODES as QUANTIZATION_MODES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +61,8 @@ class SpeechRecognitionConfig:
     # Which weights are evaluated and exported: "best" (the epoch with the best validation
     # score, as Keras' restore_best_weights) or "last" (those training ended with).
     export_weights: str = "best"
+    # Post-training weight quantization before evaluation and export: "none", "int8", "int4".
+    quantize: str = "none"
     # Decoding
     beam_size: int = 1  # 1 = greedy CTC decoding
     # Closed vocabularies (digits, commands): of the beam's best paths, serve the most likely
@@ -71,7 +74,7 @@ class SpeechRecognitionConfig:
     chunk_frames: int = 128
 
     LIMITS: typing.ClassVar = {
-        "export_weights": one_of("best", "last"),
+        "export_weights": one_of("best", "last"), "quantize": one_of(*QUANTIZATION_MODES),
         "sample_rate": at_least(1000), "builtin_examples": at_least(10),
         "val_fraction": fraction(), "max_seconds": above(0), "connected_digits": at_least(0),
         "connected_examples": at_least(1), "speed_perturbation": above(0),

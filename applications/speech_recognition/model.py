@@ -94,6 +94,8 @@ class SpeechRecognizer(keras.Model):
         features = (None, None, self.num_mel_bins)
         if self.normalization is not None and not self.normalization.built:
             self.normalization.build(features)
+        if self.augment is not None:
+            self.augment.build(features)
         self.subsampling.build(features)
         hidden = (None, None, self.d_model)
         if self.relative_bias is not None:

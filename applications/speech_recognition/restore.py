@@ -8,6 +8,7 @@
 import numpy as np
 import tensorflow as tf
 
+from applications.common.quantization import quantize_for_export
 from applications.common.restore import read_run, restore_weights
 from applications.speech_recognition import serving
 from applications.speech_recognition.config import SpeechRecognitionConfig
@@ -37,12 +38,14 @@ class TrainedRecognizer:
         return serving.export(self.server, base_dir)
 
 
-def load(workdir="runs/speech_recognition", weights=None):
+def load(workdir="runs/speech_recognition", weights=None, quantize=None):
     """The recognizer trained in `workdir`, finished or interrupted; `weights` "best" or
-    "last" (default the run's `export_weights`)."""
+    "last" (default the run's `export_weights`); `quantize` "none", "int8" or "int4" (default
+    the run's `quantize`; see `applications.common.quantization`)."""
     config, info = read_run(workdir, SpeechRecognitionConfig, needs=["vocabulary"])
     model = build_recognizer(config, len(info["vocabulary"]))
     chosen = restore_weights(model, workdir, weights or config.export_weights)
+    quantize_for_export(model, quantize or config.quantize)
     server = serving.SpeechServer(model, info["vocabulary"], config, lexicon=info.get("lexicon"))
     return TrainedRecognizer(config, model, server, info["vocabulary"],
                              chosen)

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from applications.common import distributed
 from applications.common.config import to_json
+from applications.common.quantization import quantize_for_export
 from applications.common.restore import write_run_info
 from applications.common.training import (
     precision_policy,
@@ -70,6 +71,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         validation_data=val_data,
         callbacks=callbacks, verbose=progress_verbosity(verbose), backup_dir=backup_dir)
     use_export_weights(model, workdir, config.export_weights)
+    quantize_for_export(model, config.quantize, strategy)
 
     server = serving.SpeechServer(model, vocabulary, config, lexicon=lexicon)
     split = "test" if splits["test"][0] else "val"

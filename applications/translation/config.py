@@ -4,6 +4,7 @@ import dataclasses
 import typing
 
 from applications.common.config import above, at_least, check_config, fraction, one_of
+from applications.common.quantization import MODES as QUANTIZATION_MODES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,8 @@ class TranslationConfig:
     # Which weights are evaluated and exported: "best" (the epoch with the best validation
     # score, as Keras' restore_best_weights) or "last" (those training ended with).
     export_weights: str = "best"
+    # Post-training weight quantization before evaluation and export: "none", "int8", "int4".
+    quantize: str = "none"
     # Decoding
     beam_size: int = 4
     length_penalty: float = 0.6  # GNMT length-penalty exponent of beam scores
@@ -45,7 +48,7 @@ class TranslationConfig:
     max_decode_extra: int = 10  # see max_decode_ratio
 
     LIMITS: typing.ClassVar = {
-        "export_weights": one_of("best", "last"),
+        "export_weights": one_of("best", "last"), "quantize": one_of(*QUANTIZATION_MODES),
         "builtin_examples": at_least(100), "max_source_length": at_least(2),
         "max_target_length": at_least(2), "vocabulary_size": at_least(16),
         "tokenizer_model_type": one_of("unigram", "bpe", "char", "word"),

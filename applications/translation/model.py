@@ -81,8 +81,7 @@ class Translator(keras.Model):
         """(B, T, D) decoder states -> (B, T, V) float32 logits."""
         if self.output_projection is not None:
             return ops.cast(self.output_projection(x), "float32")
-        table = self.target_embedding.token_embedding.embeddings
-        return ops.cast(ops.matmul(x, ops.transpose(ops.cast(table, x.dtype))), "float32")
+        return ops.cast(self.target_embedding.reverse(x), "float32")
 
     def call(self, inputs, training=False):
         memory, source_mask = self.encode(inputs["source_ids"], training)

@@ -7,6 +7,7 @@
 
 import tensorflow as tf
 
+from applications.common.quantization import quantize_for_export
 from applications.common.restore import read_run, restore_weights
 from applications.translation import data, serving
 from applications.translation.config import TranslationConfig
@@ -31,11 +32,12 @@ class TrainedTranslator:
         return serving.export(self.server, base_dir)
 
 
-def load(workdir="runs/translation", weights=None):
+def load(workdir="runs/translation", weights=None, quantize=None):
     """The translator trained in `workdir`, finished or interrupted.
 
     `weights`: "best" or "last" (see `applications.common.restore.weights_path`); default the
-    run's `export_weights`.
+    run's `export_weights`. `quantize`: "none", "int8" or "int4" (see
+    `applications.common.quantization`); default the run's `quantize`.
     """
     config, _ = read_run(workdir, TranslationConfig)
     tokenizer_dir, paths = tokenizer_paths(workdir, config.shared_vocabulary)
@@ -46,5 +48,6 @@ def load(workdir="runs/translation", weights=None):
     model = build_translator(config, data.vocabulary_size(protos[0]),
                              data.vocabulary_size(protos[1]))
     chosen = restore_weights(model, workdir, weights or config.export_weights)
+    quantize_for_export(model, quantize or config.quantize)
     server = serving.TranslationServer(model, protos[0], protos[1], config, tokenizer_dir)
     return TrainedTranslator(config, model, server, chosen)

@@ -10,6 +10,7 @@ from keras import ops
 
 from applications.common import distributed
 from applications.common.config import to_json
+from applications.common.quantization import quantize_for_export
 from applications.common.training import (
     global_mean,
     precision_policy,
@@ -165,6 +166,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         callbacks=callbacks, verbose=verbose,
         backup_dir=backup_dir)
     use_export_weights(model, workdir, config.export_weights)
+    quantize_for_export(model, config.quantize, strategy)
 
     server = serving.TranslationServer(model, source_proto, target_proto, config, tokenizer_dir)
     split = "test" if corpus["test"] else "val"

@@ -91,6 +91,25 @@ def test_lora_and_unknown_leading_dimensions():
     np.testing.assert_allclose(dynamic(x), keras_layer(x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["int8", "float8", "int4"])
+def test_quantizes_and_then_computes_what_keras_quantized_layer_computes(mode, tmp_path):
+    """Keras quantizes only its exact classes unless a subclass opts in: this one does,
+    runs Keras' quantized call, and saves and loads quantized as Keras' layer does."""
+    for case in CASES[:2]:
+        ours, keras_layer = _pair(*case)
+        x = np.random.default_rng(4).normal(size=case[3]).astype("float32")
+        ours.quantize(mode)
+        keras_layer.quantize(mode)
+        assert ours.quantization_mode == mode
+        np.testing.assert_allclose(ours(x), keras_layer(x), rtol=1e-5, atol=1e-5)
+    model = keras.Sequential([keras.Input(case[3][1:]), ours])
+    model.save(tmp_path / "quantized.keras")
+    loaded = keras.saving.load_model(tmp_path / "quantized.keras")
+    assert isinstance(loaded.layers[0], FlatEinsumDense)
+    assert loaded.layers[0].quantization_mode == mode
+    np.testing.assert_allclose(loaded(x), keras_layer(x), rtol=1e-5, atol=1e-5)
+
+
 def test_config_round_trips_and_saves(tmp_path):
     ours, _ = _pair(*CASES[1])
     clone = FlatEinsumDense.from_config(ours.get_config())

@@ -317,9 +317,48 @@ def test_bad_configuration_fails_at_construction(kwargs, message):
         MultiHeadAttention(**kwargs)
 
 
-def test_wrong_input_rank_is_named():
-    with pytest.raises(ValueError, match="query must have shape"):
-        MultiHeadAttention(num_heads=2, key_dim=8)(_x(2, 3, 4, 16), _x(2, 3, 16))
+def test_arguments_beyond_keras_name_the_axes_they_need():
+    layer = MultiHeadAttention(num_heads=2, key_dim=8, window=(2, 0))
+    with pytest.raises(ValueError, match=r"window=\(2, 0\) act on the sequence axis"):
+        layer(_x(2, 3, 4, 16), _x(2, 3, 4, 16))
+    layer = MultiHeadAttention(num_heads=2, key_dim=8, attention_axes=(1, 2))
+    x = _x(2, 3, 4, 16)
+    with pytest.raises(ValueError, match="attention_bias and cache act on the sequence axis"):
+        layer(x, x, attention_bias=np.zeros((1, 2, 12, 12), "float32"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, shape",
+    [
+        ({"attention_axes": (1, 2)}, (B, 3, 4, D)),
+        ({"attention_axes": -2, "use_gate": True}, (B, 3, 4, D)),
+        ({"use_gate": True, "sliding_window": 2}, (B, T, D)),
+        ({"output_shape": (2, 8)}, (B, T, D)),
+    ],
+)
+def test_keras_features_match_keras_after_set_weights(kwargs, shape):
+    query = _x(*shape)
+    theirs = keras.layers.MultiHeadAttention(num_heads=2, key_dim=8, **kwargs)
+    expected, expected_scores = theirs(query, query, return_attention_scores=True)
+    ours = _transferred(theirs, query, query, num_heads=2, key_dim=8, **kwargs)
+    output, scores = ours(query, query, return_attention_scores=True)
+    np.testing.assert_allclose(output, expected, atol=1e-5)
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
+
+
+def test_sliding_window_narrows_our_window_and_decodes_with_a_cache():
+    """Keras' band |i - j| < 3 ANDed with our (1, None): keys i-1..i+2; cached
+    decoding offsets it by the step's position, so steps equal one full pass."""
+    x = _x(2, 6, D)
+    layer = MultiHeadAttention(num_heads=2, key_dim=8, sliding_window=3, window=(1, None))
+    _, scores = layer(x, x, return_attention_scores=True)
+    rows, cols = np.indices((6, 6))
+    visible = (cols >= rows - 1) & (cols <= rows + 2)
+    assert np.all(keras.ops.convert_to_numpy(scores)[..., ~visible] == 0)
+    assert np.all(keras.ops.convert_to_numpy(scores)[..., visible] > 0)
+    full = keras.ops.convert_to_numpy(layer(x, x, use_causal_mask=True))
+    steps, _ = _decode_step_by_step(layer, x, np.zeros((2, 2, 6, 2, 8), "float32"))
+    np.testing.assert_allclose(steps, full, atol=1e-5)
 
 
 def test_keras_constructor_arguments_carry_over():
@@ -332,5 +371,3 @@ def test_keras_constructor_arguments_carry_over():
     ours(x, x)
     assert len(ours.losses) == 4  # an L2 term for each projection kernel
     assert ours._query_dense.kernel.constraint is not None
-    with pytest.raises(ValueError, match="attention_axes"):
-        MultiHeadAttention(num_heads=2, key_dim=8, attention_axes=(1, 2))

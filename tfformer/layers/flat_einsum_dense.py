@@ -35,7 +35,10 @@ class FlatEinsumDense(keras.layers.EinsumDense):
     otherwise fuse it into oneDNN's bfloat16 matmul-plus-bias, which measured
     2.84 ms against 2.08 for the matmul and the add apart. Same weights and
     config as Keras' layer, and its outputs to float rounding; other equations,
-    and quantized layers, run Keras' code.
+    and quantized layers, run Keras' code. Quantization (`Model.quantize` with
+    "int8", "float8", "int4") and LoRA (`enable_lora`) work as on Keras' layer:
+    the kernel is read through Keras' `kernel` property, which adds the LoRA
+    update, and a quantized layer is called through Keras' `quantized_call`.
 
     Shapes: as `keras.layers.EinsumDense`.
 
@@ -48,6 +51,11 @@ class FlatEinsumDense(keras.layers.EinsumDense):
     def __init__(self, equation, output_shape, **kwargs):
         super().__init__(equation, output_shape, **kwargs)
         self._split = _flat_split(equation)
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        # Keras' layers quantize only their exact class unless a subclass opts in; this
+        # one keeps EinsumDense's weights, and quantized layers run Keras' calls.
+        super().quantize(mode, type_check=False, config=config)
 
     def call(self, inputs, training=None):
         if self._split is None:

@@ -41,16 +41,25 @@ class LinearAttention(MultiHeadAttention):
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True,
                  output_shape=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
-        for unsupported in ("window", "score", "distribution", "use_rotary", "head_disagreement"):
-            if kwargs.get(unsupported) not in (None, False, 0, 0.0, "scaled_dot", "softmax"):
-                raise ValueError(f"LinearAttention does not support {unsupported}={kwargs[unsupported]!r}")
-            kwargs.pop(unsupported, None)
+        unsupported = {"window": None, "score": "scaled_dot", "distribution": "softmax",
+                       "use_rotary": False, "head_disagreement": 0.0, "sliding_window": None,
+                       "use_gate": False, "attention_axes": None}
+        for name, off in unsupported.items():
+            given = kwargs.get(name, off)
+            if given not in (off, 0.0) and not (name == "attention_axes" and given in (1, (1,), [1])):
+                raise ValueError(f"LinearAttention does not support {name}={given!r}")
+            kwargs.pop(name, None)
         kwargs.pop("rotary_max_wavelength", None)
-        kwargs.pop("attention_axes", None)
         super().__init__(
             num_heads, key_dim, value_dim=value_dim, dropout=dropout, use_bias=use_bias,
             output_shape=output_shape, kernel_initializer=kernel_initializer,
             bias_initializer=bias_initializer, **kwargs)
+
+    def build(self, query_shape, value_shape, key_shape=None):
+        if len(query_shape) != 3:
+            raise ValueError(f"LinearAttention attends over the sequence of (B, T, D) inputs; "
+                             f"got a query of shape {tuple(query_shape)}")
+        super().build(query_shape, value_shape, key_shape)
 
     def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
              attention_mask=None, return_attention_scores=False, training=None,
@@ -89,6 +98,6 @@ class LinearAttention(MultiHeadAttention):
     def get_config(self):
         config = super().get_config()
         for name in ("window", "score", "distribution", "use_rotary", "rotary_max_wavelength",
-                     "head_disagreement", "attention_axes"):
+                     "head_disagreement", "attention_axes", "sliding_window", "use_gate"):
             config.pop(name)
         return config

@@ -1,9 +1,11 @@
 import keras
 from keras import ops
 
+from tfformer import kv_cache
 from tfformer import masks as mask_lib
 from tfformer.kv_cache import GrowingCache
 from tfformer.layers.attention_distributions import get_distribution
+from tfformer.layers.attention_equations import attention_equations, projection_equation
 from tfformer.layers.attention_scores import get_score_class
 from tfformer.layers.banded_attention import (
     BANDED_MIN_BLOCKS,
@@ -14,31 +16,57 @@ from tfformer.layers.dropout import Dropout
 from tfformer.layers.flat_einsum_dense import FlatEinsumDense
 from tfformer.layers.rotary_embedding import RotaryEmbedding
 
+# Arguments beyond Keras' and their "off" values. They act on a sequence axis, so
+# attention over other axes (Keras' `attention_axes`) refuses any that is on.
+_SEQUENCE_ONLY = {"window": None, "score": "scaled_dot", "distribution": "softmax",
+                  "use_rotary": False, "head_disagreement": 0.0}
 
-def _positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
+
+def _narrowest(window, sliding_window):
+    """Our `(left, right)` window ANDed with Keras' symmetric `sliding_window`
+    (|i - j| < sliding_window), as one window; None on a side is unbounded."""
+    if sliding_window is None:
+        return window
+    band = sliding_window - 1
+    if window is None:
+        return (band, band)
+    return tuple(band if side is None else min(side, band) for side in window)
 
 
 @keras.saving.register_keras_serializable(package="tfformer")
-class MultiHeadAttention(keras.layers.Layer):
+class MultiHeadAttention(keras.layers.MultiHeadAttention):
     """Multi-head attention, a drop-in for `keras.layers.MultiHeadAttention`.
 
-    Same constructor core, call and weight layout as Keras' layer (query, key,
-    value and output `EinsumDense` kernels and biases, in that order), so
-    `layer.set_weights(keras_mha.get_weights())` moves a trained layer over
-    and gives equal outputs. Inputs are rank 3 (B, T, D); Keras'
-    `attention_axes` is not supported. Beyond Keras it offers truncated
-    windows, other score and distribution functions, an additive position
-    bias, rotary positions, a KV cache and head-disagreement regularisation.
+    A subclass of Keras' layer with its constructor, call, weights (in the
+    same order, so `set_weights(keras_mha.get_weights())` moves a trained
+    layer over), sublayers (`query_dense`, `key_dense`, `value_dense`,
+    `output_dense`, the optional `_gate_dense`), `attention_axes` over any
+    axes, `use_gate`, `sliding_window` and the `_compute_attention` hook.
+    Keras' own test file for the layer runs against this class in our suite
+    (`tests/layers/test_keras_multi_head_attention.py`). The projections are
+    `FlatEinsumDense`, which trains faster on TensorFlow and keeps Keras'
+    quantization (`Model.quantize`) and LoRA (`enable_lora`). Beyond Keras,
+    for attention over the sequence axis of (B, T, D) inputs: truncated
+    windows (block by block when long), other score and distribution
+    functions, an additive attention bias, rotary positions, a KV cache and
+    head-disagreement regularisation.
 
     Args:
         num_heads: int, N.
         key_dim: int, H, the width of each query and key head.
         value_dim: int, width of each value head; defaults to `key_dim`.
-        dropout: float, default 0. Dropout on the attention weights.
+        dropout: float in [0, 1), default 0. Dropout on the attention weights.
         use_bias: bool, default True. Biases in the projections.
-        output_shape: int, default None (the query's width). Output width.
+        output_shape: int or tuple, default None (the query's width): the
+            output's trailing shape.
+        attention_axes: axes of the inputs attended over; default None, all
+            axes but the batch and the last (for (B, T, D), the sequence).
+        sliding_window: int or None. Keras' symmetric band: query i sees keys
+            j with |i - j| < sliding_window. ANDed with `window`.
+        flash_attention: as Keras'; TensorFlow has no flash kernel, so True
+            is refused as Keras' layer refuses it on TensorFlow.
+        use_gate: bool, default False. Gated attention (Qiu et al., 2025):
+            the heads' outputs are multiplied by sigmoid(query projection).
         window: `(left, right)` or None. Truncated attention: query i sees
             keys in [i - left, i + right]; None on a side is unbounded.
             Self-attention (one tensor passed as query and value) with both
@@ -56,21 +84,19 @@ class MultiHeadAttention(keras.layers.Layer):
         head_disagreement: float, default 0. Weight of the output
             disagreement regulariser of Li et al. (2018): the mean cosine
             similarity between heads' outputs is added with `add_loss`.
-        attention_axes: only None (attention over the sequence axis) is
-            supported; accepted so Keras code passing it keeps working.
         kernel_initializer, bias_initializer, kernel_regularizer,
-        bias_regularizer, kernel_constraint, bias_constraint: for the
-        projections, as in Keras.
+        bias_regularizer, activity_regularizer, kernel_constraint,
+        bias_constraint: for the projections, as in Keras.
         seed: int, seed for the attention dropout.
 
     Call arguments:
-        query: (B, T, D_q).
+        query: (B, T, D_q); with `attention_axes`, any rank as in Keras.
         value: (B, S, D_v).
         key: (B, S, D_k), defaults to `value`.
         query_mask, value_mask, key_mask: (B, T) / (B, S) bool; filled from
             the inputs' Keras masks. A padded query row gets zero weights.
-        attention_mask: (B, T, S) bool, True = may attend. ANDed with the
-            padding, causal and window masks.
+        attention_mask: (B, T, S), (T, S) or per head (B, N, T, S); True (or
+            1) = may attend. ANDed with the padding, causal and window masks.
         return_attention_scores: bool. Also return the weights (B, N, T, S).
         training: bool, dropout on or off.
         use_causal_mask: bool. Query i sees keys <= i (offset by the cache
@@ -119,112 +145,131 @@ class MultiHeadAttention(keras.layers.Layer):
         dropout=0.0,
         use_bias=True,
         output_shape=None,
+        attention_axes=None,
+        sliding_window=None,
+        flash_attention=None,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        use_gate=False,
+        seed=None,
         window=None,
         score="scaled_dot",
         distribution="softmax",
         use_rotary=False,
         rotary_max_wavelength=10000,
         head_disagreement=0.0,
-        attention_axes=None,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        bias_regularizer=None,
-        kernel_constraint=None,
-        bias_constraint=None,
-        seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if attention_axes not in (None, 1, (1,), [1]):
-            raise ValueError(
-                f"attention_axes={attention_axes!r} is not supported: inputs are (B, T, D) and "
-                "attention runs over axis 1")
-        _positive_int("num_heads", num_heads)
-        _positive_int("key_dim", key_dim)
-        if value_dim is not None:
-            _positive_int("value_dim", value_dim)
-        if output_shape is not None:
-            if isinstance(output_shape, (tuple, list)) and len(output_shape) == 1:
-                output_shape = output_shape[0]
-            _positive_int("output_shape", output_shape)
+        super().__init__(
+            num_heads, key_dim, value_dim=value_dim, dropout=dropout, use_bias=use_bias,
+            output_shape=output_shape, attention_axes=attention_axes,
+            sliding_window=sliding_window, flash_attention=flash_attention,
+            kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint, use_gate=use_gate, seed=seed, **kwargs)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got dropout={dropout!r}")
         if head_disagreement < 0:
             raise ValueError(f"head_disagreement must be >= 0, got head_disagreement={head_disagreement!r}")
         if use_rotary and key_dim % 2:
             raise ValueError(f"use_rotary needs an even key_dim, got key_dim={key_dim}")
-        self.num_heads = num_heads
-        self.key_dim = key_dim
-        self.value_dim = value_dim
-        self.dropout = dropout
-        self.use_bias = use_bias
-        self.output_shape = output_shape
+        if flash_attention:
+            raise ValueError("flash_attention=True: flash attention is not supported in the "
+                             "tensorflow backend; leave flash_attention=None")
         self.window = mask_lib.validate_window(window)
         self.score = score
         self.distribution = distribution
         self.use_rotary = use_rotary
         self.rotary_max_wavelength = rotary_max_wavelength
         self.head_disagreement = head_disagreement
-        self.attention_axes = attention_axes
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
-        self.seed = seed
         self._score_class = get_score_class(score)
         self._distribute = get_distribution(distribution)
-        self.supports_masking = True
+        self._window = _narrowest(self.window, sliding_window)
 
-    def _projection(self, equation, output_shape, bias_axes, name):
-        # One initializer object per projection, as Keras' layer clones them.
+    def _input_projection(self, input_rank, width, name, **kwargs):
+        """(B, ..., D) -> (B, ..., N, width), as Keras' layer projects."""
+        equation, bias_axes, output_rank = projection_equation(input_rank - 1, 1, 2)
         return FlatEinsumDense(
             equation,
-            output_shape=output_shape,
-            bias_axes=bias_axes if self.use_bias else None,
-            kernel_initializer=self.kernel_initializer.__class__.from_config(
-                self.kernel_initializer.get_config()),
-            bias_initializer=self.bias_initializer.__class__.from_config(
-                self.bias_initializer.get_config()),
-            kernel_regularizer=self.kernel_regularizer,
-            bias_regularizer=self.bias_regularizer,
-            kernel_constraint=self.kernel_constraint,
-            bias_constraint=self.bias_constraint,
-            dtype=self.dtype_policy,
+            output_shape=[None] * (output_rank - 3) + [self._num_heads, width],
+            bias_axes=bias_axes if self._use_bias else None,
             name=name,
+            **kwargs,
+            **self._get_common_kwargs_for_sublayer(),  # a fresh initializer for each
+        )
+
+    def _make_output_dense(self, query_shape, common_kwargs, name=None):
+        """(B, ..., N, H_v) -> (B, ..., *output_shape); Keras' hook, our projection."""
+        output_shape = self._output_shape or (query_shape[-1],)
+        equation, bias_axes, output_rank = projection_equation(
+            len(query_shape) - 1, 2, len(output_shape))
+        return FlatEinsumDense(
+            equation,
+            output_shape=[None] * (output_rank - 1 - len(output_shape)) + list(output_shape),
+            bias_axes=bias_axes if self._use_bias else None,
+            name=name,
+            **common_kwargs,
         )
 
     def build(self, query_shape, value_shape, key_shape=None):
         key_shape = value_shape if key_shape is None else key_shape
-        for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
-            if len(shape) != 3:
-                raise ValueError(f"{name} must have shape (B, length, width), got {tuple(shape)}")
-        value_dim = self.value_dim or self.key_dim
-        heads = self.num_heads
-        # Same equations and creation order as keras.layers.MultiHeadAttention
-        # for rank-3 inputs, which is what makes set_weights() compatible.
-        self._query_dense = self._projection("abc,cde->abde", (None, heads, self.key_dim), "de", "query")
+        self.compute_output_shape(query_shape, value_shape, key_shape)  # Keras' shape checks
+        heads, value_dim = self._num_heads, self._value_dim
+        # Keras' creation order (query, key, gate, value, output): set_weights() compatible.
+        self._query_dense = self._input_projection(len(query_shape), self._key_dim, "query")
         self._query_dense.build(query_shape)
-        self._key_dense = self._projection("abc,cde->abde", (None, heads, self.key_dim), "de", "key")
+        self._key_dense = self._input_projection(len(key_shape), self._key_dim, "key")
         self._key_dense.build(key_shape)
-        self._value_dense = self._projection("abc,cde->abde", (None, heads, value_dim), "de", "value")
+        if self._use_gate:
+            self._gate_dense = self._input_projection(
+                len(query_shape), value_dim, "gate", activation="sigmoid")
+            self._gate_dense.build(query_shape)
+        self._value_dense = self._input_projection(len(value_shape), value_dim, "value")
         self._value_dense.build(value_shape)
-        self._dropout_layer = Dropout(self.dropout, seed=self.seed, dtype=self.dtype_policy)
-        output_dim = self.output_shape or query_shape[-1]
-        self._output_dense = self._projection("abcd,cde->abe", (None, output_dim), "e", "attention_output")
-        self._output_dense.build((query_shape[0], query_shape[1], heads, value_dim))
+        self._build_attention(len(query_shape) + 1)
+        self._sequence_attention = len(query_shape) == 3 and self._attention_axes == (1,)
+        if not self._sequence_attention:
+            self._refuse_sequence_only_arguments(query_shape)
+        self._output_dense = self._make_output_dense(
+            query_shape, self._get_common_kwargs_for_sublayer(), "attention_output")
+        self._output_dense.build((*query_shape[:-1], heads, value_dim))
         self._score_layer = self._score_class(
-            num_heads=heads, key_dim=self.key_dim, dtype=self.dtype_policy, name="score"
+            num_heads=heads, key_dim=self._key_dim, dtype=self.dtype_policy, name="score"
         )
-        self._score_layer.build((None, None, heads, self.key_dim), (None, None, heads, self.key_dim))
+        self._score_layer.build((None, None, heads, self._key_dim), (None, None, heads, self._key_dim))
         self._rotary = (
             RotaryEmbedding(self.rotary_max_wavelength, dtype=self.dtype_policy, name="rotary")
             if self.use_rotary
             else None
         )
         self.built = True
+
+    def _build_attention(self, rank):
+        """Keras' hook: the attention axes, einsum equations and softmax for projected
+        tensors of `rank`, and our dropout."""
+        axes = self._attention_axes
+        axes = tuple(range(1, rank - 2)) if axes is None else axes
+        self._attention_axes = tuple(axis if axis >= 0 else rank - 1 + axis for axis in axes)
+        self._dot_product_equation, self._combine_equation, scores_rank = attention_equations(
+            rank, self._attention_axes)
+        self._softmax = keras.layers.Softmax(
+            axis=tuple(range(scores_rank - len(self._attention_axes), scores_rank)),
+            dtype=self.dtype_policy)
+        self._dropout_layer = Dropout(self._dropout, seed=self.seed, dtype=self.dtype_policy)
+
+    def _refuse_sequence_only_arguments(self, query_shape):
+        active = [f"{name}={getattr(self, name)!r}" for name, off in _SEQUENCE_ONLY.items()
+                  if getattr(self, name) != off]
+        if active:
+            raise ValueError(
+                f"{', '.join(active)} act on the sequence axis of (B, T, D) inputs; got a query "
+                f"of shape {tuple(query_shape)} attended over axes {self._attention_axes}")
 
     # -- pieces a subclass may override ------------------------------------
 
@@ -244,14 +289,14 @@ class MultiHeadAttention(keras.layers.Layer):
         key, value = self.project_key_value(value, key)
         if stacked:
             return ops.stack([key, value], axis=1)
-        return _heads_first(key), _heads_first(value)
+        return kv_cache.heads_first(key), kv_cache.heads_first(value)
 
     def attend(self, query, key, value, mask, attention_bias=None, training=None,
                heads_first=False):
         """Core attention over projected tensors.
 
         query (B, T, N, H), key (B, S, N, H), value (B, S, N, H_v), mask
-        (B|1, T, S) bool or None; with `heads_first` key and value are
+        (B|1, T, S), (T, S) or (B|1, N|1, T, S) bool, or None; with `heads_first` key and value are
         (B, N, S, H) and (B, N, S, H_v). Returns context (B, T, N, H_v) and
         weights (B, N, T, S).
         """
@@ -261,7 +306,7 @@ class MultiHeadAttention(keras.layers.Layer):
             logits = self._score_layer(query, key)  # (B, N, T, S)
         if attention_bias is not None:
             logits = logits + ops.cast(attention_bias, logits.dtype)
-        mask4 = None if mask is None else ops.expand_dims(mask, 1)  # (B, 1, T, S)
+        mask4 = _per_head(mask)  # (B|1, N|1, T, S)
         weights = self._attention_weights(logits, mask4)
         dropped = self._dropout_layer(weights, training=training)
         context = ops.einsum("bnts,bnsh->btnh" if heads_first else "bnts,bsnh->btnh",
@@ -294,6 +339,23 @@ class MultiHeadAttention(keras.layers.Layer):
             key = None if key is None else query
         return super().__call__(query, value, key=key, **kwargs)
 
+    def _compute_attention(self, query, key, value, attention_mask=None, training=None,
+                           return_attention_scores=False, use_causal_mask=False):
+        """Keras' hook, called with projected tensors. Over the sequence axis
+        ((B, T, N, H) queries) it runs our score and distribution, folding in a
+        causal mask when asked; other ranks take Keras' n-d attention.
+
+        Returns the context (B, T, N, H_v) and the weights (B, N, T, S).
+        """
+        if len(query.shape) != 4:
+            return super()._compute_attention(query, key, value, attention_mask, training,
+                                              return_attention_scores, use_causal_mask)
+        mask = None if attention_mask is None else _per_head(ops.cast(attention_mask, "bool"))
+        if use_causal_mask:
+            causal = mask_lib.causal_mask(ops.shape(query)[1], ops.shape(key)[1])
+            mask = mask_lib.combine_masks(mask, _per_head(causal))
+        return self.attend(query, key, value, mask, training=training)
+
     def call(
         self,
         query,
@@ -310,6 +372,13 @@ class MultiHeadAttention(keras.layers.Layer):
         cache=None,
         cache_update_index=None,
     ):
+        if not self._sequence_attention:
+            if attention_bias is not None or cache is not None:
+                raise ValueError("attention_bias and cache act on the sequence axis of "
+                                 f"(B, T, D) inputs; got attention over axes {self._attention_axes}")
+            return super().call(query, value, key, query_mask, value_mask, key_mask,
+                                attention_mask, return_attention_scores, training,
+                                use_causal_mask)
         key_is_value = key is None or key is value
         # The masks are consumed here (filled in by Keras from the inputs);
         # drop them from the inputs, as Keras' layer does, so the projections
@@ -317,15 +386,21 @@ class MultiHeadAttention(keras.layers.Layer):
         for tensor in (query, value, key):
             if tensor is not None:
                 mask_lib.clear_keras_mask(tensor)
+        if attention_mask is not None:
+            attention_mask = ops.cast(attention_mask, "bool")
+        hook = type(self)._compute_attention is not MultiHeadAttention._compute_attention
+        if hook and attention_bias is not None:
+            raise ValueError("attention_bias does not reach an overridden _compute_attention, "
+                             "whose signature has no place for it")
+        gate = self._gate_dense(query) if self._use_gate else None  # (B, T, N, H_v)
         query_offset = 0
         projected_query = self._query_dense(query)  # (B, T, N, H)
         if cache is not None:
             self._check_cache_dims()
-            stacked = _is_stacked(cache)
             if cache_update_index is not None:
                 query_offset = cache_update_index
                 new_key, new_value = self.project_key_value(value, key, start_index=cache_update_index)
-                cache = _write_cache(cache, stacked, new_key, new_value, cache_update_index)
+                cache = kv_cache.write(cache, new_key, new_value, cache_update_index)
                 if isinstance(cache, GrowingCache) and query.shape[1] == 1:
                     # It holds exactly the positions up to this one query's: all visible.
                     use_causal_mask = False
@@ -333,18 +408,22 @@ class MultiHeadAttention(keras.layers.Layer):
                 # steps do not apply to it; use attention_mask instead.
                 value_mask = key_mask = None
             # (B, S, N, H) each, or (B, N, S, H) from a (keys, values) pair
-            projected_key, projected_value = (
-                (cache[:, 0], cache[:, 1]) if stacked else tuple(cache))
+            projected_key, projected_value = kv_cache.read(cache)
         else:
             projected_key, projected_value = self.project_key_value(value, key)
-        heads_first = cache is not None and not stacked
+        heads_first = cache is not None and not kv_cache.is_stacked(cache)
+        if heads_first and hook:  # the hook takes Keras' (B, S, N, H) layout
+            projected_key, projected_value = (kv_cache.heads_first(projected_key),
+                                              kv_cache.heads_first(projected_value))
+            heads_first = False
         key_length = ops.shape(projected_key)[2 if heads_first else 1]
         if self._rotary is not None:
             projected_query = self._rotary(projected_query, start_index=query_offset)
         query_rows = None
-        if cache is not None and cache_update_index is None and attention_bias is None:
+        if (cache is not None and cache_update_index is None and attention_bias is None
+                and not hook and (attention_mask is None or len(attention_mask.shape) < 4)):
             query_rows = ops.shape(projected_query)[:2]
-            projected_query, grouped_query_mask, attention_mask = _group_query_rows(
+            projected_query, grouped_query_mask, attention_mask = kv_cache.group_query_rows(
                 ops.shape(projected_key)[0], projected_query, query_mask, attention_mask)
         else:
             grouped_query_mask = query_mask
@@ -360,14 +439,17 @@ class MultiHeadAttention(keras.layers.Layer):
                 use_causal_mask=use_causal_mask,
                 query_offset=query_offset,
             )
+            if hook:
+                return self._compute_attention(projected_query, projected_key, projected_value,
+                                               mask, training, return_attention_scores)
             context, weights = self.attend(projected_query, projected_key, projected_value,
                                            mask, attention_bias, training, heads_first)
             if query_rows is not None:
-                context, weights = _ungroup_query_rows(query_rows, context, weights)
+                context, weights = kv_cache.ungroup_query_rows(query_rows, context, weights)
             return context, weights
 
-        if self._can_band(query is value and key_is_value, cache, attention_mask,
-                          attention_bias, use_causal_mask, return_attention_scores):
+        if not hook and self._can_band(query is value and key_is_value, cache, attention_mask,
+                                       attention_bias, use_causal_mask, return_attention_scores):
             context, weights = self._banded_or_full(
                 projected_query, projected_key, projected_value, query_mask, value_mask,
                 lambda: full()[0], training), None
@@ -375,6 +457,8 @@ class MultiHeadAttention(keras.layers.Layer):
             context, weights = full()
         if self.head_disagreement > 0:
             self.add_loss(self.head_disagreement * self._head_similarity(context, query_mask))
+        if gate is not None:
+            context = ops.multiply(context, ops.cast(gate, context.dtype))
         output = self._output_dense(context)  # (B, T, O)
 
         results = (output,)
@@ -388,7 +472,7 @@ class MultiHeadAttention(keras.layers.Layer):
                   use_causal_mask, return_attention_scores):
         """Windowed self-attention whose weights nobody asks for runs block by block
         (linear in T); everything else takes the full (T, S) path."""
-        return (self.window is not None and None not in self.window and self_attention
+        return (self._window is not None and None not in self._window and self_attention
                 and cache is None and attention_mask is None
                 and attention_bias is None and not use_causal_mask
                 and not return_attention_scores)
@@ -398,10 +482,10 @@ class MultiHeadAttention(keras.layers.Layer):
         So do lengths unknown when tracing: a `cond` between the two paths fails XLA's
         conversion of its gradient (measured under `jit_compile=True`, TF 2.21)."""
         length = query.shape[1]
-        if length is None or length < BANDED_MIN_BLOCKS * max(*self.window, MIN_BLOCK):
+        if length is None or length < BANDED_MIN_BLOCKS * max(*self._window, MIN_BLOCK):
             return full()
         return banded_self_attention(
-            query, key, value, query_mask, value_mask, self.window, self._score_layer,
+            query, key, value, query_mask, value_mask, self._window, self._score_layer,
             self._attention_weights,
             lambda weights: self._dropout_layer(weights, training=training))
 
@@ -420,17 +504,21 @@ class MultiHeadAttention(keras.layers.Layer):
         structural = []
         if use_causal_mask:
             structural.append(mask_lib.causal_mask(query_length, key_length, query_offset))
-        if self.window is not None:
-            left, right = self.window
+        if self._window is not None:
+            left, right = self._window
             structural.append(
                 mask_lib.window_mask(query_length, key_length, left, right, query_offset)
             )
-        return mask_lib.combine_masks(
+        per_head = attention_mask is not None and len(attention_mask.shape) == 4
+        mask = mask_lib.combine_masks(
             mask_lib.padding_mask(query_mask, value_mask),
             mask_lib.padding_mask(None, key_mask),
-            attention_mask,
+            None if per_head else attention_mask,
             *structural,
         )
+        if per_head:  # (B|1, N|1, T, S)
+            mask = mask_lib.combine_masks(_per_head(mask), attention_mask)
+        return mask
 
     def _head_similarity(self, context, query_mask):
         """Mean cosine similarity between every pair of heads' outputs."""
@@ -443,22 +531,21 @@ class MultiHeadAttention(keras.layers.Layer):
         weight = ops.cast(query_mask, "float32")
         return ops.sum(per_position * weight) / ops.maximum(ops.sum(weight), 1.0)
 
-    def compute_output_shape(self, query_shape, value_shape, key_shape=None):
-        return (*query_shape[:-1], self.output_shape or query_shape[-1])
-
     def compute_output_spec(self, query, value, key=None, return_attention_scores=False,
                             cache=None, cache_update_index=None, **kwargs):
+        if not getattr(self, "_sequence_attention", len(query.shape) == 3):
+            return super().compute_output_spec(
+                query, value, key, return_attention_scores=return_attention_scores, **kwargs)
         output = keras.KerasTensor(
-            self.compute_output_shape(query.shape, value.shape), dtype=self.compute_dtype
-        )
+            self.compute_output_shape(query.shape, value.shape, None if key is None else key.shape),
+            dtype=self.compute_dtype)
         results = (output,)
         if return_attention_scores:
-            stacked = _is_stacked(cache)
             key_length = value.shape[1] if cache is None else (
-                cache.shape[2] if stacked else cache[0].shape[2])
+                cache.shape[2] if kv_cache.is_stacked(cache) else cache[0].shape[2])
             results += (
                 keras.KerasTensor(
-                    (query.shape[0], self.num_heads, query.shape[1], key_length),
+                    (query.shape[0], self._num_heads, query.shape[1], key_length),
                     dtype=self.compute_dtype,
                 ),
             )
@@ -473,74 +560,21 @@ class MultiHeadAttention(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            num_heads=self.num_heads,
-            key_dim=self.key_dim,
-            value_dim=self.value_dim,
-            dropout=self.dropout,
-            use_bias=self.use_bias,
-            output_shape=self.output_shape,
             window=self.window,
             score=self.score,
             distribution=self.distribution,
             use_rotary=self.use_rotary,
             rotary_max_wavelength=self.rotary_max_wavelength,
             head_disagreement=self.head_disagreement,
-            attention_axes=self.attention_axes,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-            bias_initializer=keras.initializers.serialize(self.bias_initializer),
-            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
-            bias_regularizer=keras.regularizers.serialize(self.bias_regularizer),
-            kernel_constraint=keras.constraints.serialize(self.kernel_constraint),
-            bias_constraint=keras.constraints.serialize(self.bias_constraint),
-            seed=self.seed,
         )
         return config
 
 
-def _is_stacked(cache):
-    """A (B, 2, S, N, H) tensor, not a (keys, values) pair."""
-    return not isinstance(cache, (tuple, list))
-
-
-def _write_cache(cache, stacked, new_key, new_value, index):
-    """`cache` with the new keys and values (B, T, N, H) written at position `index`."""
-    if stacked:  # one write of both (two writes and a stack copied the cache three times)
-        new_entries = ops.cast(ops.stack([new_key, new_value], axis=1), cache.dtype)
-        return ops.slice_update(cache, [0, 0, index, 0, 0], new_entries)
-    if isinstance(cache, GrowingCache):
-        return cache.append(_heads_first(new_key), _heads_first(new_value))
-    keys, values = cache
-    start = [0, 0, index, 0]
-    return (ops.slice_update(keys, start, ops.cast(_heads_first(new_key), keys.dtype)),
-            ops.slice_update(values, start, ops.cast(_heads_first(new_value), values.dtype)))
-
-
-def _group_query_rows(cache_rows, query, query_mask, attention_mask):
-    """Queries (B, T, N, H) over a cache of B_c rows, B = G * B_c: each cache row
-    serves G consecutive query rows (e.g. beam search's hypotheses of one example),
-    which become its G * T query positions, so the cache is read once per row."""
-    batch, length = ops.shape(query)[:2]
-    query = ops.reshape(query, (cache_rows, -1, *query.shape[2:]))
-    if query_mask is not None:
-        query_mask = ops.reshape(query_mask, (cache_rows, -1))
-    if attention_mask is not None:  # (B or 1, T, S)
-        keys = ops.shape(attention_mask)[-1]
-        attention_mask = ops.reshape(ops.broadcast_to(attention_mask, (batch, length, keys)),
-                                     (cache_rows, -1, keys))
-    return query, query_mask, attention_mask
-
-
-def _ungroup_query_rows(rows, context, weights):
-    """Undoes `_group_query_rows` on the context (B_c, G*T, N, H) -> (B, T, N, H) and the
-    weights (B_c, N, G*T, S) -> (B, N, T, S)."""
-    batch, length = rows
-    context = ops.reshape(context, (batch, length, *context.shape[2:]))
-    heads, keys = weights.shape[1], ops.shape(weights)[-1]
-    weights = ops.reshape(weights, (ops.shape(weights)[0], heads, -1, length, keys))
-    weights = ops.reshape(ops.transpose(weights, (0, 2, 1, 3, 4)), (batch, heads, length, keys))
-    return context, weights
-
-
-def _heads_first(tensor):
-    """(B, S, N, H) -> (B, N, S, H)."""
-    return ops.transpose(tensor, (0, 2, 1, 3))
+def _per_head(mask):
+    """A bool mask (T, S), (B, T, S) or (B, N, T, S) -> rank 4, broadcasting over the
+    axes it lacks; None stays None."""
+    if mask is None:
+        return None
+    for _ in range(4 - len(mask.shape)):
+        mask = ops.expand_dims(mask, -3)
+    return mask

@@ -1,12 +1,17 @@
 import keras
 from keras import ops
 
+from tfformer.layers.flat_einsum_dense import FlatEinsumDense
+
 
 @keras.saving.register_keras_serializable(package="tfformer")
 class PatchEmbedding(keras.layers.Layer):
     """Non-overlapping image patches projected to D, with learned positions (ViT).
 
-    A Conv2D with kernel = stride = `patch_size` embeds each patch; an
+    Each patch is projected linearly, as a Conv2D with kernel = stride =
+    `patch_size` would, with the same (p, p, C, D) kernel and (D,) bias; it
+    runs as a `FlatEinsumDense` over the cut patches, which Keras can
+    quantize and give LoRA weights (it cannot a Conv2D). An
     optional class token is prepended; learned positions are added. The
     position grid is built for `image_size`; an image of another size gets
     the grid resized bilinearly (as ViT does when fine-tuning at a new
@@ -83,17 +88,20 @@ class PatchEmbedding(keras.layers.Layer):
         self.built = True
 
     def _make_projection(self):
-        return keras.layers.Conv2D(
-            self.d_model, self.patch_size, strides=self.patch_size, padding="valid",
-            dtype=self.dtype_policy, name="projection",
-        )
+        return FlatEinsumDense(
+            "abcdef,defg->abcg", output_shape=(None, None, self.d_model), bias_axes="g",
+            dtype=self.dtype_policy, name="projection")
 
     def _build_projection(self, input_shape):
-        self._projection.build(input_shape)
+        patch = self.patch_size
+        self._projection.build((None, None, None, patch, patch, input_shape[-1]))
 
     def _embed_patches(self, images):
         """(B, height, width, C) -> (B, height/p, width/p, D)."""
-        return self._projection(images)
+        patch = self.patch_size
+        grid_height, grid_width = images.shape[1] // patch, images.shape[2] // patch
+        patches = ops.reshape(images, (-1, grid_height, patch, grid_width, patch, images.shape[-1]))
+        return self._projection(ops.transpose(patches, (0, 1, 3, 2, 4, 5)))  # (B, H/p, W/p, p, p, C)
 
     def _positions(self, grid_height, grid_width):
         """(1, P, D) positions for a grid, resized from the trained grid if needed."""
@@ -106,7 +114,7 @@ class PatchEmbedding(keras.layers.Layer):
 
     def call(self, images):
         self._check_image_shape(images.shape)
-        patches = _with_rows(self._embed_patches, images)  # (B, H/p, W/p, D)
+        patches = self._embed_patches(images)  # (B, H/p, W/p, D)
         grid_height, grid_width = images.shape[1] // self.patch_size, images.shape[2] // self.patch_size
         batch = ops.shape(patches)[0]
         x = ops.reshape(patches, (batch, -1, self.d_model))  # (B, P, D)
@@ -128,13 +136,3 @@ class PatchEmbedding(keras.layers.Layer):
         )
         return config
 
-
-def _with_rows(embed, images):
-    """`embed(images)`, also for an empty batch. TensorFlow's CPU Conv2D gives an empty batch a
-    wrongly shaped result (it keeps the input's channels, which then fail the bias), so an
-    empty batch is embedded as one image of zeros and cut back to none."""
-    batch = ops.shape(images)[0]
-    if isinstance(batch, int):  # known when traced with a fixed batch, as under XLA
-        return embed(images) if batch else embed(ops.zeros((1, *images.shape[1:]), images.dtype))[:0]
-    blank = ops.zeros((1, *images.shape[1:]), images.dtype)
-    return embed(ops.cond(batch > 0, lambda: images, lambda: blank))[:batch]

@@ -30,7 +30,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         start_index: int or scalar tensor, default 0 (for cached decoding).
 
     Returns:
-        (B, T, D), with a Keras mask when `mask_zero`.
+        (B, T, D), with a Keras mask when `mask_zero`. `reverse(x)` maps
+        states (B, T, D) to logits (B, T, V) with the same table (tied
+        output embeddings), quantized or not.
 
     Example:
 
@@ -70,9 +72,11 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         initializer = embeddings_initializer or keras.initializers.RandomNormal(
             stddev=d_model**-0.5
         )
-        self.token_embedding = keras.layers.Embedding(
+        # Reversible, so tied output logits (`reverse`) follow Keras' quantized paths.
+        self.token_embedding = keras.layers.ReversibleEmbedding(
             vocabulary_size,
             d_model,
+            tie_weights=True,
             embeddings_initializer=initializer,
             mask_zero=mask_zero,
             dtype=self.dtype_policy,
@@ -98,6 +102,11 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         if self.scale_embeddings:
             x = x * ops.cast(math.sqrt(self.d_model), x.dtype)
         return x + self.position_embedding(x, start_index=start_index)
+
+    def reverse(self, x):
+        """Logits (B, T, V) of states x (B, T, D) against the token table (tied
+        output embeddings), in the compute dtype; also when the table is quantized."""
+        return self.token_embedding(x, reverse=True)
 
     def compute_mask(self, token_ids, mask=None):
         if not self.mask_zero:

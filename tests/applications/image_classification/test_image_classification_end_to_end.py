@@ -172,3 +172,33 @@ def test_load_and_export_a_run_again(trained, tmp_path, capsys):
                      "--export-dir", str(tmp_path / "exports"), "--weights", "last"]) == 0
     assert "checkpoints/last.weights.h5" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == ["1"]
+
+
+def test_an_int8_export_of_the_run_serves_as_the_quantized_classifier(trained, tmp_path, capsys):
+    """`tfformer export --quantize int8`: the patch embedding, every projection and the head
+    hold int8 kernels, and TF Serving's loader answers as the quantized classifier does."""
+    import keras
+
+    from applications.image_classification import builtin_data, load
+    from tests.support.serving_checks import serve_in_session
+
+    quantized = load(str(trained["root"] / "run"), quantize="int8")
+    projections = [layer for layer in quantized.model._flatten_layers()
+                   if isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense))]
+    assert {layer.name for layer in projections} >= {"projection", "query", "head"}
+    assert {layer.quantization_mode for layer in projections} == {"int8"}
+    assert cli.main(["export", "image_classification", "--workdir", str(trained["root"] / "run"),
+                     "--export-dir", str(tmp_path / "exports"), "--quantize", "int8"]) == 0
+    assert "weights to int8" in capsys.readouterr().out
+    rng = np.random.default_rng(3)
+    images = [tf.io.encode_png(builtin_data.render(name, 64, rng)).numpy()
+              for name in builtin_data.CLASS_NAMES[:6]]
+    (served,) = serve_in_session(str(tmp_path / "exports" / "1"),
+                                 [("serving_default", {"image_bytes": images})])
+    expected = quantized.classify(images)
+    assert [[label.decode() for label in row] for row in served["top_k_labels"]] == [
+        [label for label, _ in row] for row in expected]
+    np.testing.assert_allclose(served["top_k_scores"],
+                               [[score for _, score in row] for row in expected], atol=1e-5)
+    floats = trained["server"].serve(tf.constant(images))["top_k_scores"].numpy()
+    assert 0 < np.max(np.abs(served["top_k_scores"] - floats)) < 0.05

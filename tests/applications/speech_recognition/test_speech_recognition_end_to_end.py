@@ -340,3 +340,29 @@ def test_cli_streams_a_wav_file_and_raw_pcm_from_standard_input(trained, tmp_pat
         cli.main(["transcribe", "--stream", str(garbage), export_dir])
     assert "garbage.wav: not a WAV file: it does not begin with a RIFF/WAVE header" in (
         capsys.readouterr().err)
+
+
+def test_an_int8_export_of_the_run_serves_as_the_quantized_recognizer(trained, tmp_path, capsys):
+    """`tfformer export --quantize int8`: every projection and the CTC head hold int8
+    kernels (the subsampling convolutions stay float), and TF Serving's loader transcribes
+    as the quantized recognizer does, nearly always as the float one."""
+    import keras
+
+    from applications.speech_recognition import load
+
+    quantized = load(str(trained["root"] / "run"), quantize="int8")
+    projections = [layer for layer in quantized.model._flatten_layers()
+                   if isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense))]
+    assert {layer.name for layer in projections} >= {"projection", "query", "ctc_head"}
+    assert {layer.quantization_mode for layer in projections} == {"int8"}
+    assert cli.main(["export", "speech_recognition", "--workdir", str(trained["root"] / "run"),
+                     "--export-dir", str(tmp_path / "exports"), "--quantize", "int8"]) == 0
+    assert "weights to int8" in capsys.readouterr().out
+    waves, _ = _clips(8, seed=61)
+    clips = [wav_bytes(w, CONFIG.sample_rate) for w in waves]
+    (served,) = serve_in_session(str(tmp_path / "exports" / "1"),
+                                 [("serving_default", {"audio_bytes": clips})])
+    transcripts = [t.decode() for t in served["transcript"]]
+    assert transcripts == quantized.transcribe(clips)
+    floats = [t.decode() for t in trained["server"].serve(tf.constant(clips))["transcript"].numpy()]
+    assert sum(q == f for q, f in zip(transcripts, floats)) >= 6, (transcripts, floats)

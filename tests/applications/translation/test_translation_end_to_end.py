@@ -14,6 +14,7 @@ from tests.support.serving_checks import (
     classify_ops,
     saved_model_cli_run,
     serve_every_signature,
+    serve_in_session,
     serve_warmup_and_readme_requests,
 )
 from tfformer import decoding, plots
@@ -278,3 +279,42 @@ def test_load_and_export_a_run_again(trained, tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         cli.main(["export", "translation", "--workdir", str(tmp_path / "nothing")])
     assert "holds no training run: config.json is missing" in capsys.readouterr().err
+
+
+def test_an_int8_translator_decodes_with_the_cache_and_serves_as_it_translates(trained, tmp_path):
+    """`load(..., quantize="int8")` (what `tfformer export --quantize int8` and
+    `--set quantize=int8` run): every projection and the tied embedding hold int8 kernels,
+    cached decoding still equals a full pass, and the export answers through TF Serving's
+    loader as the quantized translator translates (its signatures are the float export's,
+    traced by the same code)."""
+    from applications.translation import load
+
+    translator = load(str(trained["root"] / "run"), quantize="int8")
+    model = translator.model
+    modes = {type(layer).__name__: layer.quantization_mode for layer in model._flatten_layers()
+             if hasattr(layer, "quantization_mode") and layer.weights
+             and len(list(layer._flatten_layers())) == 1
+             and type(layer).__name__ in ("FlatEinsumDense", "Dense", "ReversibleEmbedding")}
+    assert modes == dict.fromkeys(("FlatEinsumDense", "Dense", "ReversibleEmbedding"), "int8")
+    source_ids = translator.server.source_ids(tf.constant(["twenty-one", "on the third of May"]))
+    tokens = np.random.default_rng(0).integers(4, 120, size=(2, 8)).astype("int32")
+    tokens[:, 0] = data.BOS_ID
+    state, shared = model.initial_state(source_ids, 8)
+    cached = []
+    for index in range(8):
+        logits, state = model.decode_step(tf.constant(tokens[:, index]), state, index, shared)
+        cached.append(np.asarray(logits))
+    full = np.asarray(model({"source_ids": source_ids, "target_ids": tokens}))
+    assert np.max(np.abs(np.stack(cached, axis=1) - full)) <= 1e-3
+    float_full = np.asarray(trained["model"]({"source_ids": source_ids, "target_ids": tokens}))
+    assert 0 < np.max(np.abs(full - float_full)) < 0.1 * np.max(np.abs(float_full))
+
+    sentences = ["twenty-one", "one big cat", "on March third"]
+    path = translator.export(str(tmp_path / "exports"))
+    (beam,) = serve_in_session(path, [("serving_default", {"text": sentences})])
+    assert [t.decode() for t in beam["translation"]] == translator.translate(sentences)
+    variables = sum(f.stat().st_size for f in (tmp_path / "exports" / "1").rglob("variables*")
+                    if f.is_file())
+    float_variables = sum(f.stat().st_size for f in
+                          (trained["root"] / "export" / "1").rglob("variables*") if f.is_file())
+    assert variables < 0.5 * float_variables, (variables, float_variables)
