@@ -4,7 +4,8 @@ Every builder returns a bool tensor of shape (B, T, S), where True means the
 query position may attend to the key position. Builders that do not depend on
 the batch return B = 1, which broadcasts. Masks combine by AND
 (`combine_masks`), so padding, causal, truncated-window and graph masks compose
-freely.
+freely. `length_mask` gives the per-position (B, L) validity mask that padding
+masks are made from.
 
 Example:
 
@@ -41,6 +42,11 @@ def clear_keras_mask(x):
 
 def _positions(length, offset=0):
     return ops.arange(length, dtype="int32") + ops.cast(offset, "int32")
+
+
+def length_mask(lengths, max_length):
+    """(B,) valid lengths -> (B, max_length) bool, True at the first lengths[b] positions."""
+    return ops.arange(max_length, dtype="int32")[None, :] < ops.cast(lengths, "int32")[:, None]
 
 
 def padding_mask(query_mask=None, key_mask=None):

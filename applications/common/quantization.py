@@ -8,6 +8,7 @@ keep their float weights, so Keras' per-layer warnings about them are not repeat
 """
 
 import contextlib
+import gc
 import warnings
 
 import numpy as np
@@ -23,6 +24,18 @@ def weight_bytes(model):
                for weight in model.weights)
 
 
+@contextlib.contextmanager
+def frozen_garbage():
+    """Keras runs `gc.collect()` for every kernel it replaces; in a process holding many
+    objects (a notebook, a long test run) each pass takes seconds. Objects that exist
+    before quantizing are set aside from collection meanwhile; new garbage still goes."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def quantize_for_export(model, mode, strategy=None):
     """Quantizes `model`'s weights in place with `mode` ("none" leaves it alone); prints
     how many layers changed and the weights' size before and after."""
@@ -30,7 +43,7 @@ def quantize_for_export(model, mode, strategy=None):
         return
     before = weight_bytes(model)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    with scope, warnings.catch_warnings():
+    with scope, warnings.catch_warnings(), frozen_garbage():
         warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
         # Unbuilt layers hold no weights, and Keras refuses to look at them.
         model.quantize(mode, filters=lambda layer: layer.built)

@@ -31,7 +31,7 @@ Audio must arrive at the model's sample rate (`stream_start` refuses another rat
 import tensorflow as tf
 
 from applications.speech_recognition.streaming import SUBSAMPLING, context_frames
-from tfformer.layers.conv_subsampling import subsampled_lengths
+from tfformer.layers import ConvSubsampling
 
 STATE_NAMES = ("state_samples", "state_sample_count", "state_features", "state_feature_count",
                "state_emitted", "state_last_symbol", "state_text", "state_peak", "state_model")
@@ -156,7 +156,7 @@ class LiveStream:
         emitted = state["state_emitted"]
         first_frame = SUBSAMPLING * (emitted - self.left)  # the clip's index of frames[:, 0]
         ready = tf.maximum(frame_total // SUBSAMPLING - self.left - self.right, 0)
-        at_end = tf.maximum(subsampled_lengths(first_frame + frame_total) - emitted, 0)
+        at_end = tf.maximum(ConvSubsampling.output_lengths(first_frame + frame_total) - emitted, 0)
         counts = tf.where(final, at_end, ready)  # (B,)
         widest = tf.reduce_max(tf.concat([counts, [0]], axis=0))
         logits = self._window_logits(frames, frame_total, first_frame, widest)

@@ -7,7 +7,6 @@ from keras import ops
 from applications.common.training import global_mean
 from tfformer import layers
 from tfformer import masks as mask_lib
-from tfformer.layers.conv_subsampling import subsampled_lengths
 
 NORMALIZATIONS = ("utterance", "global")
 POSITIONS = ("rotary", "relative")  # relative, so chunked inference is shift-invariant
@@ -15,7 +14,7 @@ POSITIONS = ("rotary", "relative")  # relative, so chunked inference is shift-in
 
 def utterance_normalize(features, lengths, epsilon=1e-5):
     """Zero mean, unit variance per mel bin over each utterance's valid frames; padding -> 0."""
-    mask = ops.cast(ops.arange(ops.shape(features)[1])[None, :] < lengths[:, None],
+    mask = ops.cast(mask_lib.length_mask(lengths, ops.shape(features)[1]),
                     features.dtype)[:, :, None]  # (B, F, 1)
     count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
     mean = ops.sum(features * mask, axis=1, keepdims=True) / count  # (B, 1, M)
@@ -111,19 +110,19 @@ class SpeechRecognizer(keras.Model):
 
     @staticmethod
     def logit_lengths(feature_lengths):
-        return subsampled_lengths(ops.cast(feature_lengths, "int32"))
+        return layers.ConvSubsampling.output_lengths(ops.cast(feature_lengths, "int32"))
 
     def normalize(self, features, feature_lengths):
         features = ops.cast(features, "float32")
         if self.normalization is None:
             return utterance_normalize(features, ops.cast(feature_lengths, "int32"))
-        mask = ops.arange(ops.shape(features)[1])[None, :] < ops.cast(feature_lengths, "int32")[:, None]
+        mask = mask_lib.length_mask(feature_lengths, ops.shape(features)[1])  # (B, F)
         return self.normalization(features) * ops.cast(mask[:, :, None], "float32")
 
     def encode_normalized(self, features, frame_mask, training=None):
         """(B, F, M) normalised features and their (B, F) mask -> logits (B, F', V + 1)."""
         x = self.subsampling(features, mask=frame_mask)  # (B, F', D)
-        padding_mask = ops.cast(frame_mask, "bool")[:, ::2][:, ::2]  # (B, F')
+        padding_mask = self.subsampling.output_mask(frame_mask)  # (B, F')
         x = self.input_dropout(x, training=training)
         mask_lib.clear_keras_mask(x)  # the padding mask is passed explicitly
         bias = self.relative_bias(x) if self.relative_bias is not None else None
@@ -132,7 +131,7 @@ class SpeechRecognizer(keras.Model):
 
     def call(self, inputs, training=None):
         features, lengths = inputs["features"], ops.cast(inputs["feature_lengths"], "int32")
-        frame_mask = ops.arange(ops.shape(features)[1])[None, :] < lengths[:, None]  # (B, F)
+        frame_mask = mask_lib.length_mask(lengths, ops.shape(features)[1])  # (B, F)
         x = self.normalize(features, lengths)
         if self.augment is not None:
             x = self.augment(x, mask=frame_mask, training=training)

@@ -49,7 +49,7 @@ from applications.speech_recognition.live_stream import (
 )
 from applications.speech_recognition.streaming import chunked_logits
 from tfformer.export import export_saved_model
-from tfformer.layers.conv_subsampling import subsampled_lengths
+from tfformer.layers import ConvSubsampling
 
 
 class SpeechServer(tf.Module):
@@ -81,7 +81,7 @@ class SpeechServer(tf.Module):
             logits = self.model(inputs)
         else:  # chunks (exactly equal) only where a clip is longer than one
             logits = tf.cond(
-                subsampled_lengths(tf.shape(features)[1]) <= self.chunk_frames,
+                ConvSubsampling.output_lengths(tf.shape(features)[1]) <= self.chunk_frames,
                 lambda: self.model(inputs),
                 lambda: chunked_logits(self.model, features, frames, self.chunk_frames))
         return logits, self.model.logit_lengths(frames)
@@ -164,7 +164,7 @@ class SpeechServer(tf.Module):
         """For the whole-clip signatures, a one-second clip alone, then with a clip longer than
         one chunk (so the chunked path runs too); a stream's start, step and final step."""
         rate = self.sample_rate
-        frames = 4 * self.chunk_frames + 200  # ConvSubsampling keeps every fourth frame
+        frames = ConvSubsampling.factor * self.chunk_frames + 200
         long = np.arange(frames * self.front_end.frame_step) / rate
         long = (0.3 * np.sin(2 * np.pi * 440 * long)).astype(np.float32)
         short = long[:rate]

@@ -15,9 +15,10 @@ be shift-invariant, which is why the speech model offers no absolute ones.
 
 import tensorflow as tf
 
-from tfformer.layers.conv_subsampling import subsampled_lengths
+from tfformer.layers import ConvSubsampling
+from tfformer.masks import length_mask
 
-SUBSAMPLING = 4
+SUBSAMPLING = ConvSubsampling.factor
 
 
 def context_frames(model):
@@ -46,8 +47,8 @@ def chunked_logits(model, features, feature_lengths, chunk_frames):
     lengths = tf.cast(feature_lengths, tf.int32)
     frames = tf.shape(features)[1]
     normalized = tf.cast(model.normalize(features, lengths), model.compute_dtype)  # (B, F, M)
-    frame_mask = tf.cast(tf.range(frames)[None, :] < lengths[:, None], tf.int32)  # (B, F)
-    total = subsampled_lengths(frames)
+    frame_mask = tf.cast(length_mask(lengths, frames), tf.int32)  # (B, F)
+    total = ConvSubsampling.output_lengths(frames)
     chunks = (total + chunk_frames - 1) // chunk_frames
     # Masked frames in front act exactly as the clip's start; behind, as its end.
     padding = [[0, 0], [SUBSAMPLING * left,

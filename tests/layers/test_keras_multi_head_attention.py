@@ -9,9 +9,11 @@ Keras' own: flash attention needs JAX or torch (`test_basics_with_flash_attentio
 `test_flash_attention_with_errors`), which Keras' class skips on TensorFlow too.
 """
 
+import gc
 import importlib
 import types
 
+import pytest
 from keras.src import layers as keras_layers
 
 from tfformer.layers import MultiHeadAttention
@@ -24,6 +26,15 @@ keras_test.layers = layers_with_ours
 
 # pytest collects this unittest.TestCase from here; its tests are Keras'.
 MultiHeadAttentionTest = keras_test.MultiHeadAttentionTest
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _frozen_garbage():
+    """Keras' quantize runs gc.collect() per kernel, seconds each late in a long test run;
+    objects from before this module are set aside from collection while it runs."""
+    gc.freeze()
+    yield
+    gc.unfreeze()
 
 
 def test_keras_file_builds_our_class():

@@ -2,13 +2,6 @@ import keras
 from keras import ops
 
 
-def subsampled_lengths(lengths, times=2):
-    """Frame counts after `times` stride-2 convolutions: ceil(L / 2) each time."""
-    for _ in range(times):
-        lengths = (lengths + 1) // 2
-    return lengths
-
-
 @keras.saving.register_keras_serializable(package="tfformer")
 class ConvSubsampling(keras.layers.Layer):
     """4x time reduction for speech features: two stride-2 Conv2D + ReLU, then Dense(D).
@@ -16,7 +9,9 @@ class ConvSubsampling(keras.layers.Layer):
     Padding is fixed (one frame of zeros on each side of the 3-wide kernel)
     and padded frames are zeroed before every convolution, so a padded
     utterance's valid frames equal those of the utterance alone. The frame
-    mask (B, F) shrinks with the time axis: ceil(ceil(F/2)/2) frames.
+    mask (B, F) shrinks with the time axis: ceil(ceil(F/2)/2) frames. The
+    layer owns that arithmetic for everything downstream: `factor` (4),
+    `output_lengths(lengths)` and `output_mask(mask)`.
 
     Args:
         d_model: int, D.
@@ -35,6 +30,8 @@ class ConvSubsampling(keras.layers.Layer):
     >>> tuple(ConvSubsampling(d_model=32)(np.zeros((2, 50, 40), "float32")).shape)
     (2, 13, 32)
     """
+
+    factor = 4  # frames in per frame out
 
     def __init__(self, d_model, filters=32, **kwargs):
         super().__init__(**kwargs)
@@ -62,6 +59,18 @@ class ConvSubsampling(keras.layers.Layer):
             shape = (input_shape[0], None, bins, self.filters)
         self._projection.build((input_shape[0], None, bins * self.filters))
         self.built = True
+
+    @staticmethod
+    def output_lengths(lengths):
+        """Valid output frames of inputs with `lengths` valid frames: ceil(ceil(L/2)/2)."""
+        for _ in range(2):  # each stride-2 convolution
+            lengths = (lengths + 1) // 2
+        return lengths
+
+    @staticmethod
+    def output_mask(mask):
+        """The (B, F) frame mask of the input -> the (B, ceil(F/4)) mask of the output."""
+        return ConvSubsampling._frame_masks(mask)[2]
 
     @staticmethod
     def _frame_masks(mask):
@@ -95,13 +104,11 @@ class ConvSubsampling(keras.layers.Layer):
         return self._projection(x)  # (B, F/4, D)
 
     def compute_mask(self, features, mask=None):
-        if mask is None:
-            return None
-        return self._frame_masks(mask)[2]
+        return self.output_mask(mask)
 
     def compute_output_shape(self, input_shape):
         frames = input_shape[1]
-        frames = None if frames is None else subsampled_lengths(frames)
+        frames = None if frames is None else self.output_lengths(frames)
         return (input_shape[0], frames, self.d_model)
 
     def get_config(self):
