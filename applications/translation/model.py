@@ -71,9 +71,14 @@ class Translator(keras.Model):
             self.output_projection.build((None, None, self.d_model))
         self.built = True
 
+    @staticmethod
+    def source_mask(source_ids):
+        """(B, S) bool, True at real source tokens: id 0 pads."""
+        return ops.not_equal(source_ids, 0)
+
     def encode(self, source_ids, training=False):
         """Memory (B, S, D) and source padding mask (B, S)."""
-        source_mask = ops.not_equal(source_ids, 0)
+        source_mask = self.source_mask(source_ids)
         x = self.embedding_dropout(self.source_embedding(source_ids), training=training)
         return self.encoder(x, padding_mask=source_mask, training=training), source_mask
 

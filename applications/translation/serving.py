@@ -78,7 +78,8 @@ class TranslationServer(tf.Module):
 
     def translate_with(self, text, beam_size, record_attention=False):
         source_ids = self.source_ids(text)
-        source_lengths = tf.reduce_sum(tf.cast(source_ids > 0, tf.int32), axis=1)
+        source_lengths = tf.reduce_sum(
+            tf.cast(self.model.source_mask(source_ids), tf.int32), axis=1)  # (B,)
         ids, scores, state = self._decode(source_ids, source_lengths, beam_size,
                                           record_attention)
         translation = self._detokenize(ids)
