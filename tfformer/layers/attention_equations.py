@@ -4,6 +4,8 @@ Projected queries, keys and values are (B, <other axes>, <attention axes>, N, H)
 The equations keep Keras' conventions (the dot product takes the keys first), so
 subclasses written against `keras.layers.MultiHeadAttention`'s attributes work
 on ours. Letters: the input's axes first, then the projection's new ones.
+Keras builds the same equations in private module functions, which a Keras
+release may rename; these few lines are ours so that the layer does not import them.
 """
 
 import string

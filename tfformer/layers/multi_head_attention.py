@@ -321,7 +321,7 @@ class MultiHeadAttention(keras.layers.MultiHeadAttention):
         return ops.cast(self._distribute(ops.cast(logits, "float32"), mask), self.compute_dtype)
 
     def _check_cache_dims(self):
-        if self.value_dim not in (None, self.key_dim):
+        if self.value_dim != self.key_dim:  # Keras' value_dim defaults to key_dim
             raise ValueError(
                 f"A KV cache needs value_dim == key_dim, got value_dim={self.value_dim}, "
                 f"key_dim={self.key_dim}"
@@ -386,8 +386,6 @@ class MultiHeadAttention(keras.layers.MultiHeadAttention):
         for tensor in (query, value, key):
             if tensor is not None:
                 mask_lib.clear_keras_mask(tensor)
-        if attention_mask is not None:
-            attention_mask = ops.cast(attention_mask, "bool")
         hook = type(self)._compute_attention is not MultiHeadAttention._compute_attention
         if hook and attention_bias is not None:
             raise ValueError("attention_bias does not reach an overridden _compute_attention, "
