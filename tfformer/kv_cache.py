@@ -1,18 +1,38 @@
-"""A self-attention KV cache that grows by each decoding step's keys and values.
+"""The KV cache forms decoding uses, behind one protocol.
 
-A preallocated cache holds (B, N, T_max, H) slots: every step writes its
-keys and values at its index, which copies the whole buffer, and attention
-reads all T_max slots with the unwritten ones masked. A `GrowingCache`
-holds exactly the positions decoded so far, so each step's attention, its
-copy and beam search's reordering of the cache touch only that prefix: on
-average half of a full-length buffer. Its shape changes every step, so it
-suits graph mode (`tf.function`, SavedModels); XLA (`jit_compile=True`)
-needs shapes fixed across loop iterations, and so the preallocated cache.
+Every form holds a layer's projected keys and values and offers:
+
+- `write(keys, values, index)`: the cache with new keys and values
+  (B, T, N, H) at positions `index` ... `index + T - 1`, in the same form;
+- `read()`: `(keys, values)`, heads first (B, N, S, H) when the class's
+  `heads_first` is True, else (B, S, N, H);
+- `grows`: True when it holds exactly the positions written so far.
+
+The forms:
+
+- `StackedCache`: one (B, 2, S_max, N, H) tensor, KerasHub's layout. Every
+  read copies keys and values out of the stack.
+- `PairCache`: `(keys, values)` of (B, N, S, H), laid out as attention's
+  matmuls read them; preallocated for self-attention, or a static cross-
+  attention cache of the encoder memory.
+- `GrowingCache`: `(keys, values)` of (B, N, T, H) holding exactly the
+  positions decoded so far. Each step's attention, its copy and beam
+  search's reordering of the cache touch only that prefix: on average half
+  of a full-length buffer. Its shape changes every step, so it suits graph
+  mode (`tf.function`, SavedModels); XLA (`jit_compile=True`) needs shapes
+  fixed across loop iterations, and so a preallocated form.
+
+Layers take a cache as a plain tensor (stacked), a plain `(keys, values)`
+tuple (a pair) or any object with the protocol, and give it back in the
+form it came in (`as_cache`, `in_form_of`), so a `tf.while_loop` keeps its
+structure. A new form is one class with `write`, `read`, `heads_first` and
+`grows`; a namedtuple of tensors passes through loops and `tf.function`s. A decoder stack's cache is (B, L, 2, S_max, N, H) or a tuple of L
+per-layer caches (`per_layer`, `join_layers`).
 
 Example:
 
 >>> cache = GrowingCache.empty(batch_size=2, num_heads=4, head_dim=8)
->>> cache = cache.append(ops.ones((2, 4, 1, 8)), ops.ones((2, 4, 1, 8)))
+>>> cache = cache.write(ops.ones((2, 1, 4, 8)), ops.ones((2, 1, 4, 8)), index=0)
 >>> tuple(cache.keys.shape)
 (2, 4, 1, 8)
 """
@@ -22,21 +42,63 @@ import collections
 from keras import ops
 
 
+def heads_first(tensor):
+    """(B, S, N, H) -> (B, N, S, H), and back."""
+    return ops.transpose(tensor, (0, 2, 1, 3))
+
+
+class StackedCache(collections.namedtuple("StackedCache", ["entries"])):
+    """`entries` (B, 2, S_max, N, H): keys at [:, 0], values at [:, 1]."""
+
+    __slots__ = ()
+    heads_first = False
+    grows = False
+
+    def write(self, keys, values, index):
+        # One write of both: two writes and a stack copied the cache three times.
+        new_entries = ops.cast(ops.stack([keys, values], axis=1), self.entries.dtype)
+        return StackedCache(ops.slice_update(self.entries, [0, 0, index, 0, 0], new_entries))
+
+    def read(self):
+        return self.entries[:, 0], self.entries[:, 1]  # (B, S, N, H) each
+
+
+class PairCache(collections.namedtuple("PairCache", ["keys", "values"])):
+    """`(keys, values)`, each (B, N, S, H)."""
+
+    __slots__ = ()
+    heads_first = True
+    grows = False
+
+    def write(self, keys, values, index):
+        start = [0, 0, index, 0]
+        return PairCache(
+            ops.slice_update(self.keys, start, ops.cast(heads_first(keys), self.keys.dtype)),
+            ops.slice_update(self.values, start, ops.cast(heads_first(values), self.values.dtype)))
+
+    def read(self):
+        return self.keys, self.values
+
+
 class GrowingCache(collections.namedtuple("GrowingCache", ["keys", "values"])):
     """`(keys, values)`, each (B, N, T, H): the positions decoded so far.
 
-    A `MultiHeadAttention` given one as `cache` (with `cache_update_index`)
-    appends the step's keys and values instead of writing them at the
-    index. `tfformer.decoding`'s loops let a state tensor's empty axis grow,
-    which is how `empty` starts this one.
+    `write` appends after them (its `index` is then the next position).
+    `tfformer.decoding`'s loops let a state tensor's empty axis grow, which
+    is how `empty` starts this one.
     """
 
     __slots__ = ()
+    heads_first = True
+    grows = True
 
     @classmethod
     def empty(cls, batch_size, num_heads, head_dim, dtype="float32"):
         shape = (batch_size, num_heads, 0, head_dim)
         return cls(ops.zeros(shape, dtype), ops.zeros(shape, dtype))
+
+    def write(self, keys, values, index=None):
+        return self.append(heads_first(keys), heads_first(values))
 
     def append(self, keys, values):
         """The cache with `keys` and `values` (B, N, T, H) added after its positions."""
@@ -44,39 +106,61 @@ class GrowingCache(collections.namedtuple("GrowingCache", ["keys", "values"])):
             ops.concatenate([self.keys, ops.cast(keys, self.keys.dtype)], axis=2),
             ops.concatenate([self.values, ops.cast(values, self.values.dtype)], axis=2))
 
-
-# -- the cache layouts `MultiHeadAttention` takes -------------------------------------
-# A stacked cache is one (B, 2, S, N, H) tensor; a pair is `(keys, values)` of
-# (B, N, S, H), or a `GrowingCache`.
+    def read(self):
+        return self.keys, self.values
 
 
-def is_stacked(cache):
-    """A (B, 2, S, N, H) tensor, not a (keys, values) pair."""
-    return not isinstance(cache, (tuple, list))
+def is_cache_object(cache):
+    """True for anything with the protocol (`write`, `read`, `heads_first`, `grows`)."""
+    return all(hasattr(cache, name) for name in ("write", "read", "heads_first", "grows"))
 
 
-def heads_first(tensor):
-    """(B, S, N, H) -> (B, N, S, H)."""
-    return ops.transpose(tensor, (0, 2, 1, 3))
+def as_cache(cache):
+    """A tensor, a `(keys, values)` tuple or a cache object -> a cache object."""
+    if is_cache_object(cache):
+        return cache
+    if isinstance(cache, (tuple, list)):
+        return PairCache(*cache)
+    return StackedCache(cache)
 
 
-def write(cache, new_key, new_value, index):
-    """`cache` with the new keys and values (B, T, N, H) written at position `index`
-    (appended to a `GrowingCache`), in the form it was given."""
-    if is_stacked(cache):  # one write of both (two writes and a stack copied the cache three times)
-        new_entries = ops.cast(ops.stack([new_key, new_value], axis=1), cache.dtype)
-        return ops.slice_update(cache, [0, 0, index, 0, 0], new_entries)
-    if isinstance(cache, GrowingCache):
-        return cache.append(heads_first(new_key), heads_first(new_value))
-    keys, values = cache
-    start = [0, 0, index, 0]
-    return (ops.slice_update(keys, start, ops.cast(heads_first(new_key), keys.dtype)),
-            ops.slice_update(values, start, ops.cast(heads_first(new_value), values.dtype)))
+def in_form_of(given, cache):
+    """`cache` (a cache object) in the form `given` came in."""
+    if is_cache_object(given):
+        return cache
+    if isinstance(given, (tuple, list)):
+        return tuple(cache)
+    return cache.entries
 
 
-def read(cache):
-    """Keys and values: (B, S, N, H) each from a stacked cache, (B, N, S, H) from a pair."""
-    return (cache[:, 0], cache[:, 1]) if is_stacked(cache) else tuple(cache)
+def from_projections(keys, values, stacked):
+    """Projected keys and values (B, S, N, H) -> a static (B, 2, S, N, H) tensor, or a
+    `PairCache` with `stacked=False`."""
+    if stacked:
+        return ops.stack([keys, values], axis=1)
+    return PairCache(heads_first(keys), heads_first(values))
+
+
+# -- a decoder stack's cache: (B, L, 2, S, N, H) or a tuple of L per-layer caches -----
+
+
+def per_layer(cache, num_layers):
+    """A stack's cache -> L per-layer caches; None -> L Nones."""
+    if cache is None:
+        return [None] * num_layers
+    if isinstance(cache, (tuple, list)):
+        return list(cache)
+    return [cache[:, layer] for layer in range(num_layers)]
+
+
+def join_layers(given, layer_caches):
+    """Per-layer caches -> the stack's cache, in the form `given` came in."""
+    if isinstance(given, (tuple, list)):
+        return tuple(layer_caches)
+    return ops.stack(layer_caches, axis=1)  # (B, L, 2, S, N, H)
+
+
+# -- a static cache read by several query rows each ------------------------------------
 
 
 def group_query_rows(cache_rows, query, query_mask, attention_mask):
@@ -84,13 +168,13 @@ def group_query_rows(cache_rows, query, query_mask, attention_mask):
     serves G consecutive query rows (e.g. beam search's hypotheses of one example),
     which become its G * T query positions, so the cache is read once per row."""
     batch, length = ops.shape(query)[:2]
-    query = ops.reshape(query, (cache_rows, -1, *query.shape[2:]))
+    query = ops.reshape(query, (cache_rows, -1, *query.shape[2:]))  # (B_c, G*T, N, H)
     if query_mask is not None:
-        query_mask = ops.reshape(query_mask, (cache_rows, -1))
+        query_mask = ops.reshape(query_mask, (cache_rows, -1))  # (B_c, G*T)
     if attention_mask is not None:  # (B or 1, T, S) or (T, S)
         keys = ops.shape(attention_mask)[-1]
         attention_mask = ops.reshape(ops.broadcast_to(attention_mask, (batch, length, keys)),
-                                     (cache_rows, -1, keys))
+                                     (cache_rows, -1, keys))  # (B_c, G*T, S)
     return query, query_mask, attention_mask
 
 
@@ -98,7 +182,7 @@ def ungroup_query_rows(rows, context, weights):
     """Undoes `group_query_rows` on the context (B_c, G*T, N, H) -> (B, T, N, H) and the
     weights (B_c, N, G*T, S) -> (B, N, T, S)."""
     batch, length = rows
-    context = ops.reshape(context, (batch, length, *context.shape[2:]))
+    context = ops.reshape(context, (batch, length, *context.shape[2:]))  # (B, T, N, H)
     heads, keys = weights.shape[1], ops.shape(weights)[-1]
     weights = ops.reshape(weights, (ops.shape(weights)[0], heads, -1, length, keys))
     weights = ops.reshape(ops.transpose(weights, (0, 2, 1, 3, 4)), (batch, heads, length, keys))

@@ -129,10 +129,9 @@ class Translator(keras.Model):
         """token_ids (B',) at position `index` -> logits (B', V) for the next one; B' is a
         multiple of the batch of `shared` (beam search's hypotheses)."""
         x = self.target_embedding(token_ids[:, None], start_index=index)  # (B', 1, D)
-        x, scores, cache = self.decoder(
-            x, None, memory_mask=shared["source_mask"], cache=state["cache"],
-            cross_attention_cache=shared["cross_cache"], cache_update_index=index,
-            return_attention_scores=True)
+        x, scores, cache = self.decoder.step(
+            x, state["cache"], index, memory_mask=shared["source_mask"],
+            cross_attention_cache=shared["cross_cache"])
         state = {**state, "cache": cache}
         if "cross_attention" in state:
             weights = tf.stack([tf.cast(s["cross"][:, :, 0], tf.float32) for s in scores],

@@ -199,8 +199,8 @@ def _decode_step_by_step(layer, x, cache):
     """Causal self-attention over `x`, one position per call -> (outputs, final cache)."""
     steps = []
     for i in range(x.shape[1]):
-        out, cache = layer(x[:, i:i + 1], x[:, i:i + 1], use_causal_mask=True, cache=cache,
-                           cache_update_index=i)
+        out, _, cache = layer.step(x[:, i:i + 1], cache, cache_update_index=i,
+                                   use_causal_mask=True)
         steps.append(keras.ops.convert_to_numpy(out))
     return np.concatenate(steps, axis=1), cache
 
@@ -216,7 +216,7 @@ def test_per_layer_cache_of_heads_first_pairs_equals_one_full_pass(score):
     np.testing.assert_allclose(steps, full, atol=1e-5)
     assert isinstance(cache, tuple) and cache[0].shape == (B, 2, T, 8)
     cross = layer.precompute_cache(memory, stacked=False)
-    cached, scores = layer(x, memory, cache=cross, return_attention_scores=True)[:2]
+    cached, scores = layer.step(x, cross)[:2]
     direct, direct_scores = layer(x, memory, return_attention_scores=True)
     np.testing.assert_allclose(cached, direct, atol=1e-5)
     np.testing.assert_allclose(scores, direct_scores, atol=1e-6)
@@ -231,7 +231,7 @@ def test_cache_drives_a_compiled_while_loop():
     def decode(x):
         def body(i, cache, outputs):
             step = tf.expand_dims(tf.gather(x, i, axis=1), 1)
-            out, cache = layer(step, step, use_causal_mask=True, cache=cache, cache_update_index=i)
+            out, _, cache = layer.step(step, cache, cache_update_index=i, use_causal_mask=True)
             return i + 1, cache, outputs.write(i, out[:, 0])
 
         cache = tf.zeros((B, 2, T, 2, 8))
@@ -247,7 +247,7 @@ def test_static_cross_attention_cache_equals_direct_attention():
     query, memory = _x(B, T, D), _x(B, S, D, seed=1)
     direct = layer(query, memory)
     cache = layer.precompute_cache(memory)
-    cached, _ = layer(query, memory, cache=cache)
+    cached, _, _ = layer.step(query, cache)
     np.testing.assert_allclose(cached, direct, atol=1e-6)
 
 
@@ -262,8 +262,8 @@ def test_a_cross_cache_row_serves_consecutive_query_rows(stacked):
     query_mask = np.random.default_rng(2).random((B * groups, T)) > 0.3
     layer(query, np.repeat(memory, groups, 0))  # builds it
     cache = layer.precompute_cache(memory, stacked=stacked)
-    shared, shared_scores, _ = layer(query, memory, cache=cache, value_mask=memory_mask,
-                                     query_mask=query_mask, return_attention_scores=True)
+    shared, shared_scores, _ = layer.step(query, cache, value_mask=memory_mask,
+                                          query_mask=query_mask)
     tiled, tiled_scores = layer(query, np.repeat(memory, groups, 0),
                                 value_mask=np.repeat(memory_mask, groups, 0),
                                 query_mask=query_mask, return_attention_scores=True)
@@ -273,8 +273,8 @@ def test_a_cross_cache_row_serves_consecutive_query_rows(stacked):
     # An attention mask per query row, or one for all rows, applies to each row as given.
     for attention_mask in (np.random.default_rng(3).random((B * groups, T, S)) > 0.2,
                            masks.causal_mask(T, S)):
-        shared = layer(query, memory, cache=cache, value_mask=memory_mask,
-                       attention_mask=attention_mask)[0]
+        shared = layer.step(query, cache, value_mask=memory_mask,
+                            attention_mask=attention_mask)[0]
         tiled = layer(query, np.repeat(memory, groups, 0), attention_mask=attention_mask,
                       value_mask=np.repeat(memory_mask, groups, 0))
         np.testing.assert_allclose(shared, tiled, atol=1e-5)

@@ -51,9 +51,9 @@ def test_cached_decoding_equals_one_full_pass(kwargs, stacked):
     cross = decoder.precompute_cross_attention_cache(memory, stacked=stacked)
     steps, cross_rows = [], []
     for i in range(T):
-        out, scores, cache = decoder(
-            targets[:, i:i + 1], None, memory_mask=memory_mask, cache=cache,
-            cross_attention_cache=cross, cache_update_index=i, return_attention_scores=True)
+        out, scores, cache = decoder.step(
+            targets[:, i:i + 1], cache, cache_update_index=i, memory_mask=memory_mask,
+            cross_attention_cache=cross)
         steps.append(np.asarray(out))
         cross_rows.append(np.asarray(scores[-1]["cross"]))
     error = np.max(np.abs(np.concatenate(steps, axis=1) - np.asarray(full)))
@@ -71,8 +71,8 @@ def test_a_fresh_decoder_can_decode_from_cached_memory_before_any_full_call():
     decoder = TransformerDecoder(2, D, 4, 32, dropout=0.0)
     targets, memory = _x(B, 1, D), _x(B, S, D, seed=1)
     cross = decoder.precompute_cross_attention_cache(memory, stacked=False)  # builds it
-    out, _ = decoder(targets, None, cache=decoder.initial_cache(B, 2, stacked=False),
-                     cross_attention_cache=cross, cache_update_index=0)
+    out, _, _ = decoder.step(targets, decoder.initial_cache(B, 2, stacked=False),
+                             cache_update_index=0, cross_attention_cache=cross)
     np.testing.assert_allclose(out, decoder(targets, memory), atol=1e-5)
 
 
@@ -86,8 +86,8 @@ def test_per_layer_and_stacked_caches_decode_alike():
         cross = decoder.precompute_cross_attention_cache(memory, stacked=stacked)
         steps = []
         for i in range(T):
-            out, cache = decoder(_x(B, T, D)[:, i:i + 1], None, cache=cache,
-                                 cross_attention_cache=cross, cache_update_index=i)
+            out, _, cache = decoder.step(_x(B, T, D)[:, i:i + 1], cache, cache_update_index=i,
+                                         cross_attention_cache=cross)
             steps.append(np.asarray(out))
         outputs[stacked] = (np.concatenate(steps, axis=1), cache)
     np.testing.assert_allclose(outputs[True][0], outputs[False][0], atol=1e-6)
@@ -113,8 +113,8 @@ def test_cached_decoding_runs_in_a_compiled_while_loop(stacked):
 
         def body(i, cache, outputs):
             step = tf.expand_dims(tf.gather(targets, i, axis=1), 1)
-            out, cache = decoder(step, None, cache=cache, cross_attention_cache=cross,
-                                 cache_update_index=i)
+            out, _, cache = decoder.step(step, cache, cache_update_index=i,
+                                         cross_attention_cache=cross)
             return i + 1, cache, outputs.write(i, out[:, 0])
 
         outputs = tf.TensorArray(tf.float32, size=T)
@@ -140,4 +140,4 @@ def test_a_growing_cache_must_be_per_layer():
 def test_cache_without_index_is_refused():
     decoder = TransformerDecoder(1, D, 4, 32)
     with pytest.raises(ValueError, match="cache_update_index"):
-        decoder(_x(B, 1, D), _x(B, S, D), cache=decoder.initial_cache(B, T))
+        decoder.step(_x(B, 1, D), decoder.initial_cache(B, T), None, memory=_x(B, S, D))

@@ -3,7 +3,6 @@ from keras import ops
 
 from tfformer import kv_cache
 from tfformer import masks as mask_lib
-from tfformer.kv_cache import GrowingCache
 from tfformer.layers.attention_distributions import get_distribution
 from tfformer.layers.attention_equations import attention_equations, projection_equation
 from tfformer.layers.attention_scores import get_score_class
@@ -79,7 +78,7 @@ class MultiHeadAttention(keras.layers.MultiHeadAttention):
         distribution: str, default "softmax". "softmax" or "sparsemax"
             (exact zeros).
         use_rotary: bool, default False. Rotate projected queries and keys
-            with `RotaryEmbedding` (positions offset by `cache_update_index`).
+            with `RotaryEmbedding` (offset by the cache index in `step`).
         rotary_max_wavelength: int, default 10000.
         head_disagreement: float, default 0. Weight of the output
             disagreement regulariser of Li et al. (2018): the mean cosine
@@ -99,34 +98,18 @@ class MultiHeadAttention(keras.layers.MultiHeadAttention):
             1) = may attend. ANDed with the padding, causal and window masks.
         return_attention_scores: bool. Also return the weights (B, N, T, S).
         training: bool, dropout on or off.
-        use_causal_mask: bool. Query i sees keys <= i (offset by the cache
-            index when decoding).
+        use_causal_mask: bool. Query i sees keys <= i.
         attention_bias: (B or 1, N or 1, T, S) added to the logits before
             normalising, e.g. from `RelativePositionBias`.
-        cache: (B, 2, S_max, N, H) projected keys and values, or the pair
-            `(keys, values)` of (B, N, S_max, H) tensors, which decodes
-            faster: a stacked cache's keys and values are copied out of the
-            stack and transposed for the matmuls every step. With
-            `cache_update_index`, the projections of `key`/`value` (T steps)
-            are written at that index and attention runs over the whole
-            cache, causally masked so unwritten slots are never seen; a
-            `tfformer.kv_cache.GrowingCache` pair instead holds only the
-            positions decoded so far and the new ones are appended, so each
-            step reads and copies only that prefix (graph mode; XLA needs the
-            preallocated form). Without `cache_update_index` the cache is
-            used as is (precomputed cross-attention; see `precompute_cache`),
-            and unless `attention_bias` is given it may have fewer rows than
-            the query: with B = G x B_cache, each cache row serves G
-            consecutive query rows (beam search's hypotheses of one example),
-            read once for all of them. The cache is returned in the form it
-            was given.
-        cache_update_index: int or scalar int tensor.
 
     Returns:
-        `output` (B, T, O); `(output, scores)` with
-        `return_attention_scores`; `(output, cache)` with a cache;
-        `(output, scores, cache)` with both. The output carries the query's
-        Keras mask.
+        `output` (B, T, O), carrying the query's Keras mask, or with
+        `return_attention_scores` `(output, scores)`, scores (B, N, T, S), as
+        Keras' layer returns them.
+
+    Decoding with a KV cache goes through `step(query, cache, ...)`, which
+    returns `(output, scores, cache)`; `precompute_cache(memory)` makes a
+    static cross-attention cache. See `tfformer.kv_cache` for the forms.
 
     Example:
 
@@ -135,6 +118,11 @@ class MultiHeadAttention(keras.layers.MultiHeadAttention):
     >>> x = np.random.rand(3, 6, 8).astype("float32")
     >>> tuple(layer(x, x).shape)
     (3, 6, 8)
+    >>> cache = np.zeros((3, 2, 6, 2, 4), "float32")  # (B, 2, S_max, N, H)
+    >>> out, scores, cache = layer.step(x[:, :1], cache, cache_update_index=0,
+    ...                                 use_causal_mask=True)
+    >>> tuple(out.shape), tuple(scores.shape)
+    ((3, 1, 8), (3, 2, 1, 6))
     """
 
     def __init__(
@@ -286,10 +274,7 @@ class MultiHeadAttention(keras.layers.MultiHeadAttention):
         memory for cross-attention during decoding: (B, 2, S, N, H), or with
         `stacked=False` the pair (keys, values) of (B, N, S, H)."""
         self._check_cache_dims()
-        key, value = self.project_key_value(value, key)
-        if stacked:
-            return ops.stack([key, value], axis=1)
-        return kv_cache.heads_first(key), kv_cache.heads_first(value)
+        return kv_cache.from_projections(*self.project_key_value(value, key), stacked)
 
     def attend(self, query, key, value, mask, attention_bias=None, training=None,
                heads_first=False):
@@ -369,13 +354,10 @@ class MultiHeadAttention(keras.layers.MultiHeadAttention):
         training=None,
         use_causal_mask=False,
         attention_bias=None,
-        cache=None,
-        cache_update_index=None,
     ):
         if not self._sequence_attention:
-            if attention_bias is not None or cache is not None:
-                raise ValueError("attention_bias and cache act on the sequence axis of "
-                                 f"(B, T, D) inputs; got attention over axes {self._attention_axes}")
+            if attention_bias is not None:
+                raise _not_on_sequence_axis(self._attention_axes)
             return super().call(query, value, key, query_mask, value_mask, key_mask,
                                 attention_mask, return_attention_scores, training,
                                 use_causal_mask)
@@ -386,57 +368,121 @@ class MultiHeadAttention(keras.layers.MultiHeadAttention):
         for tensor in (query, value, key):
             if tensor is not None:
                 mask_lib.clear_keras_mask(tensor)
+        projected_key, projected_value = self.project_key_value(value, key)
+        output, weights = self._attend_and_project(
+            query, projected_key, projected_value, heads_first=False, query_offset=0,
+            query_mask=query_mask, value_mask=value_mask,
+            key_mask=None if key_is_value else key_mask, attention_mask=attention_mask,
+            use_causal_mask=use_causal_mask, attention_bias=attention_bias, training=training,
+            return_attention_scores=return_attention_scores,
+            may_band=query is value and key_is_value and not return_attention_scores)
+        return (output, weights) if return_attention_scores else output
+
+    def step(
+        self,
+        query,
+        cache,
+        cache_update_index=None,
+        value=None,
+        key=None,
+        query_mask=None,
+        value_mask=None,
+        attention_mask=None,
+        use_causal_mask=False,
+        attention_bias=None,
+        training=None,
+    ):
+        """Attention over a KV cache, for decoding: `(output, scores, cache)`.
+
+        Args:
+            query: (B, T, D_q), the step's positions (T is usually 1).
+            cache: any form of `tfformer.kv_cache` (a (B, 2, S_max, N, H)
+                tensor, a `(keys, values)` pair of (B, N, S_max, H), a
+                `GrowingCache`); returned in the form it came in.
+            cache_update_index: int or scalar int tensor. With it, the
+                projections of `key`/`value` (default: `query`, i.e. self-
+                attention) are written at that index (appended to a growing
+                cache) and the query attends over the whole cache, causally
+                masked when asked so unwritten slots are never seen. Without
+                it the cache is static (cross-attention over a memory, from
+                `precompute_cache`) and, unless `attention_bias` is given, it
+                may have fewer rows than the query: with B = G x B_cache, each
+                cache row serves G consecutive query rows (beam search's
+                hypotheses of one example) and is read once for all of them.
+            value, key: (B, T, D_v) / (B, T, D_k), the step's inputs to write.
+            query_mask: (B, T) bool. value_mask: (B, S) bool, for a static
+                cache (a written cache is indexed by position: mask it with
+                `attention_mask` instead).
+            attention_mask, use_causal_mask, attention_bias, training: as in
+                `call`; the causal and window masks are offset by
+                `cache_update_index`, as are rotary positions.
+
+        Returns:
+            `output` (B, T, O), `scores` (B, N, T, S) and the cache.
+        """
+        self._check_cache_dims()
+        if not self._sequence_attention:
+            raise _not_on_sequence_axis(self._attention_axes)
+        query = ops.cast(query, self.compute_dtype)
+        given, cache = cache, kv_cache.as_cache(cache)
+        query_offset = 0
+        if cache_update_index is not None:
+            value = query if value is None else ops.cast(value, self.compute_dtype)
+            key = None if key is None else ops.cast(key, self.compute_dtype)
+            if not self.built:
+                self.build(query.shape, value.shape, None if key is None else key.shape)
+            query_offset = cache_update_index
+            cache = cache.write(*self.project_key_value(value, key, start_index=query_offset),
+                                query_offset)
+            if cache.grows and query.shape[1] == 1:
+                # It holds exactly the positions up to this one query's: all visible.
+                use_causal_mask = False
+            value_mask = None
+        elif not self.built:
+            raise ValueError(f"{self.name} reads a static cache before it was built: call it, "
+                             "or build it with precompute_cache, first")
+        projected_key, projected_value = cache.read()
+        output, weights = self._attend_and_project(
+            query, projected_key, projected_value, heads_first=cache.heads_first,
+            query_offset=query_offset, query_mask=query_mask, value_mask=value_mask,
+            key_mask=None, attention_mask=attention_mask, use_causal_mask=use_causal_mask,
+            attention_bias=attention_bias, training=training, return_attention_scores=True,
+            may_band=False, cache_rows=ops.shape(projected_key)[0] if cache_update_index is None else None)
+        return output, weights, kv_cache.in_form_of(given, cache)
+
+    def _attend_and_project(self, query, projected_key, projected_value, *, heads_first,
+                            query_offset, query_mask, value_mask, key_mask, attention_mask,
+                            use_causal_mask, attention_bias, training,
+                            return_attention_scores, may_band, cache_rows=None):
+        """The query (B, T, D_q) over projected keys and values -> output (B, T, O) and
+        weights (B, N, T, S) (None when computed block by block). `cache_rows`: the rows
+        of a static cache, each serving consecutive query rows."""
         hook = type(self)._compute_attention is not MultiHeadAttention._compute_attention
         if hook and attention_bias is not None:
             raise ValueError("attention_bias does not reach an overridden _compute_attention, "
                              "whose signature has no place for it")
-        gate = self._gate_dense(query) if self._use_gate else None  # (B, T, N, H_v)
-        query_offset = 0
-        projected_query = self._query_dense(query)  # (B, T, N, H)
-        if cache is not None:
-            self._check_cache_dims()
-            if cache_update_index is not None:
-                query_offset = cache_update_index
-                new_key, new_value = self.project_key_value(value, key, start_index=cache_update_index)
-                cache = kv_cache.write(cache, new_key, new_value, cache_update_index)
-                if isinstance(cache, GrowingCache) and query.shape[1] == 1:
-                    # It holds exactly the positions up to this one query's: all visible.
-                    use_causal_mask = False
-                # The cache is indexed by position: padding masks of the new
-                # steps do not apply to it; use attention_mask instead.
-                value_mask = key_mask = None
-            # (B, S, N, H) each, or (B, N, S, H) from a (keys, values) pair
-            projected_key, projected_value = kv_cache.read(cache)
-        else:
-            projected_key, projected_value = self.project_key_value(value, key)
-        heads_first = cache is not None and not kv_cache.is_stacked(cache)
         if heads_first and hook:  # the hook takes Keras' (B, S, N, H) layout
             projected_key, projected_value = (kv_cache.heads_first(projected_key),
                                               kv_cache.heads_first(projected_value))
             heads_first = False
-        key_length = ops.shape(projected_key)[2 if heads_first else 1]
+        gate = self._gate_dense(query) if self._use_gate else None  # (B, T, N, H_v)
+        projected_query = self._query_dense(query)  # (B, T, N, H)
         if self._rotary is not None:
             projected_query = self._rotary(projected_query, start_index=query_offset)
+        key_length = ops.shape(projected_key)[2 if heads_first else 1]
         query_rows = None
-        if (cache is not None and cache_update_index is None and attention_bias is None
-                and not hook and (attention_mask is None or len(attention_mask.shape) < 4)):
+        grouped_query_mask = query_mask
+        if (cache_rows is not None and attention_bias is None and not hook
+                and (attention_mask is None or len(attention_mask.shape) < 4)):
             query_rows = ops.shape(projected_query)[:2]
             projected_query, grouped_query_mask, attention_mask = kv_cache.group_query_rows(
-                ops.shape(projected_key)[0], projected_query, query_mask, attention_mask)
-        else:
-            grouped_query_mask = query_mask
+                cache_rows, projected_query, query_mask, attention_mask)
 
         def full():
             mask = self._attention_mask(
-                projected_query,
-                key_length,
-                query_mask=grouped_query_mask,
-                value_mask=value_mask,
-                key_mask=None if key_is_value else key_mask,
-                attention_mask=attention_mask,
-                use_causal_mask=use_causal_mask,
-                query_offset=query_offset,
-            )
+                projected_query, key_length, query_mask=grouped_query_mask,
+                value_mask=value_mask, key_mask=key_mask, attention_mask=attention_mask,
+                use_causal_mask=use_causal_mask, query_offset=query_offset)
             if hook:
                 return self._compute_attention(projected_query, projected_key, projected_value,
                                                mask, training, return_attention_scores)
@@ -446,8 +492,8 @@ class MultiHeadAttention(keras.layers.MultiHeadAttention):
                 context, weights = kv_cache.ungroup_query_rows(query_rows, context, weights)
             return context, weights
 
-        if not hook and self._can_band(query is value and key_is_value, cache, attention_mask,
-                                       attention_bias, use_causal_mask, return_attention_scores):
+        if may_band and not hook and self._can_band(attention_mask, attention_bias,
+                                                    use_causal_mask):
             context, weights = self._banded_or_full(
                 projected_query, projected_key, projected_value, query_mask, value_mask,
                 lambda: full()[0], training), None
@@ -457,23 +503,13 @@ class MultiHeadAttention(keras.layers.MultiHeadAttention):
             self.add_loss(self.head_disagreement * self._head_similarity(context, query_mask))
         if gate is not None:
             context = ops.multiply(context, ops.cast(gate, context.dtype))
-        output = self._output_dense(context)  # (B, T, O)
+        return self._output_dense(context), weights  # (B, T, O)
 
-        results = (output,)
-        if return_attention_scores:
-            results += (weights,)
-        if cache is not None:
-            results += (cache,)
-        return results[0] if len(results) == 1 else results
-
-    def _can_band(self, self_attention, cache, attention_mask, attention_bias,
-                  use_causal_mask, return_attention_scores):
+    def _can_band(self, attention_mask, attention_bias, use_causal_mask):
         """Windowed self-attention whose weights nobody asks for runs block by block
         (linear in T); everything else takes the full (T, S) path."""
-        return (self._window is not None and None not in self._window and self_attention
-                and cache is None and attention_mask is None
-                and attention_bias is None and not use_causal_mask
-                and not return_attention_scores)
+        return (self._window is not None and None not in self._window
+                and attention_mask is None and attention_bias is None and not use_causal_mask)
 
     def _banded_or_full(self, query, key, value, query_mask, value_mask, full, training):
         """Blocks pay off once a sequence spans several; shorter ones take the full path.
@@ -530,30 +566,19 @@ class MultiHeadAttention(keras.layers.MultiHeadAttention):
         return ops.sum(per_position * weight) / ops.maximum(ops.sum(weight), 1.0)
 
     def compute_output_spec(self, query, value, key=None, return_attention_scores=False,
-                            cache=None, cache_update_index=None, **kwargs):
+                            **kwargs):
         if not getattr(self, "_sequence_attention", len(query.shape) == 3):
             return super().compute_output_spec(
                 query, value, key, return_attention_scores=return_attention_scores, **kwargs)
         output = keras.KerasTensor(
             self.compute_output_shape(query.shape, value.shape, None if key is None else key.shape),
             dtype=self.compute_dtype)
-        results = (output,)
-        if return_attention_scores:
-            key_length = value.shape[1] if cache is None else (
-                cache.shape[2] if kv_cache.is_stacked(cache) else cache[0].shape[2])
-            results += (
-                keras.KerasTensor(
-                    (query.shape[0], self._num_heads, query.shape[1], key_length),
-                    dtype=self.compute_dtype,
-                ),
-            )
-        if cache is not None:
-            grows = isinstance(cache, GrowingCache) and cache_update_index is not None
-            results += (keras.tree.map_structure(
-                lambda c: keras.KerasTensor(
-                    (*c.shape[:2], None, *c.shape[3:]) if grows else c.shape, dtype=c.dtype),
-                cache),)
-        return results[0] if len(results) == 1 else results
+        if not return_attention_scores:
+            return output
+        scores = keras.KerasTensor(
+            (query.shape[0], self._num_heads, query.shape[1], value.shape[1]),
+            dtype=self.compute_dtype)
+        return output, scores
 
     def get_config(self):
         config = super().get_config()
@@ -566,6 +591,11 @@ class MultiHeadAttention(keras.layers.MultiHeadAttention):
             head_disagreement=self.head_disagreement,
         )
         return config
+
+
+def _not_on_sequence_axis(attention_axes):
+    return ValueError("attention_bias and cache act on the sequence axis of (B, T, D) inputs; "
+                      f"got attention over axes {attention_axes}")
 
 
 def _per_head(mask):

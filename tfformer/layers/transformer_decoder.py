@@ -1,8 +1,8 @@
 import keras
 from keras import ops
 
+from tfformer import kv_cache
 from tfformer import masks as mask_lib
-from tfformer.kv_cache import GrowingCache
 from tfformer.layers.layer_normalization import LayerNormalization
 from tfformer.layers.transformer_block_config import check_block_args, check_input_width
 from tfformer.layers.transformer_decoder_block import TransformerDecoderBlock
@@ -14,7 +14,7 @@ class TransformerDecoder(keras.layers.Layer):
 
     The cache of the whole stack is one tensor (B, L, 2, T_max, N, H): layer
     l's self-attention keys and values. `initial_cache` makes it, and each
-    call with `cache` and `cache_update_index` returns it updated, so a
+    `step(targets, cache, cache_update_index)` returns it updated, so a
     `tf.while_loop` (and XLA) can drive decoding. Cross-attention keys and
     values are computed once by `precompute_cross_attention_cache(memory)`.
     With `stacked=False` both are instead a tuple of L `(keys, values)`
@@ -36,16 +36,12 @@ class TransformerDecoder(keras.layers.Layer):
         memory: (B, S, D) or None.
         targets_mask: (B, T); memory_mask: (B, S); default to Keras masks.
         self_attention_mask: (B, T, T'); cross_attention_mask: (B, T, S).
-        cache: (B, L, 2, T_max, N, H) or L (keys, values) pairs, with
-            `cache_update_index`; returned updated in the same form.
-        cross_attention_cache: (B, L, 2, S, N, H) or L (keys, values) pairs.
-        cache_update_index: int or scalar int tensor.
         training, return_attention_scores: bool.
 
     Returns:
-        `outputs` (B, T, D), then a list of per-layer score dicts
-        (`{"self", "cross"}`) if `return_attention_scores`, then the updated
-        cache if `cache` was given.
+        `outputs` (B, T, D), or with `return_attention_scores` `(outputs,
+        scores)`, a list of per-layer score dicts (`{"self", "cross"}`).
+        Decoding goes through `step`, which returns `(outputs, scores, cache)`.
 
     Example:
 
@@ -53,8 +49,8 @@ class TransformerDecoder(keras.layers.Layer):
     >>> decoder = TransformerDecoder(2, d_model=16, num_heads=4, intermediate_dim=32)
     >>> memory = np.zeros((2, 7, 16), "float32")
     >>> cache = decoder.initial_cache(batch_size=2, max_length=5)
-    >>> step, cache = decoder(np.zeros((2, 1, 16), "float32"), memory, cache=cache,
-    ...                       cache_update_index=0)
+    >>> step, scores, cache = decoder.step(np.zeros((2, 1, 16), "float32"), cache,
+    ...                                    cache_update_index=0, memory=memory)
     >>> tuple(step.shape), tuple(cache.shape)
     ((2, 1, 16), (2, 2, 2, 5, 4, 4))
     """
@@ -116,13 +112,13 @@ class TransformerDecoder(keras.layers.Layer):
             if stacked:
                 raise ValueError("A growing cache (max_length=None) is per layer: pass "
                                  "stacked=False.")
-            return tuple(GrowingCache.empty(batch_size, self.num_heads, head_dim, dtype)
+            return tuple(kv_cache.GrowingCache.empty(batch_size, self.num_heads, head_dim, dtype)
                          for _ in range(self.num_layers))
         if stacked:
             return ops.zeros(
                 (batch_size, self.num_layers, 2, max_length, self.num_heads, head_dim), dtype)
         shape = (batch_size, self.num_heads, max_length, head_dim)
-        return tuple((ops.zeros(shape, dtype), ops.zeros(shape, dtype))
+        return tuple(kv_cache.PairCache(ops.zeros(shape, dtype), ops.zeros(shape, dtype))
                      for _ in range(self.num_layers))
 
     def precompute_cross_attention_cache(self, memory, stacked=True):
@@ -142,43 +138,82 @@ class TransformerDecoder(keras.layers.Layer):
         memory_mask=None,
         self_attention_mask=None,
         cross_attention_mask=None,
-        cache=None,
-        cross_attention_cache=None,
-        cache_update_index=None,
         training=None,
         return_attention_scores=False,
     ):
+        outputs, scores, _ = self._forward(
+            targets, memory, targets_mask, memory_mask, self_attention_mask,
+            cross_attention_mask, training)
+        return (outputs, scores) if return_attention_scores else outputs
+
+    def step(
+        self,
+        targets,
+        cache,
+        cache_update_index,
+        memory=None,
+        memory_mask=None,
+        cross_attention_cache=None,
+        targets_mask=None,
+        self_attention_mask=None,
+        cross_attention_mask=None,
+        training=None,
+    ):
+        """One decoding step over the stack's KV cache: `(outputs, scores, cache)`.
+
+        Args:
+            targets: (B, T, D), the step's positions (T is usually 1).
+            cache: (B, L, 2, T_max, N, H) or L per-layer caches (see
+                `initial_cache`); the step's keys and values are written at
+                `cache_update_index` and it is returned in the same form.
+            cache_update_index: int or scalar int tensor.
+            memory: (B, S, D), or None with a `cross_attention_cache`
+                ((B, L, 2, S, N, H) or L (keys, values) pairs, from
+                `precompute_cross_attention_cache`).
+            memory_mask, targets_mask, self_attention_mask,
+            cross_attention_mask, training: as in `call`.
+
+        Returns:
+            `outputs` (B, T, D), a list of L per-layer score dicts
+            (`{"self", "cross"}`) and the updated cache.
+        """
+        if cache_update_index is None:
+            raise ValueError("A decoder cache needs cache_update_index (the position to write)")
+        if not self.built:
+            self.build(tuple(targets.shape), None if memory is None else tuple(memory.shape))
+        return self._forward(
+            ops.cast(targets, self.compute_dtype), memory, targets_mask, memory_mask,
+            self_attention_mask, cross_attention_mask, training, cache, cross_attention_cache,
+            cache_update_index)
+
+    def _forward(self, targets, memory, targets_mask, memory_mask, self_attention_mask,
+                 cross_attention_mask, training, cache=None, cross_attention_cache=None,
+                 cache_update_index=None):
+        """-> outputs (B, T, D), per-layer scores, the updated cache (or None)."""
         if targets_mask is None:
             targets_mask = mask_lib.keras_mask(targets)
         if memory is not None and memory_mask is None:
             memory_mask = mask_lib.keras_mask(memory)
-        if cache is not None and cache_update_index is None:
-            raise ValueError("A decoder cache needs cache_update_index (the position to write)")
         x = targets
         all_scores, layer_caches = [], []
-        for i, block in enumerate(self.blocks):
-            outputs = block(
-                x, memory, targets_mask=targets_mask, memory_mask=memory_mask,
-                self_attention_mask=self_attention_mask,
-                cross_attention_mask=cross_attention_mask,
-                self_attention_cache=_layer_cache(cache, i),
-                cross_attention_cache=_layer_cache(cross_attention_cache, i),
-                cache_update_index=cache_update_index, training=training,
-                return_attention_scores=True,
-            )
-            x, scores = outputs[0], outputs[1]
+        layer_inputs = zip(self.blocks, kv_cache.per_layer(cache, self.num_layers),
+                           kv_cache.per_layer(cross_attention_cache, self.num_layers))
+        for block, layer_cache, layer_cross_cache in layer_inputs:
+            masks = dict(targets_mask=targets_mask, memory_mask=memory_mask,
+                         self_attention_mask=self_attention_mask,
+                         cross_attention_mask=cross_attention_mask, training=training)
+            if layer_cache is None:
+                x, scores = block(x, memory, return_attention_scores=True, **masks)
+            else:
+                x, scores, layer_cache = block.step(
+                    x, layer_cache, cache_update_index, memory,
+                    cross_attention_cache=layer_cross_cache, **masks)
+                layer_caches.append(layer_cache)
             all_scores.append(scores)
-            if cache is not None:
-                layer_caches.append(outputs[2])
         if self._final_norm is not None:
             x = self._final_norm(x)
-        results = (x,)
-        if return_attention_scores:
-            results += (all_scores,)
-        if cache is not None:
-            results += (tuple(layer_caches) if _is_per_layer(cache)
-                        else ops.stack(layer_caches, axis=1),)  # (B, L, 2, T_max, N, H)
-        return results[0] if len(results) == 1 else results
+        new_cache = None if cache is None else kv_cache.join_layers(cache, layer_caches)
+        return x, all_scores, new_cache
 
     def compute_mask(self, targets, previous_mask=None):
         return previous_mask
@@ -197,13 +232,3 @@ class TransformerDecoder(keras.layers.Layer):
             activation_dropout=self.activation_dropout,
         )
         return config
-
-
-def _is_per_layer(cache):
-    return isinstance(cache, (tuple, list))
-
-
-def _layer_cache(cache, layer):
-    if cache is None:
-        return None
-    return cache[layer] if _is_per_layer(cache) else cache[:, layer]

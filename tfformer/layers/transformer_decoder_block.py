@@ -1,4 +1,5 @@
 import keras
+from keras import ops
 
 from tfformer import masks as mask_lib
 from tfformer.layers.dropout import Dropout
@@ -35,21 +36,16 @@ class TransformerDecoderBlock(keras.layers.Layer):
         memory_mask: (B, S) bool; defaults to the memory's Keras mask.
         self_attention_mask: (B, T, T_cache) bool, ANDed with causal.
         cross_attention_mask: (B, T, S) bool.
-        self_attention_cache: (B, 2, T_max, N, H), or a (keys, values)
-            pair of (B, N, T_max, H), or a `GrowingCache` (see
-            `MultiHeadAttention`): decode step by step, writing at (or, for a
-            growing cache, appending after) `cache_update_index`.
-        cross_attention_cache: (B, 2, S, N, H) or a (keys, values) pair, from
-            `precompute_cross_attention_cache(memory)`; `memory` may then
-            be None.
-        cache_update_index: int or scalar int tensor.
         training, return_attention_scores: bool.
 
     Returns:
-        `outputs` (B, T, D), followed by a dict
-        `{"self": (B, N, T, T'), "cross": (B, N, T, S)}` when
-        `return_attention_scores`, followed by the updated self-attention
-        cache when `self_attention_cache` is given.
+        `outputs` (B, T, D), or with `return_attention_scores`
+        `(outputs, {"self": (B, N, T, T), "cross": (B, N, T, S)})`.
+
+    Decoding with a KV cache goes through `step(targets, cache,
+    cache_update_index, ...)`, which returns `(outputs, scores, cache)`;
+    `precompute_cross_attention_cache(memory)` computes the cross-attention
+    keys and values once per sequence.
 
     Example:
 
@@ -130,11 +126,9 @@ class TransformerDecoderBlock(keras.layers.Layer):
         return self._cross_attention.precompute_cache(memory, stacked=stacked)
 
     def _sublayer(self, x, norm, fn, training):
-        """Residual around `fn`, with the norm before (pre-LN) or after (post-LN)."""
-        out = fn(norm(x) if self.norm_first else x)
-        extra = ()
-        if isinstance(out, tuple):
-            out, extra = out[0], out[1:]
+        """Residual around `fn`, with the norm before (pre-LN) or after (post-LN).
+        `fn` returns its output and what else it has (scores, a cache), passed on."""
+        out, extra = fn(norm(x) if self.norm_first else x)
         x = x + self._dropout(out, training=training)
         return (x if self.norm_first else norm(x)), extra
 
@@ -146,55 +140,101 @@ class TransformerDecoderBlock(keras.layers.Layer):
         memory_mask=None,
         self_attention_mask=None,
         cross_attention_mask=None,
-        self_attention_cache=None,
-        cross_attention_cache=None,
-        cache_update_index=None,
         training=None,
         return_attention_scores=False,
     ):
+        outputs, scores, _ = self._forward(
+            targets, memory, targets_mask, memory_mask, self_attention_mask,
+            cross_attention_mask, training)
+        return (outputs, scores) if return_attention_scores else outputs
+
+    def step(
+        self,
+        targets,
+        cache,
+        cache_update_index,
+        memory=None,
+        memory_mask=None,
+        cross_attention_cache=None,
+        targets_mask=None,
+        self_attention_mask=None,
+        cross_attention_mask=None,
+        training=None,
+    ):
+        """One decoding step over a self-attention KV cache: `(outputs, scores, cache)`.
+
+        Args:
+            targets: (B, T, D), the step's positions (T is usually 1).
+            cache: the self-attention cache in any `tfformer.kv_cache` form
+                ((B, 2, T_max, N, H), a (keys, values) pair of
+                (B, N, T_max, H), a `GrowingCache`); the step's keys and
+                values are written at (appended after, for a growing cache)
+                `cache_update_index`, and it is returned in the same form.
+            cache_update_index: int or scalar int tensor.
+            memory: (B, S, D), or None with a `cross_attention_cache` (from
+                `precompute_cross_attention_cache(memory)`), which may have
+                fewer rows than `targets` (see `MultiHeadAttention.step`).
+            memory_mask: (B, S) bool. targets_mask: (B, T) bool.
+            self_attention_mask: (B, T, T_max) bool, ANDed with causal.
+            cross_attention_mask: (B, T, S) bool.
+
+        Returns:
+            `outputs` (B, T, D), `scores` `{"self": (B, N, T, T_max),
+            "cross": (B, N, T, S)}` and the updated cache.
+        """
+        if not self.built:
+            self.build(tuple(targets.shape), None if memory is None else tuple(memory.shape))
+        return self._forward(
+            ops.cast(targets, self.compute_dtype), memory, targets_mask, memory_mask,
+            self_attention_mask, cross_attention_mask, training, cache, cross_attention_cache,
+            cache_update_index)
+
+    def _forward(self, targets, memory, targets_mask, memory_mask, self_attention_mask,
+                 cross_attention_mask, training, cache=None, cross_attention_cache=None,
+                 cache_update_index=None):
+        """-> outputs (B, T, D), scores {"self", "cross"}, the updated cache (or None)."""
         if targets_mask is None:
             targets_mask = mask_lib.keras_mask(targets)
         if memory is not None and memory_mask is None:
             memory_mask = mask_lib.keras_mask(memory)
         if self.cross_attention and memory is None and cross_attention_cache is None:
             raise ValueError(f"{self.name} has cross-attention: pass `memory` or a cross_attention_cache")
-        decoding = self_attention_cache is not None
         scores = {}
 
         def self_attend(x):
-            return self._self_attention(
-                x, x, query_mask=targets_mask, value_mask=targets_mask,
-                attention_mask=self_attention_mask, use_causal_mask=True,
-                return_attention_scores=True, training=training,
-                cache=self_attention_cache, cache_update_index=cache_update_index,
-            )
+            if cache is None:
+                out, weights = self._self_attention(
+                    x, x, query_mask=targets_mask, value_mask=targets_mask,
+                    attention_mask=self_attention_mask, use_causal_mask=True,
+                    return_attention_scores=True, training=training)
+                return out, (weights, None)
+            out, weights, new_cache = self._self_attention.step(
+                x, cache, cache_update_index, query_mask=targets_mask,
+                attention_mask=self_attention_mask, use_causal_mask=True, training=training)
+            return out, (weights, new_cache)
 
-        x, extra = self._sublayer(targets, self._self_attention_norm, self_attend, training)
-        scores["self"] = extra[0]
-        new_cache = extra[1] if decoding else None
+        x, (scores["self"], new_cache) = self._sublayer(
+            targets, self._self_attention_norm, self_attend, training)
 
         if self.cross_attention:
             def cross_attend(x):
-                value = memory if memory is not None else x
-                return self._cross_attention(
-                    x, value, query_mask=targets_mask,
-                    value_mask=memory_mask,
-                    attention_mask=cross_attention_mask, return_attention_scores=True,
-                    training=training, cache=cross_attention_cache,
-                )
+                if cross_attention_cache is None:
+                    return self._cross_attention(
+                        x, memory, query_mask=targets_mask, value_mask=memory_mask,
+                        attention_mask=cross_attention_mask, return_attention_scores=True,
+                        training=training)
+                out, weights, _ = self._cross_attention.step(
+                    x, cross_attention_cache, query_mask=targets_mask, value_mask=memory_mask,
+                    attention_mask=cross_attention_mask, training=training)
+                return out, weights
 
-            x, extra = self._sublayer(x, self._cross_attention_norm, cross_attend, training)
-            scores["cross"] = extra[0]
+            x, scores["cross"] = self._sublayer(
+                x, self._cross_attention_norm, cross_attend, training)
 
         x, _ = self._sublayer(
-            x, self._feed_forward_norm, lambda h: self._feed_forward(h, training=training), training
-        )
-        results = (x,)
-        if return_attention_scores:
-            results += (scores,)
-        if decoding:
-            results += (new_cache,)
-        return results[0] if len(results) == 1 else results
+            x, self._feed_forward_norm,
+            lambda h: (self._feed_forward(h, training=training), None), training)
+        return x, scores, new_cache
 
     def compute_mask(self, targets, previous_mask=None):
         return previous_mask
