@@ -17,7 +17,6 @@ import tensorflow as tf
 
 from applications.common.empty_batches import answer_empty_batches
 from applications.image_classification.data import decode_image, resize_pixels
-from tfformer.attention_rollout import attention_rollout
 from tfformer.export import export_saved_model
 
 
@@ -29,7 +28,6 @@ class ImageClassificationServer(tf.Module):
         self.image_size = config.image_size
         self.top_k = min(config.top_k, len(class_names))
         self.grid = config.image_size // config.patch_size
-        self.class_token = config.pooling == "class_token"
 
     def _classify(self, images):
         return answer_empty_batches(
@@ -46,18 +44,9 @@ class ImageClassificationServer(tf.Module):
                          fn_output_signature=tf.TensorSpec(
                              [self.image_size, self.image_size, 3], tf.uint8))
 
-    def classify_with_rollout(self, images):
-        """One inference pass through the ViT's layers that also keeps every layer's
-        attention weights, rolled out to a (B, grid, grid) map over the patches."""
-        layer = self.model.get_layer
-        x = layer("patch_embedding")(layer("rescale")(images))
-        encoded, scores = layer("encoder")(x, training=False, return_attention_scores=True)
-        rollout = attention_rollout(scores)  # (B, T, T)
-        if self.class_token:
-            pooled, reach = encoded[:, 0], rollout[:, 0, 1:]
-        else:
-            pooled, reach = tf.reduce_mean(encoded, axis=1), tf.reduce_mean(rollout, axis=1)
-        outputs = self._outputs(layer("head")(pooled))
+    def _classify_with_rollout(self, images):
+        logits, reach = self.model.classify_with_rollout(images)  # (B, C), (B, P)
+        outputs = self._outputs(logits)
         outputs["rollout"] = tf.reshape(reach, [-1, self.grid, self.grid])
         return outputs
 
@@ -67,7 +56,7 @@ class ImageClassificationServer(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_attention(self, image_bytes):
-        return answer_empty_batches(self.classify_with_rollout, self._decode(image_bytes))
+        return answer_empty_batches(self._classify_with_rollout, self._decode(image_bytes))
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")])
     def serve_pixels(self, pixels):
