@@ -29,31 +29,27 @@ PRESET_NAMES = ("tiny", "small")
 
 def measure(application, preset, steps):
     """Runs in a subprocess: trains `steps` batches, returns peak memory in MiB."""
-    import importlib
-
-    from applications.common import distributed
+    from applications.common import distributed_fit
     from applications.common.config import apply_overrides, from_preset
+    from applications.common.registry import discover
 
-    config_module = importlib.import_module(f"applications.{application}.config")
-    config_class = next(value for name, value in vars(config_module).items()
-                        if name.endswith("Config") and isinstance(value, type))
-    config = apply_overrides(from_preset(config_class, config_module.PRESETS, preset),
+    described = discover()[application]
+    config = apply_overrides(from_preset(described.config_class, described.presets, preset),
                              ["epochs=1", f"steps_per_epoch={steps}"])
     data_dir = MULTI30K if (application, preset) == ("translation", "small") else None
     after_imports = memory_kib()["peak"]
     memory = {}
-    fit = distributed.fit
+    fit = distributed_fit.fit
 
     def fit_then_measure(*args, **kwargs):
         history = fit(*args, **kwargs)
         memory.update(memory_kib())
         return history
 
-    distributed.fit = fit_then_measure  # memory when training ends, before the export
-    train = importlib.import_module(f"applications.{application}.train").train
+    distributed_fit.fit = fit_then_measure  # memory when training ends, before the export
     with tempfile.TemporaryDirectory() as workdir:
-        train(config, data_dir=data_dir, workdir=os.path.join(workdir, "run"),
-              export_dir=os.path.join(workdir, "export"), verbose=0, examples=0)
+        described.train(config, data_dir=data_dir, workdir=os.path.join(workdir, "run"),
+                        export_dir=os.path.join(workdir, "export"), verbose=0, examples=0)
     return {"batch_size": config.batch_size,
             "peak_mib": round(memory["peak"] / 1024, 1),
             "growth_over_imports_mib": round((memory["peak"] - after_imports) / 1024, 1)}

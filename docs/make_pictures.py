@@ -21,6 +21,7 @@ from applications.speech_recognition.config import PRESETS as SPEECH_PRESETS
 from applications.speech_recognition.config import SpeechRecognitionConfig
 from applications.speech_recognition.features import FrontEnd
 from applications.speech_recognition.train import train as train_speech
+from applications.translation.attention_plot import plot_cross_attention
 from applications.translation.config import PRESETS as TRANSLATION_PRESETS
 from applications.translation.config import TranslationConfig
 from applications.translation.train import train as train_translation
@@ -45,7 +46,7 @@ def main():
     plots.plot_training_curves(os.path.join(RUNS, "translation", "logs"),
                                os.path.join(IMAGES, "training_curves.png"))
     outputs = translation["server"].serve_attention(tf.constant(["twenty-one red apples"]))
-    plots.plot_cross_attention(outputs, os.path.join(IMAGES, "cross_attention.png"))
+    plot_cross_attention(outputs, os.path.join(IMAGES, "cross_attention.png"))
 
     images = train_images(
         from_preset(ImageClassificationConfig, IMAGE_PRESETS, "tiny"), **_run("image"))

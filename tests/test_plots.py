@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from applications.common import cli
+from applications import cli
 from tfformer import plots
 from tfformer.layers import PositionEmbedding, SinusoidalPositionEncoding
 

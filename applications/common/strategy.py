@@ -1,4 +1,4 @@
-"""Choosing a tf.distribute strategy by name."""
+"""Choosing a tf.distribute strategy by name, and what a strategy says about this process."""
 
 import json
 import os
@@ -59,41 +59,30 @@ def check_tf_config(text):
         raise ValueError(f"TF_CONFIG's task {task} is not in its cluster {cluster}")
 
 
-def fp16_problem(device_type, compute_capability=None):
-    """Why float16 compute does not suit a device ("TPU", "GPU" or "CPU"), or None.
-
-    TPUs compute in bfloat16. GPUs before compute capability 7.0 (Volta) have no
-    float16 tensor cores, so fp16 there only adds loss scaling. CPUs are allowed:
-    TensorFlow's float16 kernels are exact but slow there, which still lets a
-    loss-scaled run be tried on a laptop before it moves to a GPU.
-    """
-    if device_type == "TPU":
-        return "TPUs compute in bfloat16, not float16; use --mixed-precision bf16"
-    if device_type == "GPU" and compute_capability and tuple(compute_capability) < (7, 0):
-        major, minor = compute_capability
-        return (f"this GPU (compute capability {major}.{minor}) has no float16 tensor cores, "
-                "which need 7.0 or newer; train in float32, or bf16 on 8.0 or newer")
-    return None
-
-
-def check_mixed_precision(mixed_precision, strategy):
-    """Fails before training when `--mixed-precision fp16` meets a device that can't."""
-    if mixed_precision != "fp16":
-        return
-    if isinstance(strategy, tf.distribute.TPUStrategy):
-        problems = [fp16_problem("TPU")]
-    elif any("GPU" in device for device in _devices(strategy)):
-        problems = [fp16_problem("GPU", tf.config.experimental.get_device_details(gpu).get(
-            "compute_capability")) for gpu in tf.config.list_physical_devices("GPU")]
-    else:
-        problems = []
-    problems = [problem for problem in problems if problem]
-    if problems:
-        raise ValueError(f"--mixed-precision fp16: {problems[0]}")
-
-
-def _devices(strategy):
+def worker_devices(strategy):
+    """The devices the strategy computes on, e.g. ["/job:localhost/.../device:GPU:0"]."""
     try:
         return strategy.extended.worker_devices
     except RuntimeError:  # TensorFlow's default strategy: the first GPU, else the CPU
         return ["GPU"] if tf.config.list_physical_devices("GPU") else ["CPU"]
+
+
+def is_multi_worker(strategy):
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def task(strategy):
+    """(task type, task index) of this process; ("worker", 0) outside a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return "worker", 0
+    return resolver.task_type, int(resolver.task_id or 0)
+
+
+def is_chief(strategy):
+    """The chief: task "chief", or worker 0 in a cluster without one."""
+    if not is_multi_worker(strategy):
+        return True
+    task_type, index = task(strategy)
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return task_type == "chief" or (task_type == "worker" and index == 0 and "chief" not in cluster)

@@ -2,7 +2,7 @@
 
 import sys
 
-from applications.common.cli import main
+from applications.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["train", "image_classification", *sys.argv[1:]]))

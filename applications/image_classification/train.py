@@ -6,17 +6,13 @@ import os
 import keras
 import numpy as np
 
-from applications.common import distributed
+from applications.common import distributed_fit, training_run
+from applications.common.callbacks import progress_verbosity, standard_callbacks, use_export_weights
 from applications.common.config import to_json
+from applications.common.precision import precision_policy
 from applications.common.quantization import quantize_for_export
 from applications.common.restore import write_run_info
-from applications.common.training import (
-    precision_policy,
-    progress_verbosity,
-    standard_callbacks,
-    use_export_weights,
-    warmup_cosine_schedule,
-)
+from applications.common.schedules import warmup_cosine_schedule
 from applications.image_classification import data, evaluate, serving
 from applications.image_classification.model import build_vit
 from tfformer.optimizers import AdamW
@@ -26,7 +22,7 @@ def train(config, data_dir=None, workdir="runs/image_classification",
           export_dir="saved_models/image_classification", strategy="auto", verbose="auto",
           mixed_precision="none", jit_compile=False, examples=5, resume="auto"):
     """Trains, evaluates and exports; returns history, scores, export path, server."""
-    return distributed.run_training(
+    return training_run.run_training(
         _train, config, data_dir, workdir, export_dir, strategy, resume=resume, verbose=verbose,
         mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples)
 
@@ -63,7 +59,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     verbose = progress_verbosity(verbose)
     callbacks = standard_callbacks(workdir, monitor="val_accuracy", mode="max",
                                    backup_dir=backup_dir)
-    history = distributed.fit(
+    history = distributed_fit.fit(
         model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
         validation_data=val_data,
         callbacks=callbacks, verbose=verbose,

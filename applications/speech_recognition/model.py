@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from applications.common.training import global_mean
+from applications.common.replica_metrics import global_mean
 from tfformer import layers
 from tfformer import masks as mask_lib
 

@@ -5,17 +5,13 @@ import os
 import keras
 import tensorflow as tf
 
-from applications.common import distributed
+from applications.common import distributed_fit, training_run
+from applications.common.callbacks import progress_verbosity, standard_callbacks, use_export_weights
 from applications.common.config import to_json
+from applications.common.precision import precision_policy
 from applications.common.quantization import quantize_for_export
 from applications.common.restore import write_run_info
-from applications.common.training import (
-    precision_policy,
-    progress_verbosity,
-    standard_callbacks,
-    use_export_weights,
-    warmup_cosine_schedule,
-)
+from applications.common.schedules import warmup_cosine_schedule
 from applications.speech_recognition import data, evaluate, serving
 from applications.speech_recognition.decoding import check_decoding
 from applications.speech_recognition.model import build_recognizer
@@ -26,7 +22,7 @@ def train(config, data_dir=None, workdir="runs/speech_recognition",
           export_dir="saved_models/speech_recognition", strategy="auto", verbose="auto",
           mixed_precision="none", jit_compile=False, examples=5, resume="auto"):
     """Trains, evaluates and exports; returns history, scores, export path, server."""
-    return distributed.run_training(
+    return training_run.run_training(
         _train, config, data_dir, workdir, export_dir, strategy, resume=resume, verbose=verbose,
         mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples)
 
@@ -50,8 +46,8 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     val_data = data.make_dataset(*splits["val"], vocabulary, config, training=False)
     # Bucketing hides the batch count; stating it keeps Keras from warning that data ran out.
     val_data = val_data.apply(
-        tf.data.experimental.assert_cardinality(distributed.count_batches(val_data)))
-    steps = config.steps_per_epoch or distributed.count_batches(train_data)
+        tf.data.experimental.assert_cardinality(distributed_fit.count_batches(val_data)))
+    steps = config.steps_per_epoch or distributed_fit.count_batches(train_data)
     train_data = train_data.repeat()
 
     schedule = warmup_cosine_schedule(config.learning_rate, config.warmup_fraction,
@@ -66,7 +62,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
             jit_compile=jit_compile)
     print(f"model: {model.count_params():,} parameters; vocabulary {vocabulary}")
     callbacks = standard_callbacks(workdir, backup_dir=backup_dir)
-    history = distributed.fit(
+    history = distributed_fit.fit(
         model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
         validation_data=val_data,
         callbacks=callbacks, verbose=progress_verbosity(verbose), backup_dir=backup_dir)

@@ -8,16 +8,12 @@ import warnings
 import keras
 from keras import ops
 
-from applications.common import distributed
+from applications.common import distributed_fit, training_run
+from applications.common.callbacks import progress_verbosity, standard_callbacks, use_export_weights
 from applications.common.config import to_json
+from applications.common.precision import precision_policy
 from applications.common.quantization import quantize_for_export
-from applications.common.training import (
-    global_mean,
-    precision_policy,
-    progress_verbosity,
-    standard_callbacks,
-    use_export_weights,
-)
+from applications.common.replica_metrics import global_mean
 from applications.translation import data, evaluate, serving
 from applications.translation.model import build_translator
 from tfformer.losses import sparse_categorical_crossentropy
@@ -120,7 +116,7 @@ def train(config, data_dir=None, workdir="runs/translation",
     Returns a dict with the Keras history, the scores, the export path and
     the server module.
     """
-    return distributed.run_training(
+    return training_run.run_training(
         _train, config, data_dir, workdir, export_dir, strategy, resume=resume, verbose=verbose,
         mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples)
 
@@ -160,7 +156,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     steps = config.steps_per_epoch or math.ceil(len(corpus["train"]) / config.batch_size)
     verbose = progress_verbosity(verbose)
     callbacks = standard_callbacks(workdir, backup_dir=backup_dir)
-    history = distributed.fit(
+    history = distributed_fit.fit(
         model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
         validation_data=val_data,
         callbacks=callbacks, verbose=verbose,

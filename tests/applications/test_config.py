@@ -60,7 +60,7 @@ def test_unknown_preset_is_named():
 ])
 def test_bad_settings_fail_before_any_data_or_model_work(application, override, message,
                                                          tmp_path, capsys):
-    from applications.common import cli
+    from applications import cli
 
     run = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_info:
@@ -88,7 +88,7 @@ def test_train_help_lists_every_field_with_its_default_and_meaning(application, 
     import dataclasses as dc
     import importlib
 
-    from applications.common import cli
+    from applications import cli
 
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", application, "--help"])

@@ -18,7 +18,7 @@ SETTINGS = ["builtin_examples=1500", "vocabulary_size=120", "num_layers=1", "d_m
 
 
 def _command(workdir, export_dir):
-    command = [sys.executable, "-m", "applications.common.cli", "train", "translation",
+    command = [sys.executable, "-m", "applications.cli", "train", "translation",
                "--workdir", str(workdir), "--export-dir", str(export_dir), "--deterministic",
                "--strategy", "one_device"]
     for setting in SETTINGS:

@@ -10,10 +10,12 @@ import types
 import pytest
 import tensorflow as tf
 
-from applications.common import cli
+from applications import cli
 from applications.common.config import ConfigError, from_preset, to_json
-from applications.common.distributed import check_resume, run_training
-from applications.common.strategy import check_mixed_precision, check_tf_config, fp16_problem
+from applications.common.precision import check_mixed_precision, fp16_problem
+from applications.common.resume import check_resume
+from applications.common.strategy import check_tf_config
+from applications.common.training_run import run_training
 from applications.translation.config import PRESETS, TranslationConfig
 
 CONFIG = from_preset(TranslationConfig, PRESETS, "tiny")

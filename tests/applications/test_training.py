@@ -5,11 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from applications.common.training import (
-    StopOnNonFiniteLoss,
-    TrainingDiverged,
-    precision_policy,
-)
+from applications.common.callbacks import StopOnNonFiniteLoss
+from applications.common.precision import precision_policy
+from applications.common.run_options import TrainingDiverged
 
 
 def test_a_non_finite_loss_stops_training_naming_the_step():
@@ -89,7 +87,7 @@ def test_speech_recognition_trains_in_mixed_precision_and_mirrored(
 
 
 def test_progress_lines_for_logs_that_are_not_a_terminal(capsys):
-    from applications.common.training import ProgressLines
+    from applications.common.callbacks import ProgressLines
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
@@ -103,7 +101,7 @@ def test_progress_lines_for_logs_that_are_not_a_terminal(capsys):
 
 
 def test_best_weights_survive_a_resumption_and_are_the_ones_exported(tmp_path, capsys):
-    from applications.common.training import BestWeights, use_export_weights
+    from applications.common.callbacks import BestWeights, use_export_weights
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     kept = BestWeights(str(tmp_path / "checkpoints"))

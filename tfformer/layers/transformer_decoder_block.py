@@ -2,15 +2,15 @@ import keras
 from keras import ops
 
 from tfformer import masks as mask_lib
-from tfformer.layers.dropout import Dropout
-from tfformer.layers.feed_forward import FeedForward
-from tfformer.layers.layer_normalization import LayerNormalization
-from tfformer.layers.multi_head_attention import MultiHeadAttention
-from tfformer.layers.transformer_block_config import (
+from tfformer.layers.block_arguments import (
     check_activation_dropout,
     check_block_args,
     check_input_width,
 )
+from tfformer.layers.dropout import Dropout
+from tfformer.layers.feed_forward import FeedForward
+from tfformer.layers.layer_normalization import LayerNormalization
+from tfformer.layers.multi_head_attention import MultiHeadAttention
 
 
 @keras.saving.register_keras_serializable(package="tfformer")

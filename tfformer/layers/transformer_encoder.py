@@ -1,8 +1,8 @@
 import keras
 
 from tfformer import masks as mask_lib
+from tfformer.layers.block_arguments import check_block_args, check_input_width
 from tfformer.layers.layer_normalization import LayerNormalization
-from tfformer.layers.transformer_block_config import check_block_args, check_input_width
 from tfformer.layers.transformer_encoder_block import TransformerEncoderBlock
 
 

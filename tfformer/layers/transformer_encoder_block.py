@@ -1,16 +1,16 @@
 import keras
 
 from tfformer import masks as mask_lib
+from tfformer.layers.block_arguments import (
+    check_activation_dropout,
+    check_block_args,
+    check_input_width,
+)
 from tfformer.layers.conformer_convolution import ConformerConvolution
 from tfformer.layers.dropout import Dropout
 from tfformer.layers.feed_forward import FeedForward
 from tfformer.layers.layer_normalization import LayerNormalization
 from tfformer.layers.multi_head_attention import MultiHeadAttention
-from tfformer.layers.transformer_block_config import (
-    check_activation_dropout,
-    check_block_args,
-    check_input_width,
-)
 
 
 @keras.saving.register_keras_serializable(package="tfformer")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from applications.common import cli
+from applications import cli
 from applications.image_classification.config import PRESETS, ImageClassificationConfig
 from applications.image_classification.train import train
 from tests.support.serving_checks import (

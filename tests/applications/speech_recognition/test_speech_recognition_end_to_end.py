@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from applications.common import cli
+from applications import cli
 from applications.speech_recognition import builtin_data, serving
 from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
 from applications.speech_recognition.evaluate import wav_bytes
@@ -326,7 +326,7 @@ def test_cli_streams_a_wav_file_and_raw_pcm_from_standard_input(trained, tmp_pat
 
     pcm = clip.read_bytes()[44:]  # the same 16-bit samples, without encode_wav's header
     piped = subprocess.run(
-        [sys.executable, "-m", "applications.common.cli", "transcribe", "--stream", "-",
+        [sys.executable, "-m", "applications.cli", "transcribe", "--stream", "-",
          export_dir], input=pcm, capture_output=True, timeout=300, check=False)
     assert piped.returncode == 0, piped.stderr.decode()[-2000:]
     assert piped.stdout.decode().splitlines()[-1] == lines[-1]

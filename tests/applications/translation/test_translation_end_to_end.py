@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from applications.common import cli
+from applications import cli
 from applications.translation import data
+from applications.translation.attention_plot import plot_cross_attention
 from applications.translation.config import PRESETS, TranslationConfig
 from applications.translation.train import train
 from tests.support.serving_checks import (
@@ -17,7 +18,7 @@ from tests.support.serving_checks import (
     serve_in_session,
     serve_warmup_and_readme_requests,
 )
-from tfformer import decoding, plots
+from tfformer import decoding
 from tfformer.export import saved_model_ops
 
 CONFIG = dataclasses.replace(
@@ -228,8 +229,8 @@ def test_attention_signature_returns_the_weights_its_beam_search_used(trained, t
         recomputed = np.stack([s["cross"][example, :, :rows, :source_length[example]]
                                for s in scores])
         np.testing.assert_allclose(used, recomputed, atol=1e-5)
-        drawn = plots.plot_cross_attention(outputs, str(tmp_path / f"{example}.png"),
-                                           example=example, layer=0)
+        drawn = plot_cross_attention(outputs, str(tmp_path / f"{example}.png"),
+                                     example=example, layer=0)
         np.testing.assert_array_equal(drawn, weights[example, 0, :, :rows,
                                                      :source_length[example]])
     assert not outputs["target_tokens"].numpy()[2].any()  # nothing to translate

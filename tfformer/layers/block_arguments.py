@@ -1,4 +1,4 @@
-"""Validation and config shared by the encoder and decoder blocks and stacks."""
+"""Argument checks shared by the encoder and decoder blocks and stacks: each names the bad value."""
 
 
 def check_block_args(d_model, num_heads, intermediate_dim, dropout):

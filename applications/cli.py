@@ -1,0 +1,269 @@
+"""The `tfformer` command line: parse, build a config, call into an application.
+
+The commands are built from the applications' descriptions
+(`applications.common.registry`): each gives its config, presets, train,
+evaluate and load, the command that serves its exports, and its attention
+plot. TensorFlow is imported only by the commands that use it, after parsing,
+with its C++ start-up lines muted unless `--verbose` (see `quiet_tensorflow`):
+`--help`, `--version` and a bad setting answer at once.
+"""
+
+import argparse
+import os
+import sys
+from importlib import metadata
+
+from applications.common.config import (
+    ConfigError,
+    apply_overrides,
+    describe_fields,
+    from_preset,
+)
+from applications.common.export_client import WrongExportError
+from applications.common.quantization import MODES as QUANTIZATION_MODES
+from applications.common.quiet_tensorflow import import_tensorflow
+from applications.common.registry import discover
+from applications.common.run_options import PRECISIONS, STRATEGIES, TrainingDiverged
+
+
+def _config(application, preset, overrides):
+    config = from_preset(application.config_class, application.presets,
+                         preset or application.default_preset)
+    return apply_overrides(config, overrides)
+
+
+def _train(args):
+    application = args.applications[args.application]
+    config = _config(application, args.preset, args.set)
+    if args.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    workdir = args.workdir or os.path.join("runs", args.application)
+    export_dir = args.export_dir or os.path.join("saved_models", args.application)
+    application.train(config, data_dir=args.data, workdir=workdir, export_dir=export_dir,
+                      strategy=args.strategy, mixed_precision=args.mixed_precision,
+                      jit_compile=args.jit_compile, resume="require" if args.resume else "auto")
+    return 0
+
+
+def _export(args):
+    from applications.common.training_run import check_writable
+
+    workdir = args.workdir or os.path.join("runs", args.application)
+    export_dir = args.export_dir or os.path.join("saved_models", args.application)
+    check_writable(export_dir, "--export-dir")
+    trained = args.applications[args.application].load(workdir, args.weights, args.quantize)
+    path = trained.export(export_dir)
+    print(f"exported {os.path.join(workdir, trained.weights)} to {path}")
+    return 0
+
+
+def _evaluate(args):
+    application = args.applications[args.application]
+    config = _config(application, args.preset, args.set)
+    model = args.model or os.path.join("saved_models", args.application)
+    result = application.evaluate(model, args.data, config, split=args.split, output=args.output)
+    print(result["summary"])
+    return 0
+
+
+def _plot_attention(args):
+    """Asks the export's `attention` signature about one input and draws its answer, as
+    the application describes."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the ops a translation export uses)
+
+    from tfformer.export import latest_version_dir
+
+    plotted = {name: app for name, app in args.applications.items() if app.plot_attention}
+    if not args.application or not args.input:
+        inputs = " or ".join(f"{name} ({app.attention_input})" for name, app in plotted.items())
+        raise ValueError(f"plot attention needs an application and an input: {inputs}")
+    if args.application not in plotted:
+        raise ValueError(f"{args.application} has no attention plot; these do: "
+                         f"{', '.join(plotted)}")
+    path = latest_version_dir(args.model or os.path.join("saved_models", args.application))
+    served = tf.saved_model.load(path)
+    if "attention" not in served.signatures:
+        raise ValueError(f"{path} has no 'attention' signature; export it again with this version")
+    plotted[args.application].plot_attention(served.signatures["attention"], args.input,
+                                             args.output, layer=args.layer, head=args.head)
+
+
+def _plot(args):
+    from tfformer import plots
+
+    if args.what == "positions":
+        plots.plot_positions(args.kind, args.length, args.d_model, args.output)
+    elif args.what == "attention":
+        _plot_attention(args)
+    else:
+        if not args.logdir:
+            raise ValueError("plot curves needs --logdir (e.g. runs/translation/logs)")
+        plots.plot_training_curves(args.logdir, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+class _HelpWithFields(argparse._HelpAction):
+    """`tfformer train APPLICATION --help` also lists the application's config fields, with
+    the chosen preset's values (default tiny) and what each means."""
+
+    def __init__(self, *args, applications, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.applications = applications
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        name = getattr(namespace, "application", None)
+        if name:
+            application = self.applications[name]
+            preset = getattr(namespace, "preset", None) or application.default_preset
+            config = from_preset(application.config_class, application.presets, preset)
+            print(f"\n{name} config fields (--set KEY=VALUE), preset {preset}:")
+            print("\n".join(describe_fields(config)))
+        else:
+            print("\nName an application before --help to list its config fields.")
+        parser.exit()
+
+
+def _applications_help(applications):
+    lines = []
+    for name, application in applications.items():
+        presets = ", ".join(f"{preset} (default)" if preset == application.default_preset
+                            else preset for preset in application.presets)
+        lines.append(f"  {name}: {application.summary}\n    presets: {presets}; serve with "
+                     f"`tfformer {application.client.name}`")
+    return "applications:\n" + "\n".join(lines)
+
+
+def _version():
+    try:
+        return metadata.version("tfformer")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def build_parser(applications=None):
+    """The argument parser, with commands for `applications` ({name: Application}; default
+    every one `discover()` finds)."""
+    applications = discover() if applications is None else applications
+    names = sorted(applications)
+    parser = argparse.ArgumentParser(
+        prog="tfformer", description=__doc__.split("\n\n")[0],
+        epilog=_applications_help(applications) + "\n\n`tfformer train APPLICATION --help` "
+        "lists its config fields, their defaults and meanings.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(applications=applications)
+    parser.add_argument("--version", action="version", version=f"tfformer {_version()}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up and C++ log lines")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def config_options(command):
+        command.add_argument("-h", "--help", action=_HelpWithFields, applications=applications,
+                             help="show this help and, after an application, its config fields")
+        command.add_argument("application", choices=names)
+        command.add_argument("--data", help="data directory (default: the built-in data)")
+        command.add_argument("--preset", help="size preset (see `tfformer --help`; default "
+                             "tiny)")
+        command.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                             help="override a config field (repeatable)")
+
+    train = commands.add_parser("train", help="train an application and export it",
+                                add_help=False)
+    config_options(train)
+    train.add_argument("--workdir", help="checkpoints, logs, tokenizers (default runs/<app>)")
+    train.add_argument("--export-dir", help="export base directory (default saved_models/<app>)")
+    train.add_argument("--strategy", choices=STRATEGIES, default="auto")
+    train.add_argument("--mixed-precision", choices=sorted(PRECISIONS), default="none",
+                       help="bf16 or fp16 (with loss scaling) compute; weights stay float32")
+    train.add_argument("--jit-compile", action="store_true", help="compile training with XLA")
+    train.add_argument("--deterministic", action="store_true",
+                       help="deterministic TensorFlow ops: the same command gives the same "
+                       "weights, also when resumed after a crash (slower)")
+    train.add_argument("--resume", action="store_true",
+                       help="require a backup in --workdir to resume (without it, a backup is "
+                       "resumed when there is one)")
+    train.set_defaults(handler=_train)
+
+    export = commands.add_parser(
+        "export", help="export a finished or interrupted run's weights again")
+    export.add_argument("application", choices=names)
+    export.add_argument("--workdir", help="the run's directory (default runs/<app>)")
+    export.add_argument("--export-dir", help="export base directory (default saved_models/<app>)")
+    export.add_argument("--weights", choices=("best", "last"),
+                        help="the best validation epoch's or the last (default: the run's "
+                        "export_weights)")
+    export.add_argument("--quantize", choices=QUANTIZATION_MODES,
+                        help="quantize the weights before exporting (default: the run's "
+                        "quantize setting)")
+    export.set_defaults(handler=_export)
+
+    evaluate = commands.add_parser("evaluate", help="score an export on a data split",
+                                   add_help=False)
+    config_options(evaluate)
+    evaluate.add_argument("--model", help="export directory (default saved_models/<app>)")
+    evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
+    evaluate.add_argument("--output", help="; ".join(
+        f"{name}: {application.evaluate_output}" for name, application in applications.items()))
+    evaluate.set_defaults(handler=_evaluate)
+
+    for application in applications.values():
+        client = commands.add_parser(application.client.name, help=application.client.help)
+        application.client.add_arguments(client)
+        client.set_defaults(handler=application.client.run)
+
+    plotted = [name for name in names if applications[name].plot_attention]
+    plot = commands.add_parser("plot", help="draw position encodings, training curves or "
+                               "what an export attends to")
+    plot.add_argument("what", choices=("positions", "curves", "attention"))
+    plot.add_argument("application", nargs="?", choices=plotted,
+                      help="for attention: the application whose export to ask")
+    plot.add_argument("input", nargs="?", help="for attention: " + "; ".join(
+        f"{name}: {applications[name].attention_input}" for name in plotted))
+    plot.add_argument("--model", help="for attention: export directory "
+                      "(default saved_models/<application>)")
+    plot.add_argument("--layer", type=int, default=-1, help="for attention: decoder layer")
+    plot.add_argument("--head", type=int, help="for attention: one head (default: all, in a grid)")
+    plot.add_argument("--kind", choices=("sinusoidal", "learned", "rotary"), default="sinusoidal")
+    plot.add_argument("--length", type=int, default=64)
+    plot.add_argument("--d-model", type=int, default=128)
+    plot.add_argument("--logdir", help="TensorBoard logs of a run, for curves")
+    plot.add_argument("--output", default="plot.png")
+    plot.set_defaults(handler=_plot)
+    return parser
+
+
+def _wrong_export_message(error, applications):
+    """Names the application whose export was given, and the command that serves it."""
+    owner = next((app for app in applications.values() if app.serving_input in error.inputs),
+                 None)
+    if owner is None:
+        return f"{error.path} is not a tfformer export (its serving_default takes {error.inputs})"
+    kind = owner.name.replace("_", " ")
+    return f"{error.path} is a {kind} export: serve it with `tfformer {owner.client.name}`"
+
+
+def main(argv=None, applications=None):
+    """Runs the command line on `argv` (default sys.argv) with `applications` ({name:
+    Application}; default every one `discover()` finds). Returns the exit status."""
+    parser = build_parser(applications)
+    args = parser.parse_args(argv)
+    try:
+        if hasattr(args, "set"):  # a bad setting is named before TensorFlow starts
+            _config(args.applications[args.application], args.preset, args.set)
+        import_tensorflow(args.verbose)
+        return args.handler(args)
+    except WrongExportError as error:
+        parser.exit(2, f"tfformer {args.command}: error: "
+                    f"{_wrong_export_message(error, args.applications)}\n")
+    except (ConfigError, ValueError, FileNotFoundError) as error:
+        parser.exit(2, f"tfformer {args.command}: error: {error}\n")
+    except TrainingDiverged as error:
+        parser.exit(1, f"tfformer {args.command}: {error}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

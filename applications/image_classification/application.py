@@ -1,0 +1,59 @@
+"""Image classification, as the `tfformer` command line sees it (see
+`applications.common.registry`)."""
+
+from applications.common.registry import Application, ClientCommand
+from applications.image_classification.config import PRESETS, ImageClassificationConfig
+
+
+def train(*args, **kwargs):
+    from applications.image_classification.train import train
+    return train(*args, **kwargs)
+
+
+def evaluate(*args, **kwargs):
+    from applications.image_classification.evaluate import evaluate
+    return evaluate(*args, **kwargs)
+
+
+def load(*args, **kwargs):
+    from applications.image_classification.restore import load
+    return load(*args, **kwargs)
+
+
+def plot_attention(*args, **kwargs):
+    from applications.image_classification.attention_plot import plot_image_attention
+    return plot_image_attention(*args, **kwargs)
+
+
+def _classify_arguments(parser):
+    parser.add_argument("model", help="export directory (its latest version is used)")
+    parser.add_argument("images", nargs="+", help="JPEG/PNG/BMP/GIF files")
+
+
+def _top_k(outputs):
+    labels = [label.decode() for label in outputs["top_k_labels"].numpy()[0]]
+    scores = outputs["top_k_scores"].numpy()[0]
+    return ", ".join(f"{label} {score:.3f}" for label, score in zip(labels, scores))
+
+
+def _classify(args):
+    from applications.common.export_client import serve_files
+
+    return serve_files(args.model, args.images, "image_bytes", _top_k)
+
+
+APPLICATION = Application(
+    name="image_classification",
+    summary="ViT-style 16x16-patch image classification",
+    config_class=ImageClassificationConfig,
+    presets=PRESETS,
+    train=train,
+    evaluate=evaluate,
+    load=load,
+    serving_input="image_bytes",
+    client=ClientCommand("classify", "classify image files with an export",
+                         _classify_arguments, _classify),
+    evaluate_output="a confusion-matrix PNG",
+    plot_attention=plot_attention,
+    attention_input="an image file to classify",
+)

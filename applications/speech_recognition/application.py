@@ -1,0 +1,80 @@
+"""Speech recognition, as the `tfformer` command line sees it (see
+`applications.common.registry`)."""
+
+from applications.common.registry import Application, ClientCommand
+from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
+
+
+def train(*args, **kwargs):
+    from applications.speech_recognition.train import train
+    return train(*args, **kwargs)
+
+
+def evaluate(*args, **kwargs):
+    from applications.speech_recognition.evaluate import evaluate
+    return evaluate(*args, **kwargs)
+
+
+def load(*args, **kwargs):
+    from applications.speech_recognition.restore import load
+    return load(*args, **kwargs)
+
+
+def _transcribe_arguments(parser):
+    parser.add_argument("model", nargs="?", default="saved_models/speech_recognition",
+                        help="export directory (its latest version is used; default "
+                        "%(default)s)")
+    parser.add_argument("audio", nargs="*", help="WAV files (any rate, mono or stereo)")
+    parser.add_argument(
+        "--stream", metavar="FILE|-", help="send a WAV file, or raw 16-bit mono PCM at the "
+        "model's rate from standard input (-), through the export's stream_step chunk by chunk, "
+        "printing each word when it appears: `arecord -f S16_LE -r 8000 -c 1 | tfformer "
+        "transcribe --stream - MODEL` captions live")
+    parser.add_argument("--chunk-ms", type=float, default=320.0,
+                        help="audio per stream_step call, in ms (default %(default)s)")
+
+
+def _transcript(outputs):
+    return outputs["transcript"].numpy()[0].decode("utf-8")
+
+
+def _transcribe(args):
+    from applications.common.export_client import load_export, serve_files
+
+    if args.stream is None:
+        if not args.audio:
+            raise ValueError("transcribe needs WAV files, or --stream FILE|- for live audio")
+        return serve_files(args.model, args.audio, "audio_bytes", _transcript)
+    if args.audio:
+        raise ValueError(f"--stream {args.stream} streams one source; drop {args.audio}")
+    if args.chunk_ms <= 0:
+        raise ValueError(f"--chunk-ms must be positive, got {args.chunk_ms}")
+    import tensorflow as tf
+
+    from applications.speech_recognition.live_client import print_stream
+    from tfformer import wav
+
+    served = load_export(args.model, "audio_bytes")
+    try:
+        print_stream(served, args.stream, args.chunk_ms)
+    except tf.errors.InvalidArgumentError as error:  # raised eagerly (decoding) or traced
+        raise ValueError(f"{args.stream}: {wav.error_reason(error)}") from None
+    except IsADirectoryError as error:
+        raise ValueError(f"{args.stream}: {error.strerror}") from None
+    return 0
+
+
+APPLICATION = Application(
+    name="speech_recognition",
+    summary="truncated-attention speech recognition (CTC), streaming in the export",
+    config_class=SpeechRecognitionConfig,
+    presets=PRESETS,
+    train=train,
+    evaluate=evaluate,
+    load=load,
+    serving_input="audio_bytes",
+    client=ClientCommand("transcribe",
+                         "transcribe WAV files with an export, or stream live audio",
+                         _transcribe_arguments, _transcribe),
+    evaluate_output="transcripts, one per line",
+)

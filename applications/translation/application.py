@@ -1,0 +1,72 @@
+"""Translation, as the `tfformer` command line sees it (see `applications.common.registry`)."""
+
+import sys
+
+from applications.common.registry import Application, ClientCommand
+from applications.translation.config import PRESETS, TranslationConfig
+
+
+def train(*args, **kwargs):
+    from applications.translation.train import train
+    return train(*args, **kwargs)
+
+
+def evaluate(*args, **kwargs):
+    from applications.translation.evaluate import evaluate
+    return evaluate(*args, **kwargs)
+
+
+def load(*args, **kwargs):
+    from applications.translation.restore import load
+    return load(*args, **kwargs)
+
+
+def plot_attention(*args, **kwargs):
+    from applications.translation.attention_plot import plot_translation_attention
+    return plot_translation_attention(*args, **kwargs)
+
+
+def _translate_arguments(parser):
+    parser.add_argument("model", help="export directory (its latest version is used)")
+    parser.add_argument("text", nargs="*", help="sentences (default: --file or stdin)")
+    parser.add_argument("--file", help="a file with one sentence per line")
+    parser.add_argument("--greedy", action="store_true", help="greedy instead of beam search")
+    parser.add_argument("--batch-size", type=int, default=32)
+
+
+def _translate(args):
+    import tensorflow as tf
+
+    from applications.common.export_client import load_export
+
+    if args.text:
+        sentences = args.text
+    elif args.file:
+        with open(args.file, encoding="utf-8") as handle:
+            sentences = [line.rstrip("\n") for line in handle]
+    else:
+        sentences = [line.rstrip("\n") for line in sys.stdin]
+    served = load_export(args.model, "text")
+    signature = served.signatures["greedy" if args.greedy else "serving_default"]
+    for start in range(0, len(sentences), args.batch_size):
+        batch = tf.constant(sentences[start:start + args.batch_size])
+        for translation in signature(text=batch)["translation"].numpy():
+            print(translation.decode("utf-8"))
+    return 0
+
+
+APPLICATION = Application(
+    name="translation",
+    summary="text translation (Transformer encoder-decoder, SentencePiece in the graph)",
+    config_class=TranslationConfig,
+    presets=PRESETS,
+    train=train,
+    evaluate=evaluate,
+    load=load,
+    serving_input="text",
+    client=ClientCommand("translate", "translate text with an export",
+                         _translate_arguments, _translate),
+    evaluate_output="hypotheses, one per line",
+    plot_attention=plot_attention,
+    attention_input='a sentence to translate, e.g. "A red apple."',
+)
