@@ -26,8 +26,9 @@ Layers take a cache as a plain tensor (stacked), a plain `(keys, values)`
 tuple (a pair) or any object with the protocol, and give it back in the
 form it came in (`as_cache`, `in_form_of`), so a `tf.while_loop` keeps its
 structure. A new form is one class with `write`, `read`, `heads_first` and
-`grows`; a namedtuple of tensors passes through loops and `tf.function`s. A decoder stack's cache is (B, L, 2, S_max, N, H) or a tuple of L
-per-layer caches (`per_layer`, `join_layers`).
+`grows`; a namedtuple of tensors passes through loops and `tf.function`s.
+A decoder stack's cache is (B, L, 2, S_max, N, H) or a tuple of L per-layer
+caches (`per_layer`, `join_layers`).
 
 Example:
 

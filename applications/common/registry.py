@@ -7,8 +7,8 @@ one, and any installed package that names one under the entry-point group
 application touches only its own folder.
 
 `application.py` stays light to import: the CLI reads every description
-before TensorFlow starts (for `--help` and to check settings), so the
-callables import their modules when called.
+before TensorFlow starts (for `--help` and to check settings), so its
+callables import their modules when called (`deferred`).
 """
 
 import dataclasses
@@ -73,6 +73,18 @@ class Application:
     plot_attention: Optional[Callable] = None
     attention_input: str = ""
     default_preset: str = "tiny"
+
+
+def deferred(module_name, function_name):
+    """`module_name.function_name`, imported when first called, so a description does
+    not import TensorFlow."""
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module_name), function_name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = function_name
+    call.__doc__ = f"`{module_name}.{function_name}`, imported when first called."
+    return call
 
 
 def discover(package="applications", group=ENTRY_POINT_GROUP):

@@ -1,4 +1,5 @@
-"""Metrics summed over every replica of a strategy, so each step's mean weighs every example once."""
+"""Metrics summed over every replica of a strategy, so that each step's mean weighs
+every example once."""
 
 import tensorflow as tf
 

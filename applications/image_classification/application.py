@@ -1,28 +1,8 @@
 """Image classification, as the `tfformer` command line sees it (see
 `applications.common.registry`)."""
 
-from applications.common.registry import Application, ClientCommand
+from applications.common.registry import Application, ClientCommand, deferred
 from applications.image_classification.config import PRESETS, ImageClassificationConfig
-
-
-def train(*args, **kwargs):
-    from applications.image_classification.train import train
-    return train(*args, **kwargs)
-
-
-def evaluate(*args, **kwargs):
-    from applications.image_classification.evaluate import evaluate
-    return evaluate(*args, **kwargs)
-
-
-def load(*args, **kwargs):
-    from applications.image_classification.restore import load
-    return load(*args, **kwargs)
-
-
-def plot_attention(*args, **kwargs):
-    from applications.image_classification.attention_plot import plot_image_attention
-    return plot_image_attention(*args, **kwargs)
 
 
 def _classify_arguments(parser):
@@ -47,13 +27,14 @@ APPLICATION = Application(
     summary="ViT-style 16x16-patch image classification",
     config_class=ImageClassificationConfig,
     presets=PRESETS,
-    train=train,
-    evaluate=evaluate,
-    load=load,
+    train=deferred("applications.image_classification.train", "train"),
+    evaluate=deferred("applications.image_classification.evaluate", "evaluate"),
+    load=deferred("applications.image_classification.restore", "load"),
     serving_input="image_bytes",
     client=ClientCommand("classify", "classify image files with an export",
                          _classify_arguments, _classify),
     evaluate_output="a confusion-matrix PNG",
-    plot_attention=plot_attention,
+    plot_attention=deferred("applications.image_classification.attention_plot",
+                            "plot_image_attention"),
     attention_input="an image file to classify",
 )

@@ -1,23 +1,8 @@
 """Speech recognition, as the `tfformer` command line sees it (see
 `applications.common.registry`)."""
 
-from applications.common.registry import Application, ClientCommand
+from applications.common.registry import Application, ClientCommand, deferred
 from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
-
-
-def train(*args, **kwargs):
-    from applications.speech_recognition.train import train
-    return train(*args, **kwargs)
-
-
-def evaluate(*args, **kwargs):
-    from applications.speech_recognition.evaluate import evaluate
-    return evaluate(*args, **kwargs)
-
-
-def load(*args, **kwargs):
-    from applications.speech_recognition.restore import load
-    return load(*args, **kwargs)
 
 
 def _transcribe_arguments(parser):
@@ -69,9 +54,9 @@ APPLICATION = Application(
     summary="truncated-attention speech recognition (CTC), streaming in the export",
     config_class=SpeechRecognitionConfig,
     presets=PRESETS,
-    train=train,
-    evaluate=evaluate,
-    load=load,
+    train=deferred("applications.speech_recognition.train", "train"),
+    evaluate=deferred("applications.speech_recognition.evaluate", "evaluate"),
+    load=deferred("applications.speech_recognition.restore", "load"),
     serving_input="audio_bytes",
     client=ClientCommand("transcribe",
                          "transcribe WAV files with an export, or stream live audio",

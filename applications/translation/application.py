@@ -2,28 +2,8 @@
 
 import sys
 
-from applications.common.registry import Application, ClientCommand
+from applications.common.registry import Application, ClientCommand, deferred
 from applications.translation.config import PRESETS, TranslationConfig
-
-
-def train(*args, **kwargs):
-    from applications.translation.train import train
-    return train(*args, **kwargs)
-
-
-def evaluate(*args, **kwargs):
-    from applications.translation.evaluate import evaluate
-    return evaluate(*args, **kwargs)
-
-
-def load(*args, **kwargs):
-    from applications.translation.restore import load
-    return load(*args, **kwargs)
-
-
-def plot_attention(*args, **kwargs):
-    from applications.translation.attention_plot import plot_translation_attention
-    return plot_translation_attention(*args, **kwargs)
 
 
 def _translate_arguments(parser):
@@ -60,13 +40,14 @@ APPLICATION = Application(
     summary="text translation (Transformer encoder-decoder, SentencePiece in the graph)",
     config_class=TranslationConfig,
     presets=PRESETS,
-    train=train,
-    evaluate=evaluate,
-    load=load,
+    train=deferred("applications.translation.train", "train"),
+    evaluate=deferred("applications.translation.evaluate", "evaluate"),
+    load=deferred("applications.translation.restore", "load"),
     serving_input="text",
     client=ClientCommand("translate", "translate text with an export",
                          _translate_arguments, _translate),
     evaluate_output="hypotheses, one per line",
-    plot_attention=plot_attention,
+    plot_attention=deferred("applications.translation.attention_plot",
+                            "plot_translation_attention"),
     attention_input='a sentence to translate, e.g. "A red apple."',
 )

@@ -1,6 +1,8 @@
 """The CLI is built from the applications' descriptions: a new one is picked up whole."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -19,6 +21,15 @@ def test_every_application_folder_describes_itself():
         assert application.config_class.__module__ == f"applications.{name}.config"
     clients = {application.client.name for application in found.values()}
     assert clients == {"translate", "classify", "transcribe"}
+
+
+def test_reading_every_description_starts_no_tensorflow():
+    """`tfformer --help` and a bad setting answer before TensorFlow starts."""
+    check = ("import sys; from applications.common.registry import discover; discover(); "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))")
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"
 
 
 @pytest.fixture

@@ -439,15 +439,16 @@ class MultiHeadAttention(keras.layers.MultiHeadAttention):
                 use_causal_mask = False
             value_mask = None
         elif not self.built:
-            raise ValueError(f"{self.name} reads a static cache before it was built: call it, "
-                             "or build it with precompute_cache, first")
+            raise ValueError(f"{self.name} reads a static cache before it was built: call it "
+                             "once, or build(query_shape, value_shape), first")
         projected_key, projected_value = cache.read()
         output, weights = self._attend_and_project(
             query, projected_key, projected_value, heads_first=cache.heads_first,
             query_offset=query_offset, query_mask=query_mask, value_mask=value_mask,
             key_mask=None, attention_mask=attention_mask, use_causal_mask=use_causal_mask,
             attention_bias=attention_bias, training=training, return_attention_scores=True,
-            may_band=False, cache_rows=ops.shape(projected_key)[0] if cache_update_index is None else None)
+            may_band=False,
+            cache_rows=None if cache_update_index is not None else ops.shape(projected_key)[0])
         return output, weights, kv_cache.in_form_of(given, cache)
 
     def _attend_and_project(self, query, projected_key, projected_value, *, heads_first,

@@ -198,7 +198,8 @@ class TransformerDecoderBlock(keras.layers.Layer):
         if memory is not None and memory_mask is None:
             memory_mask = mask_lib.keras_mask(memory)
         if self.cross_attention and memory is None and cross_attention_cache is None:
-            raise ValueError(f"{self.name} has cross-attention: pass `memory` or a cross_attention_cache")
+            raise ValueError(f"{self.name} has cross-attention: pass `memory` or a "
+                             "cross_attention_cache")
         scores = {}
 
         def self_attend(x):
