@@ -74,6 +74,14 @@ class Application:
     attention_input: str = ""
     default_preset: str = "tiny"
 
+    @classmethod
+    def in_package(cls, package, **fields):
+        """An application laid out as the bundled ones are: `train.train`,
+        `evaluate.evaluate` and `restore.load` in `package`, imported when called."""
+        return cls(train=deferred(f"{package}.train", "train"),
+                   evaluate=deferred(f"{package}.evaluate", "evaluate"),
+                   load=deferred(f"{package}.restore", "load"), **fields)
+
 
 def deferred(module_name, function_name):
     """`module_name.function_name`, imported when first called, so a description does

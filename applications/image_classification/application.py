@@ -22,19 +22,16 @@ def _classify(args):
     return serve_files(args.model, args.images, "image_bytes", _top_k)
 
 
-APPLICATION = Application(
+APPLICATION = Application.in_package(
+    __package__,
     name="image_classification",
     summary="ViT-style 16x16-patch image classification",
     config_class=ImageClassificationConfig,
     presets=PRESETS,
-    train=deferred("applications.image_classification.train", "train"),
-    evaluate=deferred("applications.image_classification.evaluate", "evaluate"),
-    load=deferred("applications.image_classification.restore", "load"),
     serving_input="image_bytes",
     client=ClientCommand("classify", "classify image files with an export",
                          _classify_arguments, _classify),
     evaluate_output="a confusion-matrix PNG",
-    plot_attention=deferred("applications.image_classification.attention_plot",
-                            "plot_image_attention"),
+    plot_attention=deferred(f"{__package__}.attention_plot", "plot_image_attention"),
     attention_input="an image file to classify",
 )

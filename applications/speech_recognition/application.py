@@ -1,7 +1,7 @@
 """Speech recognition, as the `tfformer` command line sees it (see
 `applications.common.registry`)."""
 
-from applications.common.registry import Application, ClientCommand, deferred
+from applications.common.registry import Application, ClientCommand
 from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
 
 
@@ -49,14 +49,12 @@ def _transcribe(args):
     return 0
 
 
-APPLICATION = Application(
+APPLICATION = Application.in_package(
+    __package__,
     name="speech_recognition",
     summary="truncated-attention speech recognition (CTC), streaming in the export",
     config_class=SpeechRecognitionConfig,
     presets=PRESETS,
-    train=deferred("applications.speech_recognition.train", "train"),
-    evaluate=deferred("applications.speech_recognition.evaluate", "evaluate"),
-    load=deferred("applications.speech_recognition.restore", "load"),
     serving_input="audio_bytes",
     client=ClientCommand("transcribe",
                          "transcribe WAV files with an export, or stream live audio",

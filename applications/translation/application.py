@@ -35,19 +35,16 @@ def _translate(args):
     return 0
 
 
-APPLICATION = Application(
+APPLICATION = Application.in_package(
+    __package__,
     name="translation",
     summary="text translation (Transformer encoder-decoder, SentencePiece in the graph)",
     config_class=TranslationConfig,
     presets=PRESETS,
-    train=deferred("applications.translation.train", "train"),
-    evaluate=deferred("applications.translation.evaluate", "evaluate"),
-    load=deferred("applications.translation.restore", "load"),
     serving_input="text",
     client=ClientCommand("translate", "translate text with an export",
                          _translate_arguments, _translate),
     evaluate_output="hypotheses, one per line",
-    plot_attention=deferred("applications.translation.attention_plot",
-                            "plot_translation_attention"),
+    plot_attention=deferred(f"{__package__}.attention_plot", "plot_translation_attention"),
     attention_input='a sentence to translate, e.g. "A red apple."',
 )

@@ -4,12 +4,13 @@ from keras import ops
 from tfformer import kv_cache
 from tfformer import masks as mask_lib
 from tfformer.layers.block_arguments import check_block_args, check_input_width
+from tfformer.layers.cached_decoder_layer import CachedDecoderLayer
 from tfformer.layers.layer_normalization import LayerNormalization
 from tfformer.layers.transformer_decoder_block import TransformerDecoderBlock
 
 
 @keras.saving.register_keras_serializable(package="tfformer")
-class TransformerDecoder(keras.layers.Layer):
+class TransformerDecoder(CachedDecoderLayer):
     """A stack of `TransformerDecoderBlock`s with a stacked KV cache.
 
     The cache of the whole stack is one tensor (B, L, 2, T_max, N, H): layer
@@ -129,62 +130,6 @@ class TransformerDecoder(keras.layers.Layer):
             self.build((None, None, self.d_model), tuple(memory.shape))
         caches = [block.precompute_cross_attention_cache(memory, stacked) for block in self.blocks]
         return ops.stack(caches, axis=1) if stacked else tuple(caches)
-
-    def call(
-        self,
-        targets,
-        memory=None,
-        targets_mask=None,
-        memory_mask=None,
-        self_attention_mask=None,
-        cross_attention_mask=None,
-        training=None,
-        return_attention_scores=False,
-    ):
-        outputs, scores, _ = self._forward(
-            targets, memory, targets_mask, memory_mask, self_attention_mask,
-            cross_attention_mask, training)
-        return (outputs, scores) if return_attention_scores else outputs
-
-    def step(
-        self,
-        targets,
-        cache,
-        cache_update_index,
-        memory=None,
-        memory_mask=None,
-        cross_attention_cache=None,
-        targets_mask=None,
-        self_attention_mask=None,
-        cross_attention_mask=None,
-        training=None,
-    ):
-        """One decoding step over the stack's KV cache: `(outputs, scores, cache)`.
-
-        Args:
-            targets: (B, T, D), the step's positions (T is usually 1).
-            cache: (B, L, 2, T_max, N, H) or L per-layer caches (see
-                `initial_cache`); the step's keys and values are written at
-                `cache_update_index` and it is returned in the same form.
-            cache_update_index: int or scalar int tensor.
-            memory: (B, S, D), or None with a `cross_attention_cache`
-                ((B, L, 2, S, N, H) or L (keys, values) pairs, from
-                `precompute_cross_attention_cache`).
-            memory_mask, targets_mask, self_attention_mask,
-            cross_attention_mask, training: as in `call`.
-
-        Returns:
-            `outputs` (B, T, D), a list of L per-layer score dicts
-            (`{"self", "cross"}`) and the updated cache.
-        """
-        if cache_update_index is None:
-            raise ValueError("A decoder cache needs cache_update_index (the position to write)")
-        if not self.built:
-            self.build(tuple(targets.shape), None if memory is None else tuple(memory.shape))
-        return self._forward(
-            ops.cast(targets, self.compute_dtype), memory, targets_mask, memory_mask,
-            self_attention_mask, cross_attention_mask, training, cache, cross_attention_cache,
-            cache_update_index)
 
     def _forward(self, targets, memory, targets_mask, memory_mask, self_attention_mask,
                  cross_attention_mask, training, cache=None, cross_attention_cache=None,

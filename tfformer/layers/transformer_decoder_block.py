@@ -1,5 +1,4 @@
 import keras
-from keras import ops
 
 from tfformer import masks as mask_lib
 from tfformer.layers.block_arguments import (
@@ -7,6 +6,7 @@ from tfformer.layers.block_arguments import (
     check_block_args,
     check_input_width,
 )
+from tfformer.layers.cached_decoder_layer import CachedDecoderLayer
 from tfformer.layers.dropout import Dropout
 from tfformer.layers.feed_forward import FeedForward
 from tfformer.layers.layer_normalization import LayerNormalization
@@ -14,7 +14,7 @@ from tfformer.layers.multi_head_attention import MultiHeadAttention
 
 
 @keras.saving.register_keras_serializable(package="tfformer")
-class TransformerDecoderBlock(keras.layers.Layer):
+class TransformerDecoderBlock(CachedDecoderLayer):
     """One decoder layer: causal self-attention, cross-attention, feed-forward.
 
     Self-attention is always causal (optionally also windowed); cross-attention
@@ -43,7 +43,9 @@ class TransformerDecoderBlock(keras.layers.Layer):
         `(outputs, {"self": (B, N, T, T), "cross": (B, N, T, S)})`.
 
     Decoding with a KV cache goes through `step(targets, cache,
-    cache_update_index, ...)`, which returns `(outputs, scores, cache)`;
+    cache_update_index, ...)`, which returns `(outputs, scores, cache)`; the
+    cache is any `tfformer.kv_cache` form: (B, 2, T_max, N, H), a (keys,
+    values) pair of (B, N, T_max, H), or a `GrowingCache`.
     `precompute_cross_attention_cache(memory)` computes the cross-attention
     keys and values once per sequence.
 
@@ -131,63 +133,6 @@ class TransformerDecoderBlock(keras.layers.Layer):
         out, extra = fn(norm(x) if self.norm_first else x)
         x = x + self._dropout(out, training=training)
         return (x if self.norm_first else norm(x)), extra
-
-    def call(
-        self,
-        targets,
-        memory=None,
-        targets_mask=None,
-        memory_mask=None,
-        self_attention_mask=None,
-        cross_attention_mask=None,
-        training=None,
-        return_attention_scores=False,
-    ):
-        outputs, scores, _ = self._forward(
-            targets, memory, targets_mask, memory_mask, self_attention_mask,
-            cross_attention_mask, training)
-        return (outputs, scores) if return_attention_scores else outputs
-
-    def step(
-        self,
-        targets,
-        cache,
-        cache_update_index,
-        memory=None,
-        memory_mask=None,
-        cross_attention_cache=None,
-        targets_mask=None,
-        self_attention_mask=None,
-        cross_attention_mask=None,
-        training=None,
-    ):
-        """One decoding step over a self-attention KV cache: `(outputs, scores, cache)`.
-
-        Args:
-            targets: (B, T, D), the step's positions (T is usually 1).
-            cache: the self-attention cache in any `tfformer.kv_cache` form
-                ((B, 2, T_max, N, H), a (keys, values) pair of
-                (B, N, T_max, H), a `GrowingCache`); the step's keys and
-                values are written at (appended after, for a growing cache)
-                `cache_update_index`, and it is returned in the same form.
-            cache_update_index: int or scalar int tensor.
-            memory: (B, S, D), or None with a `cross_attention_cache` (from
-                `precompute_cross_attention_cache(memory)`), which may have
-                fewer rows than `targets` (see `MultiHeadAttention.step`).
-            memory_mask: (B, S) bool. targets_mask: (B, T) bool.
-            self_attention_mask: (B, T, T_max) bool, ANDed with causal.
-            cross_attention_mask: (B, T, S) bool.
-
-        Returns:
-            `outputs` (B, T, D), `scores` `{"self": (B, N, T, T_max),
-            "cross": (B, N, T, S)}` and the updated cache.
-        """
-        if not self.built:
-            self.build(tuple(targets.shape), None if memory is None else tuple(memory.shape))
-        return self._forward(
-            ops.cast(targets, self.compute_dtype), memory, targets_mask, memory_mask,
-            self_attention_mask, cross_attention_mask, training, cache, cross_attention_cache,
-            cache_update_index)
 
     def _forward(self, targets, memory, targets_mask, memory_mask, self_attention_mask,
                  cross_attention_mask, training, cache=None, cross_attention_cache=None,
