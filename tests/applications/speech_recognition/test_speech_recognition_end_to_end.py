@@ -342,6 +342,7 @@ def test_cli_streams_a_wav_file_and_raw_pcm_from_standard_input(trained, tmp_pat
         capsys.readouterr().err)
 
 
+@pytest.mark.slow  # 20 s; int8 exports of translation and images stay in the default run
 def test_an_int8_export_of_the_run_serves_as_the_quantized_recognizer(trained, tmp_path, capsys):
     """`tfformer export --quantize int8`: every projection and the CTC head hold int8
     kernels (the subsampling convolutions stay float), and TF Serving's loader transcribes
