@@ -23,7 +23,14 @@ from applications.common.export_client import WrongExportError
 from applications.common.quantization import MODES as QUANTIZATION_MODES
 from applications.common.quiet_tensorflow import import_tensorflow
 from applications.common.registry import discover
-from applications.common.run_options import PRECISIONS, STRATEGIES, TrainingDiverged
+from applications.common.run_directory import with_article
+from applications.common.run_options import (
+    PRECISIONS,
+    STRATEGIES,
+    ExportFailed,
+    TrainingDiverged,
+    TrainingInterrupted,
+)
 
 
 def _config(application, preset, overrides):
@@ -43,18 +50,24 @@ def _train(args):
     export_dir = args.export_dir or os.path.join("saved_models", args.application)
     application.train(config, data_dir=args.data, workdir=workdir, export_dir=export_dir,
                       strategy=args.strategy, mixed_precision=args.mixed_precision,
-                      jit_compile=args.jit_compile, resume="require" if args.resume else "auto")
+                      jit_compile=args.jit_compile, resume="fresh" if args.fresh else "require" if args.resume else "auto")
     return 0
 
 
 def _export(args):
+    from applications.common.run_options import ExportFailed
     from applications.common.training_run import check_writable
 
     workdir = args.workdir or os.path.join("runs", args.application)
     export_dir = args.export_dir or os.path.join("saved_models", args.application)
     check_writable(export_dir, "--export-dir")
     trained = args.applications[args.application].load(workdir, args.weights, args.quantize)
-    path = trained.export(export_dir)
+    try:
+        path = trained.export(export_dir)
+    except OSError as error:
+        raise ExportFailed(f"exporting to {export_dir} failed ({error}); the run in {workdir} "
+                           "is unchanged: make room or fix the directory and export again"
+                           ) from error
     print(f"exported {os.path.join(workdir, trained.weights)} to {path}")
     return 0
 
@@ -71,10 +84,7 @@ def _evaluate(args):
 def _plot_attention(args):
     """Asks the export's `attention` signature about one input and draws its answer, as
     the application describes."""
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the ops a translation export uses)
-
-    from tfformer.export import latest_version_dir
+    from applications.common.export_client import load_export
 
     plotted = {name: app for name, app in args.applications.items() if app.plot_attention}
     if not args.application or not args.input:
@@ -83,12 +93,14 @@ def _plot_attention(args):
     if args.application not in plotted:
         raise ValueError(f"{args.application} has no attention plot; these do: "
                          f"{', '.join(plotted)}")
-    path = latest_version_dir(args.model or os.path.join("saved_models", args.application))
-    served = tf.saved_model.load(path)
+    application = plotted[args.application]
+    model = args.model or os.path.join("saved_models", args.application)
+    served = load_export(model, application.serving_input)  # another kind of export: named
     if "attention" not in served.signatures:
-        raise ValueError(f"{path} has no 'attention' signature; export it again with this version")
-    plotted[args.application].plot_attention(served.signatures["attention"], args.input,
-                                             args.output, layer=args.layer, head=args.head)
+        raise ValueError(f"{model} has no 'attention' signature; export it again with "
+                         "this version")
+    application.plot_attention(served.signatures["attention"], args.input, args.output,
+                               layer=args.layer, head=args.head)
 
 
 def _plot(args):
@@ -183,9 +195,13 @@ def build_parser(applications=None):
     train.add_argument("--deterministic", action="store_true",
                        help="deterministic TensorFlow ops: the same command gives the same "
                        "weights, also when resumed after a crash (slower)")
-    train.add_argument("--resume", action="store_true",
-                       help="require a backup in --workdir to resume (without it, a backup is "
-                       "resumed when there is one)")
+    starts = train.add_mutually_exclusive_group()
+    starts.add_argument("--resume", action="store_true",
+                        help="require a backup in --workdir to resume (without it, a backup is "
+                        "resumed when there is one)")
+    starts.add_argument("--fresh", action="store_true",
+                        help="start a new run in --workdir, setting an earlier run there aside "
+                        "in <workdir>/set_aside/ (nothing is deleted)")
     train.set_defaults(handler=_train)
 
     export = commands.add_parser(
@@ -242,8 +258,8 @@ def _wrong_export_message(error, applications):
                  None)
     if owner is None:
         return f"{error.path} is not a tfformer export (its serving_default takes {error.inputs})"
-    kind = owner.name.replace("_", " ")
-    return f"{error.path} is a {kind} export: serve it with `tfformer {owner.client.name}`"
+    return (f"{error.path} is {with_article(owner.name)} export: serve it with `tfformer "
+            f"{owner.client.name}`, evaluate it with `tfformer evaluate {owner.name}`")
 
 
 def main(argv=None, applications=None):
@@ -256,6 +272,8 @@ def main(argv=None, applications=None):
             _config(args.applications[args.application], args.preset, args.set)
         import_tensorflow(args.verbose)
         return args.handler(args)
+    except ExportFailed as error:
+        parser.exit(1, f"tfformer {args.command}: error: {error}\n")
     except WrongExportError as error:
         parser.exit(2, f"tfformer {args.command}: error: "
                     f"{_wrong_export_message(error, args.applications)}\n")
@@ -263,6 +281,9 @@ def main(argv=None, applications=None):
         parser.exit(2, f"tfformer {args.command}: error: {error}\n")
     except TrainingDiverged as error:
         parser.exit(1, f"tfformer {args.command}: {error}\n")
+    except KeyboardInterrupt as interrupt:  # Ctrl-C is a normal way to stop: no traceback
+        message = str(interrupt) if isinstance(interrupt, TrainingInterrupted) else "interrupted"
+        parser.exit(130, f"\ntfformer {args.command}: {message}\n")
 
 
 if __name__ == "__main__":

@@ -29,3 +29,25 @@ def test_python_examples_run():
             assert tuple(model(ids).shape) == (2, 3)
             # Padding is masked all the way through: more of it changes nothing.
             np.testing.assert_allclose(model(ids[:1]), model(ids[:1, :3]), atol=1e-5)
+
+
+def test_the_sample_inputs_line_writes_an_image_and_a_clip_the_exports_read(tmp_path):
+    """README's serving examples read star.png and clip.wav; its line that makes them runs."""
+    import subprocess
+    import sys
+
+    import tensorflow as tf
+
+    from tfformer.wav import decode_wav
+
+    (line,) = {line.split("#")[0].strip() for block in _blocks("bash")
+               for line in block.splitlines() if "applications.sample_inputs" in line}
+    command = line.replace(".venv/bin/python", sys.executable).split()
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={"PYTHONPATH": str(README.parent), "TF_CPP_MIN_LOG_LEVEL": "2",
+                                 "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "star.png")))
+    assert tuple(image.shape) == (64, 64, 3)
+    waveform, rate = decode_wav(tf.io.read_file(str(tmp_path / "clip.wav")))
+    assert int(rate) == 8000 and 0.3 < waveform.shape[0] / 8000 < 2.0

@@ -9,8 +9,10 @@ import time
 
 import keras
 
+from applications.common.restore import load_weights_file
 from applications.common.resume import RandomStateBackup
 from applications.common.run_options import TrainingDiverged
+from applications.common.text_files import DataError
 
 
 def standard_callbacks(workdir, monitor="val_loss", mode="min", backup_dir=None):
@@ -79,13 +81,19 @@ def use_export_weights(model, workdir, rule):
     temporary = os.path.join(kept.directory, ".last.tmp.weights.h5")
     os.makedirs(kept.directory, exist_ok=True)
     model.save_weights(temporary)
-    os.replace(temporary, os.path.join(kept.directory, "last.weights.h5"))
+    last = os.path.join(kept.directory, "last.weights.h5")
+    os.replace(temporary, last)
     best = kept.best()
     if rule != "best" or best is None or not os.path.exists(kept.weights_path):
         print("exporting the last epoch's weights" + (
             "" if rule == "last" else " (no validation score was kept)"))
         return
-    model.load_weights(kept.weights_path)
+    try:
+        load_weights_file(model, kept.weights_path, "exporting the last epoch's weights")
+    except DataError as error:
+        print(error)
+        model.load_weights(last)
+        return
     print(f"exporting the weights of epoch {best['epoch']}, the best by {best['monitor']} "
           f"({best['value']:.4f})")
 

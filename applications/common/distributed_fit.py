@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from applications.common.callbacks import ProgressLines
 from applications.common.resume import resume_epoch, skip_to_epoch
+from applications.common.run_options import TrainingInterrupted
 from applications.common.strategy import is_multi_worker
 
 
@@ -44,16 +45,35 @@ def fit(model, strategy, train_data, *, epochs, steps_per_epoch, validation_data
     Returns a `keras.callbacks.History`.
     """
     resume_at = resume_epoch(backup_dir) if backup_dir else 0
+    position = Position()
+    callbacks = [*callbacks, position]
     if verbose == 2:  # one line per epoch: a log file, not a terminal
-        callbacks = [*callbacks, ProgressLines(epochs, steps_per_epoch)]
-    if strategy.num_replicas_in_sync == 1 and not is_multi_worker(strategy):
-        train_data = skip_to_epoch(train_data, resume_at, steps_per_epoch)
-        return model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                         validation_data=validation_data, validation_steps=validation_steps,
-                         callbacks=list(callbacks), verbose=verbose, shuffle=False)
-    return _fit_with_step_functions(model, strategy, train_data, epochs, steps_per_epoch,
-                                    validation_data, validation_steps, callbacks, verbose,
-                                    resume_at)
+        callbacks.append(ProgressLines(epochs, steps_per_epoch))
+    try:
+        if strategy.num_replicas_in_sync == 1 and not is_multi_worker(strategy):
+            train_data = skip_to_epoch(train_data, resume_at, steps_per_epoch, epochs)
+            return model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                             validation_data=validation_data,
+                             validation_steps=validation_steps, callbacks=callbacks,
+                             verbose=verbose, shuffle=False)
+        return _fit_with_step_functions(model, strategy, train_data, epochs, steps_per_epoch,
+                                        validation_data, validation_steps, callbacks, verbose,
+                                        resume_at)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted("interrupted", position.epoch, position.step) from None
+
+
+class Position(keras.callbacks.Callback):
+    """Where training stands: `epoch` and `step` (1-based; the step about to run or
+    running), for the message of an interrupted run."""
+
+    epoch = step = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.step = epoch + 1, 1
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.step = batch + 1
 
 
 def _fit_with_step_functions(model, strategy, train_data, epochs, steps_per_epoch,
@@ -68,7 +88,7 @@ def _fit_with_step_functions(model, strategy, train_data, epochs, steps_per_epoc
         # data would shift its reshuffling (and a one-device run opens none).
         model._symbolic_build(data_batch=next(iter(
             validation_data if validation_data is not None else train_data)))
-    train_data = skip_to_epoch(train_data, resume_at, steps_per_epoch)
+    train_data = skip_to_epoch(train_data, resume_at, steps_per_epoch, epochs)
     train_iterator = iter(strategy.experimental_distribute_dataset(train_data))
     validation = (strategy.experimental_distribute_dataset(validation_data)
                   if validation_data is not None else None)

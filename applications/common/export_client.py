@@ -47,9 +47,18 @@ def serve_files(model, paths, input_name, describe):
     prints its error and the next file is served; the exit status is 1 if any failed."""
     import tensorflow as tf
 
-    signature = load_export(model, input_name).signatures["serving_default"]
     failed = 0
-    for path in paths:
+    readable = []
+    for path in paths:  # before the export loads (seconds): a mistyped name is named at once
+        problem = unreadable(path)
+        if problem:
+            print(f"{path}: error: {problem}", file=sys.stderr)
+            failed += 1
+        else:
+            readable.append(path)
+    signature = (load_export(model, input_name).signatures["serving_default"] if readable
+                 else None)
+    for path in readable:
         try:
             with open(path, "rb") as handle:
                 contents = handle.read()
@@ -65,3 +74,12 @@ def serve_files(model, paths, input_name, describe):
     if failed:
         print(f"{failed} of {len(paths)} files failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def unreadable(path):
+    """Why the file `path` can't be read (as `open` would say it), or None."""
+    try:
+        with open(path, "rb"):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)

@@ -1,10 +1,12 @@
 """Reading a training run back from its work directory: its config, what its data defined
 (class names, vocabulary), and the weights to use."""
 
+import dataclasses
 import json
 import os
 
 from applications.common.config import ConfigError
+from applications.common.run_directory import application_name, with_article
 from applications.common.text_files import DataError
 
 RUN_INFO = "run_info.json"  # what the data defined: class names, output symbols, word list
@@ -36,6 +38,12 @@ def read_run(workdir, config_class, needs=()):
     try:
         config = config_class(**fields)
     except TypeError as error:
+        owner = _owner(fields)
+        if owner and owner != application_name(config_class):
+            raise ConfigError(f"{workdir} holds {with_article(owner)} run, not "
+                              f"{with_article(application_name(config_class))} one: name its "
+                              f"application, as in `tfformer export {owner} --workdir "
+                              f"{workdir}`") from None
         raise ConfigError(f"{workdir}/config.json does not fit this version: {error}") from None
     info = _read_json(workdir, RUN_INFO) if os.path.exists(
         os.path.join(workdir, RUN_INFO)) else {}
@@ -46,12 +54,41 @@ def read_run(workdir, config_class, needs=()):
     return config, info
 
 
+def _owner(fields):
+    """The name of the application whose config has every field in `fields`, or None."""
+    from applications.common.registry import discover
+
+    for name, application in discover().items():
+        if set(fields) <= {field.name for field in dataclasses.fields(application.config_class)}:
+            return name
+    return None
+
+
 def restore_weights(model, workdir, rule):
     """Loads the weights `rule` picks (see `weights_path`) into `model`; returns their path
     relative to `workdir`."""
     path = weights_path(workdir, rule)
-    model.load_weights(path)
+    load_weights_file(model, path, f"export the other weights with --weights "
+                      f"{'last' if rule == 'best' else 'best'}")
     return os.path.relpath(path, workdir)
+
+
+def load_weights_file(model, path, way_out):
+    """`model.load_weights(path)`; a file that can't be read (cut short, corrupt) is a
+    DataError naming it and `way_out`, not h5py's traceback."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except OSError as error:
+        reason = str(error).splitlines()[0][:200]
+        raise DataError(f"{path} is damaged ({reason}); {way_out}") from None
+    try:
+        model.load_weights(path)
+    except OSError as error:  # h5py reading a dataset past a cut
+        reason = str(error).splitlines()[0][:200]
+        raise DataError(f"{path} is damaged ({reason}); {way_out}") from None
 
 
 def weights_path(workdir, rule):

@@ -7,11 +7,17 @@ import shutil
 import keras
 import numpy as np
 
-from applications.common.config import ConfigError, to_json
+from applications.common.config import ConfigError
+from applications.common.run_directory import (
+    SET_ASIDE,
+    check_no_other_run,
+    config_changes,
+    set_aside,
+)
 from applications.common.strategy import is_multi_worker, task
 from applications.common.text_files import DataError
 
-RESUME = ("auto", "require")
+RESUME = ("auto", "require", "fresh")
 
 
 def backup_dir(workdir, strategy):
@@ -22,34 +28,35 @@ def backup_dir(workdir, strategy):
 
 
 def check_resume(workdir, backup, config, resume="auto"):
-    """Fails before training when the backup in `backup` can't be resumed.
+    """Fails before training when the run can't start or resume as asked.
 
     "auto" resumes a backup when there is one, else starts afresh; "require"
-    (`--resume`) fails when there is none. Either way a backup left by a run
-    with a different config (its `config.json` in `workdir`) is an error
-    naming the changed settings: resuming it would mix two runs.
+    (`--resume`) fails when there is none; "fresh" (`--fresh`) sets an earlier
+    run aside (see `run_directory.set_aside`) and starts afresh. A backup left
+    by a run with a different config (its `config.json` in `workdir`) is an
+    error naming the changed settings: resuming it would mix two runs. So is
+    starting afresh beside another run's trained weights
+    (`run_directory.check_no_other_run`). A damaged backup is handled first
+    (`check_backup`). Call it under the run's lock: it may move and replace files.
     """
     if resume not in RESUME:
         raise ValueError(f"resume must be one of {RESUME}, got {resume!r}")
+    if resume == "fresh":
+        set_aside(workdir)
+        return
+    check_backup(backup)  # it may replace a damaged generation by the one before
     if resume_epoch(backup) == 0:
         if resume == "require":
             raise ConfigError(f"--resume: there is no backup to resume in {backup} (a run "
                               f"writes one at the end of every epoch)")
+        check_no_other_run(workdir, config)
         return
-    try:
-        with open(os.path.join(workdir, "config.json")) as handle:
-            previous = json.load(handle)
-    except (OSError, ValueError):
-        return  # a worker's temporary directory, or a run from before configs were kept
-    current = json.loads(to_json(config))
-    changed = [f"{key}: {previous.get(key)!r} -> {current.get(key)!r}"
-               for key in sorted(set(previous) | set(current))
-               if previous.get(key) != current.get(key)]
-    if changed:
+    changed = config_changes(workdir, config)
+    if changed:  # None: a worker's temporary directory, or a run from before configs were kept
         raise ConfigError(
             f"{backup} holds a backup of a run with a different config ({'; '.join(changed)}). "
-            f"Resume with the same settings, or start over with a new --workdir (or delete "
-            f"{backup}).")
+            f"Resume with the same settings, or start a new run here with --fresh (sets this "
+            f"one aside in {os.path.join(workdir, SET_ASIDE)}/), or choose another --workdir.")
 
 
 # One backup generation: Keras' BackupAndRestore writes the first two, RandomStateBackup the
@@ -124,9 +131,12 @@ def resume_epoch(backup_dir):
     return 0
 
 
-def skip_to_epoch(dataset, epoch, steps_per_epoch):
+def skip_to_epoch(dataset, epoch, steps_per_epoch, epochs):
     """A repeated training dataset advanced past `epoch` epochs of `steps_per_epoch` batches:
-    the data position of a run resumed at that epoch."""
+    the data position of a run resumed at that epoch (of `epochs`)."""
+    if epoch >= epochs:
+        print(f"the backup holds all {epochs} epochs: nothing left to train")
+        return dataset
     if epoch:
         print(f"resuming at epoch {epoch + 1}: skipping {epoch * steps_per_epoch} batches")
     return dataset.skip(epoch * steps_per_epoch) if epoch else dataset

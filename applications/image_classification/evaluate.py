@@ -5,8 +5,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from applications.common.export_client import load_export
 from applications.image_classification.data import load_images
-from tfformer.export import latest_version_dir
 
 
 def confusion_matrix(labels, predictions, num_classes):
@@ -49,11 +49,11 @@ def classify_pixels(pixels_fn, images, batch_size=256):
 
 
 def evaluate(model_path, data_dir, config, split="test", output=None):
+    served = load_export(model_path, "image_bytes")  # another kind of export: named at once
     splits, class_names = load_images(data_dir, config)
     images, labels = splits[split]
     if len(labels) == 0:
         raise ValueError(f"the {split} split of {data_dir or 'the built-in data'} is empty")
-    served = tf.saved_model.load(latest_version_dir(model_path))
     pixels = served.signatures["pixels"]
     probabilities = classify_pixels(lambda x: pixels(pixels=x), images)
     result = scores(probabilities, labels)

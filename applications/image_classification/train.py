@@ -74,7 +74,8 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     scores = evaluate.scores(probabilities, labels)
     print(f"{split}: top-1 {scores['top1']:.1f}%, top-5 {scores['top5']:.1f}% "
           f"({len(labels)} images)")
-    export_path = serving.export(server, export_dir)
+    export_path = training_run.export_trained(serving.export, server, export_dir,
+                                                 backup_dir)
     print(f"exported to {export_path}")
     for index in range(min(examples, len(labels))):
         predicted = int(np.argmax(probabilities[index]))

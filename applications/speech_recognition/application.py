@@ -9,7 +9,8 @@ def _transcribe_arguments(parser):
     parser.add_argument("model", nargs="?", default="saved_models/speech_recognition",
                         help="export directory (its latest version is used; default "
                         "%(default)s)")
-    parser.add_argument("audio", nargs="*", help="WAV files (any rate, mono or stereo)")
+    parser.add_argument("audio", nargs="*", default=[],
+                        help="WAV files (any rate, mono or stereo)")
     parser.add_argument(
         "--stream", metavar="FILE|-", help="send a WAV file, or raw 16-bit mono PCM at the "
         "model's rate from standard input (-), through the export's stream_step chunk by chunk, "
@@ -24,14 +25,17 @@ def _transcript(outputs):
 
 
 def _transcribe(args):
-    from applications.common.export_client import load_export, serve_files
+    from applications.common.export_client import load_export, serve_files, unreadable
 
     if args.stream is None:
         if not args.audio:
             raise ValueError("transcribe needs WAV files, or --stream FILE|- for live audio")
         return serve_files(args.model, args.audio, "audio_bytes", _transcript)
     if args.audio:
-        raise ValueError(f"--stream {args.stream} streams one source; drop {args.audio}")
+        rest = " ".join([args.model, *args.audio])
+        raise ValueError(f"--stream streams one source ({args.stream}), and the only other "
+                         f"argument is the export directory, but {rest} were given: stream "
+                         f"each file with its own command")
     if args.chunk_ms <= 0:
         raise ValueError(f"--chunk-ms must be positive, got {args.chunk_ms}")
     import tensorflow as tf
@@ -39,6 +43,9 @@ def _transcribe(args):
     from applications.speech_recognition.live_client import print_stream
     from tfformer import wav
 
+    problem = unreadable(args.stream) if args.stream != "-" else None
+    if problem:  # before the export loads (seconds)
+        raise ValueError(f"{args.stream}: {problem}")
     served = load_export(args.model, "audio_bytes")
     try:
         print_stream(served, args.stream, args.chunk_ms)

@@ -4,9 +4,9 @@ import jiwer
 import numpy as np
 import tensorflow as tf
 
+from applications.common.export_client import load_export
 from applications.common.text_files import write_lines
 from applications.speech_recognition.data import load_speech
-from tfformer.export import latest_version_dir
 
 
 def score(hypotheses, references):
@@ -40,11 +40,11 @@ def transcribe_batches(audio_fn, waveforms, sample_rate, batch_size=32):
 
 def evaluate(model_path, data_dir, config, split="test", output=None, batch_size=32):
     """Transcribes a split through the export's WAV signature, as TF Serving would, and scores it."""
+    served = load_export(model_path, "audio_bytes")  # another kind of export: named at once
     splits = load_speech(data_dir, config)
     waveforms, references = splits[split]
     if not waveforms:
         raise ValueError(f"the {split} split of {data_dir or 'the built-in data'} is empty")
-    served = tf.saved_model.load(latest_version_dir(model_path))
     signature = served.signatures["serving_default"]
     hypotheses = transcribe_batches(lambda b: signature(audio_bytes=b), waveforms,
                                     config.sample_rate, batch_size)

@@ -22,18 +22,34 @@ def export_sample_rate(served):
 def stream_transcripts(served, chunks, sample_rate):
     """Streams `chunks` (float32 [n] arrays at `sample_rate`, which must be the export's)
     through `served` (a `tf.saved_model.load`ed speech export); yields (seconds of audio sent,
-    transcript so far, final) after each call."""
+    transcript so far, final) after each call, then after a last, empty call with `final` set
+    (which flushes the look-ahead: no chunk waits for the next to know it is the last).
+
+    Ctrl-C ends the stream as its end would, whether it arrives while a chunk is read, while
+    one is transcribed, or (thrown in with `.throw(KeyboardInterrupt)`) while the caller
+    handles a result: the final call is made with the last complete state, so the words
+    heard so far are kept. A Ctrl-C during that final call stops it.
+    """
     import tensorflow as tf
 
     start, step = served.signatures["stream_start"], served.signatures["stream_step"]
     state = start(sample_rate=tf.constant([sample_rate], tf.int32))
-    sent = 0
-    for chunk, final in _then_final(chunks):
-        outputs = step(waveform=tf.constant(np.asarray(chunk, np.float32)[None]),
-                       final=tf.constant([final]), **state)
-        state = {name: value for name, value in outputs.items() if name.startswith("state_")}
-        sent += len(chunk)
-        yield sent / sample_rate, outputs["transcript"].numpy()[0].decode("utf-8"), final
+    sent, chunks = 0, iter(chunks)
+    while True:
+        try:
+            chunk = next(chunks, None)
+            if chunk is None:
+                break
+            outputs = step(waveform=tf.constant(np.asarray(chunk, np.float32)[None]),
+                           final=tf.constant([False]), **state)
+            state = {name: value for name, value in outputs.items()
+                     if name.startswith("state_")}
+            sent += len(chunk)
+            yield sent / sample_rate, outputs["transcript"].numpy()[0].decode("utf-8"), False
+        except KeyboardInterrupt:
+            break
+    outputs = step(waveform=tf.zeros([1, 0], tf.float32), final=tf.constant([True]), **state)
+    yield sent / sample_rate, outputs["transcript"].numpy()[0].decode("utf-8"), True
 
 
 def new_words(previous, transcript, final):
@@ -44,14 +60,6 @@ def new_words(previous, transcript, final):
         return [word for word in (words if ended else words[:-1]) if word]
 
     return complete(transcript, final)[len(complete(previous, False)):]
-
-
-def _then_final(chunks):
-    """Each chunk with final=False, then an empty final one (which flushes the look-ahead):
-    no chunk waits for the next to know whether it is the last."""
-    for chunk in chunks:
-        yield chunk, False
-    yield np.zeros(0, np.float32), True
 
 
 def wav_chunks(path, sample_rate, chunk_seconds):
@@ -91,8 +99,17 @@ def print_stream(served, source, chunk_ms, output=sys.stdout):
     chunks = (pcm_chunks(sys.stdin.buffer, rate, chunk_seconds) if source == "-"
               else wav_chunks(source, rate, chunk_seconds))
     previous = ""
-    for seconds, transcript, final in stream_transcripts(served, chunks, rate):
-        for word in new_words(previous, transcript, final):
-            print(f"{seconds:8.2f} s  {word}", file=output, flush=True)
-        previous = transcript
+    results = stream_transcripts(served, chunks, rate)
+    result = next(results)
+    while True:
+        seconds, transcript, final = result
+        try:
+            for word in new_words(previous, transcript, final):
+                print(f"{seconds:8.2f} s  {word}", file=output, flush=True)
+            previous = transcript
+            if final:
+                break
+            result = next(results)
+        except KeyboardInterrupt:  # while a result was printed: the stream ends there
+            result = results.throw(KeyboardInterrupt)
     print(f"transcript: {previous}", file=output)

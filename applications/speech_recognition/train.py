@@ -76,7 +76,8 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     scores = evaluate.score(hypotheses, references)
     print(f"{split}: WER {scores['wer']:.2f}%, CER {scores['cer']:.2f}%, "
           f"exact {scores['exact']:.1f}% ({len(references)} clips)")
-    export_path = serving.export(server, export_dir)
+    export_path = training_run.export_trained(serving.export, server, export_dir,
+                                                 backup_dir)
     print(f"exported to {export_path}")
     if server.streaming_refusal:
         print("this model cannot stream live audio, so the export has no stream_start and "

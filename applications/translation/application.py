@@ -8,7 +8,8 @@ from applications.translation.config import PRESETS, TranslationConfig
 
 def _translate_arguments(parser):
     parser.add_argument("model", help="export directory (its latest version is used)")
-    parser.add_argument("text", nargs="*", help="sentences (default: --file or stdin)")
+    parser.add_argument("text", nargs="*", default=[],
+                        help="sentences (default: --file, or standard input, one per line)")
     parser.add_argument("--file", help="a file with one sentence per line")
     parser.add_argument("--greedy", action="store_true", help="greedy instead of beam search")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -25,6 +26,8 @@ def _translate(args):
         with open(args.file, encoding="utf-8") as handle:
             sentences = [line.rstrip("\n") for line in handle]
     else:
+        if sys.stdin.isatty():
+            print("translating the lines typed here; end with Ctrl-D", file=sys.stderr)
         sentences = [line.rstrip("\n") for line in sys.stdin]
     served = load_export(args.model, "text")
     signature = served.signatures["greedy" if args.greedy else "serving_default"]

@@ -3,9 +3,9 @@
 import sacrebleu
 import tensorflow as tf
 
+from applications.common.export_client import load_export
 from applications.common.text_files import write_lines
 from applications.translation.data import load_corpus
-from tfformer.export import latest_version_dir
 
 
 def score(hypotheses, references):
@@ -47,11 +47,11 @@ def translate_batches(translate_fn, sentences, batch_size=64):
 
 def evaluate(model_path, data_dir, config, split="test", output=None, batch_size=64):
     """Translates a split with an export, as TF Serving would, and scores it."""
+    served = load_export(model_path, "text")  # another kind of export: named at once
     corpus = load_corpus(data_dir, config)
     pairs = corpus.get(split) or []
     if not pairs:
         raise ValueError(f"the {split} split of {data_dir or 'the built-in data'} is empty")
-    served = tf.saved_model.load(latest_version_dir(model_path))
     translate = served.signatures["serving_default"]
     hypotheses = translate_batches(lambda text: translate(text=text), [s for s, _ in pairs],
                                    batch_size)

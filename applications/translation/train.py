@@ -137,7 +137,9 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         workdir, config, corpus["train"], same_tokenizer_config)
     source_tokenizer, target_tokenizer = data.tokenizer(source_proto), data.tokenizer(target_proto)
     source_size, target_size = data.vocabulary_size(source_proto), data.vocabulary_size(target_proto)
-    print(f"vocabulary: {source_size} source and {target_size} target subwords")
+    print(f"vocabulary: {source_size} subwords shared by both languages"
+          if config.shared_vocabulary else
+          f"vocabulary: {source_size} source and {target_size} target subwords")
     train_data = data.make_dataset(corpus["train"], source_tokenizer, target_tokenizer, config,
                                    training=True, name="train")
     val_data = data.make_dataset(corpus["val"], source_tokenizer, target_tokenizer, config,
@@ -171,7 +173,8 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     scores = evaluate.score(hypotheses, [t for _, t in pairs])
     print(f"{split}: {evaluate.describe(scores, data_dir is None)} ({len(pairs)} sentences, "
           f"beam {config.beam_size})")
-    export_path = serving.export(server, export_dir)
+    export_path = training_run.export_trained(serving.export, server, export_dir,
+                                                 backup_dir)
     print(f"exported to {export_path}")
     for (source, reference), hypothesis in list(zip(pairs, hypotheses))[:examples]:
         print(f"  {source}\n    -> {hypothesis}\n    (reference: {reference})")

@@ -53,9 +53,11 @@ class FlatEinsumDense(keras.layers.EinsumDense):
         self._split = _flat_split(equation)
 
     def quantize(self, mode=None, type_check=True, config=None):
-        # Keras' layers quantize only their exact class unless a subclass opts in; this
-        # one keeps EinsumDense's weights, and quantized layers run Keras' calls.
-        super().quantize(mode, type_check=False, config=config)
+        # Keras quantizes only its exact class unless a subclass opts in, since a subclass
+        # may change `call`. This class opts in (it keeps EinsumDense's weights, and
+        # quantized layers run Keras' calls); its own subclasses must opt in for themselves.
+        super().quantize(mode, type_check=type_check and type(self) is not FlatEinsumDense,
+                         config=config)
 
     def call(self, inputs, training=None):
         if self._split is None:

@@ -42,7 +42,7 @@ class MultiHeadAttention(keras.layers.MultiHeadAttention):
     `output_dense`, the optional `_gate_dense`), `attention_axes` over any
     axes, `use_gate`, `sliding_window` and the `_compute_attention` hook.
     Keras' own test file for the layer runs against this class in our suite
-    (`tests/layers/test_keras_multi_head_attention.py`). The projections are
+    (`tests/layers/test_keras_drop_ins.py`). The projections are
     `FlatEinsumDense`, which trains faster on TensorFlow and keeps Keras'
     quantization (`Model.quantize`) and LoRA (`enable_lora`). Beyond Keras,
     for attention over the sequence axis of (B, T, D) inputs: truncated

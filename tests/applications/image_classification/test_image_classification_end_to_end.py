@@ -90,7 +90,7 @@ def test_warmup_and_readme_rest_requests_answer_through_the_session_path(trained
     """The export's warm-up records reach every signature; README's REST bodies, turned into
     tensors as TF Serving's REST API does, name real inputs with the right dtypes."""
     warmup, rest = serve_warmup_and_readme_requests(trained["export_path"], "image_classification",
-                                                    {"cat.jpg": _jpeg(30)})
+                                                    {"star.png": _jpeg(30)})
     assert len(rest) == 1
 
 
@@ -202,3 +202,9 @@ def test_an_int8_export_of_the_run_serves_as_the_quantized_classifier(trained, t
                                [[score for _, score in row] for row in expected], atol=1e-5)
     floats = trained["server"].serve(tf.constant(images))["top_k_scores"].numpy()
     assert 0 < np.max(np.abs(served["top_k_scores"] - floats)) < 0.05
+
+
+def test_other_applications_commands_name_this_export_and_run(trained, capsys, tmp_path):
+    from tests.support.wrong_kind import assert_other_applications_name_it
+
+    assert_other_applications_name_it(trained["root"], "image_classification", capsys, tmp_path)

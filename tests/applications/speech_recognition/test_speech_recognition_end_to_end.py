@@ -342,6 +342,40 @@ def test_cli_streams_a_wav_file_and_raw_pcm_from_standard_input(trained, tmp_pat
         capsys.readouterr().err)
 
 
+def test_ctrl_c_ends_a_live_stream_with_its_final_transcript(trained):
+    """`arecord | tfformer transcribe --stream -` stops with Ctrl-C: a real SIGINT while it
+    waits for more audio ends the stream as its end would (the final call flushes the
+    look-ahead), prints the whole transcript and exits 0 without a traceback."""
+    import os
+    import signal
+    import time
+
+    waves, _ = _clips(3, seed=61)
+    clip = wav_bytes(np.concatenate(waves), CONFIG.sample_rate)
+    expected = trained["server"].serve(tf.constant([clip]))["transcript"].numpy()[0].decode()
+    assert len(expected.split()) >= 2
+    process = subprocess.Popen(
+        [sys.executable, "-m", "applications.cli", "transcribe", "--stream", "-",
+         "--chunk-ms", "100", str(trained["root"] / "export")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1"))
+    process.stdin.buffer.write(clip[44:])  # the 16-bit samples; stdin stays open, as a live
+    process.stdin.flush()  # microphone's would
+    words = []
+    for line in process.stdout:  # all but the last word complete before the stream ends
+        words.append(line)
+        if len(words) == len(expected.split()) - 1:
+            break
+    time.sleep(2)  # the rest of the audio is read and sent: the client waits for more
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    lines = [*words, *out.splitlines(keepends=True)]
+    assert lines[-1].strip() == f"transcript: {expected}"
+    assert [line.split(" s  ")[1].strip() for line in lines[:-1]] == expected.split()
+
+
 @pytest.mark.slow  # 20 s; int8 exports of translation and images stay in the default run
 def test_an_int8_export_of_the_run_serves_as_the_quantized_recognizer(trained, tmp_path, capsys):
     """`tfformer export --quantize int8`: every projection and the CTC head hold int8
@@ -367,3 +401,9 @@ def test_an_int8_export_of_the_run_serves_as_the_quantized_recognizer(trained, t
     assert transcripts == quantized.transcribe(clips)
     floats = [t.decode() for t in trained["server"].serve(tf.constant(clips))["transcript"].numpy()]
     assert sum(q == f for q, f in zip(transcripts, floats)) >= 6, (transcripts, floats)
+
+
+def test_other_applications_commands_name_this_export_and_run(trained, capsys, tmp_path):
+    from tests.support.wrong_kind import assert_other_applications_name_it
+
+    assert_other_applications_name_it(trained["root"], "speech_recognition", capsys, tmp_path)

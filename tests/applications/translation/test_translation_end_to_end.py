@@ -319,3 +319,9 @@ def test_an_int8_translator_decodes_with_the_cache_and_serves_as_it_translates(t
     float_variables = sum(f.stat().st_size for f in
                           (trained["root"] / "export" / "1").rglob("variables*") if f.is_file())
     assert variables < 0.5 * float_variables, (variables, float_variables)
+
+
+def test_other_applications_commands_name_this_export_and_run(trained, capsys, tmp_path):
+    from tests.support.wrong_kind import assert_other_applications_name_it
+
+    assert_other_applications_name_it(trained["root"], "translation", capsys, tmp_path)
