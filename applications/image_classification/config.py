@@ -70,9 +70,12 @@ class ImageClassificationConfig:
 
 
 PRESETS = {
-    "tiny": dict(image_size=32, patch_size=8, num_layers=3, d_model=96, num_heads=4,
-                 intermediate_dim=192, batch_size=64, epochs=6, learning_rate=2e-3,
-                 builtin_examples=30000, rand_augment_magnitude=0.0, top_k=3),
+    # Shifted patches and mean pooling: 59% -> 84% on the built-in shapes after 6 epochs
+    # (each alone: 79% after 12); 14 epochs reach 95% and more (benchmarks/README.md).
+    "tiny": dict(image_size=32, patch_size=8, shifted_patches=True, pooling="mean",
+                 num_layers=3, d_model=96, num_heads=4, intermediate_dim=192, batch_size=64,
+                 epochs=14, learning_rate=2e-3, builtin_examples=30000,
+                 rand_augment_magnitude=0.0, top_k=3),
     "small": dict(image_size=32, patch_size=4, num_layers=6, d_model=192, num_heads=6,
                   intermediate_dim=384, dropout=0.1, batch_size=128, epochs=30,
                   learning_rate=1e-3),

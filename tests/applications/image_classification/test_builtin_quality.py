@@ -1,4 +1,5 @@
-"""The tiny preset learns the built-in shapes well above chance (slow: ~3 minutes)."""
+"""The tiny preset, the image main job, learns the built-in shapes: at least 95% top-1 on the
+test split, the figure README gives (slow: about 5 minutes)."""
 
 import pytest
 
@@ -8,8 +9,8 @@ from applications.image_classification.train import train
 
 
 @pytest.mark.slow
-def test_tiny_preset_beats_chance_by_far(tmp_path):
+def test_tiny_preset_reaches_95_percent(tmp_path):
     result = train(ImageClassificationConfig(**PRESETS["tiny"]), workdir=str(tmp_path / "run"),
                    export_dir=str(tmp_path / "export"), verbose=0, examples=0)
-    chance = 100.0 / len(CLASS_NAMES)
-    assert result["scores"]["top1"] >= 2.5 * chance, result["scores"]
+    assert result["scores"]["top1"] >= 95.0, result["scores"]
+    assert len(result["class_names"]) == len(CLASS_NAMES)
