@@ -33,6 +33,27 @@ def test_shifted_patches_vit_saves_and_loads_with_the_same_outputs(tmp_path):
     np.testing.assert_allclose(loaded(images), model(images), atol=1e-5)
 
 
+@pytest.mark.parametrize("pooling", ["class_token", "mean"])
+def test_the_rollout_is_from_what_the_head_reads(pooling):
+    """classify_with_rollout: the class token's row of the rollout (its own share kept), or
+    the mean of the patches' rows (all of it spread over them); logits as a plain call."""
+    from tfformer import plots
+    from tfformer.attention_rollout import attention_rollout
+
+    model = build_vit(dataclasses.replace(TINY, pooling=pooling, num_layers=2), num_classes=3)
+    images = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3)).astype("float32")
+    logits, reach = model.classify_with_rollout(images)
+    np.testing.assert_allclose(logits, model(images), atol=1e-5)
+    rolled = np.asarray(attention_rollout(list(plots.attention_weights(model, images)
+                                               .values())))  # (B, T, T)
+    if pooling == "class_token":
+        np.testing.assert_allclose(reach, rolled[:, 0, 1:], atol=1e-5)
+        assert np.all(np.sum(reach, axis=1) < 1.0)
+    else:
+        np.testing.assert_allclose(reach, rolled.mean(axis=1), atol=1e-5)
+        np.testing.assert_allclose(np.sum(reach, axis=1), 1.0, atol=1e-5)
+
+
 def test_builtin_shapes_are_balanced_and_reproducible():
     splits = builtin_data.generate(600, size=32, seed=4)
     images, labels = splits["train"]
