@@ -6,7 +6,7 @@ from keras import ops
 from tfformer.layers.position_embedding import PositionEmbedding
 from tfformer.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 
-POSITIONS = ("learned", "sinusoidal")
+POSITIONS = ("learned", "sinusoidal", "sinusoidal_halves")
 
 
 @keras.saving.register_keras_serializable(package="tfformer")
@@ -18,9 +18,14 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         d_model: int, D.
         sequence_length: int, size of the learned position table (required
             for `position="learned"`).
-        position: "learned" (default) or "sinusoidal".
+        position: "learned" (default), "sinusoidal", or "sinusoidal_halves" (the
+            sines first, then the cosines: `SinusoidalPositionEncoding`'s
+            `layout="halves"`, as Marian checkpoints expect).
         mask_zero: bool, default False. Id 0 is padding: the output carries a
             Keras mask (B, T), True where the id is not 0.
+        padding_id: int or None, default None. Another id that is padding (Marian's
+            is its last id, and its id 0 is `</s>`): the output carries a Keras
+            mask, True where the id differs. Not with `mask_zero`.
         scale_embeddings: bool, default True. Multiply token embeddings by
             sqrt(D) as in the paper.
         embeddings_initializer: default "uniform" scaled to the width.
@@ -52,6 +57,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         mask_zero=False,
         scale_embeddings=True,
         embeddings_initializer=None,
+        padding_id=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -62,6 +68,11 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             raise ValueError(f"position must be one of {POSITIONS}, got position={position!r}")
         if position == "learned" and sequence_length is None:
             raise ValueError("position='learned' needs sequence_length (the table size)")
+        if padding_id is not None and (mask_zero or not isinstance(padding_id, int)
+                                       or not 0 <= padding_id < vocabulary_size):
+            raise ValueError(f"padding_id must be an id below vocabulary_size={vocabulary_size}"
+                             f" and not set with mask_zero, got padding_id={padding_id!r}, "
+                             f"mask_zero={mask_zero}")
         self.vocabulary_size = vocabulary_size
         self.d_model = d_model
         self.sequence_length = sequence_length
@@ -69,6 +80,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         self.mask_zero = mask_zero
         self.scale_embeddings = scale_embeddings
         self.embeddings_initializer = embeddings_initializer
+        self.padding_id = padding_id
         initializer = embeddings_initializer or keras.initializers.RandomNormal(
             stddev=d_model**-0.5
         )
@@ -88,9 +100,10 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             )
         else:
             self.position_embedding = SinusoidalPositionEncoding(
+                layout="halves" if position == "sinusoidal_halves" else "interleaved",
                 dtype=self.dtype_policy, name="position_embedding"
             )
-        self.supports_masking = mask_zero
+        self.supports_masking = mask_zero or padding_id is not None
 
     def build(self, input_shape):
         self.token_embedding.build(input_shape)
@@ -109,6 +122,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         return self.token_embedding(x, reverse=True)
 
     def compute_mask(self, token_ids, mask=None):
+        if self.padding_id is not None:
+            return ops.not_equal(token_ids, self.padding_id)
         if not self.mask_zero:
             return None
         return ops.not_equal(token_ids, 0)
@@ -126,5 +141,6 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             mask_zero=self.mask_zero,
             scale_embeddings=self.scale_embeddings,
             embeddings_initializer=self.embeddings_initializer,
+            padding_id=self.padding_id,
         )
         return config
