@@ -21,9 +21,17 @@ class Translator(keras.Model):
         shared_vocabulary: source and target use one embedding table.
         activation_dropout: dropout inside the feed-forward layers; None =
             `dropout`.
+        activation: the feed-forward activation, default "relu" (Marian: "swish").
+        layer_norm_epsilon: default 1e-6 (Marian: 1e-5).
+        position: "sinusoidal" (default) or "sinusoidal_halves" (Marian's layout).
+        padding_id: the id that pads sources and targets, default 0 (Marian: its
+            last id; its 0 is `</s>`).
+        logits_bias: add a (V,) bias to the logits, default False (Marian's
+            `final_logits_bias`); a non-trainable weight, as Marian's is a buffer.
 
     Call arguments:
-        inputs: {"source_ids": (B, S) int, "target_ids": (B, T) int}, 0 = pad.
+        inputs: {"source_ids": (B, S) int, "target_ids": (B, T) int}, padded with
+            `padding_id`.
 
     Returns:
         logits (B, T, V_target) float32.
@@ -32,7 +40,8 @@ class Translator(keras.Model):
     def __init__(self, source_vocabulary_size, target_vocabulary_size, num_layers=6,
                  d_model=512, num_heads=8, intermediate_dim=2048, dropout=0.1,
                  norm_first=False, tie_embeddings=True, shared_vocabulary=True,
-                 activation_dropout=None, **kwargs):
+                 activation_dropout=None, activation="relu", layer_norm_epsilon=1e-6,
+                 position="sinusoidal", padding_id=0, logits_bias=False, **kwargs):
         super().__init__(**kwargs)
         if shared_vocabulary and source_vocabulary_size != target_vocabulary_size:
             raise ValueError(
@@ -49,14 +58,20 @@ class Translator(keras.Model):
         self.tie_embeddings = tie_embeddings
         self.shared_vocabulary = shared_vocabulary
         self.activation_dropout = activation_dropout
+        self.activation = activation
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.position = position
+        self.padding_id = padding_id
+        self.logits_bias = logits_bias
         self.target_embedding = layers.TokenAndPositionEmbedding(
-            target_vocabulary_size, d_model, position="sinusoidal", name="target_embedding")
+            target_vocabulary_size, d_model, position=position, name="target_embedding")
         self.source_embedding = (
             self.target_embedding if shared_vocabulary else layers.TokenAndPositionEmbedding(
-                source_vocabulary_size, d_model, position="sinusoidal", name="source_embedding"))
+                source_vocabulary_size, d_model, position=position, name="source_embedding"))
         self.embedding_dropout = layers.Dropout(dropout)
         stack = dict(d_model=d_model, num_heads=num_heads, intermediate_dim=intermediate_dim,
-                     dropout=dropout, norm_first=norm_first, activation_dropout=activation_dropout)
+                     dropout=dropout, norm_first=norm_first, activation_dropout=activation_dropout,
+                     activation=activation, layer_norm_epsilon=layer_norm_epsilon)
         self.encoder = layers.TransformerEncoder(num_layers, **stack, name="encoder")
         self.decoder = layers.TransformerDecoder(num_layers, **stack, name="decoder")
         self.output_projection = None if tie_embeddings else keras.layers.Dense(
@@ -69,12 +84,15 @@ class Translator(keras.Model):
         self.decoder.build((None, None, self.d_model), (None, None, self.d_model))
         if self.output_projection is not None:
             self.output_projection.build((None, None, self.d_model))
+        if self.logits_bias:
+            self.output_bias = self.add_weight(
+                shape=(self.target_vocabulary_size,), initializer="zeros", trainable=False,
+                name="logits_bias")
         self.built = True
 
-    @staticmethod
-    def source_mask(source_ids):
-        """(B, S) bool, True at real source tokens: id 0 pads."""
-        return ops.not_equal(source_ids, 0)
+    def source_mask(self, source_ids):
+        """(B, S) bool, True at real source tokens (not `padding_id`)."""
+        return ops.not_equal(source_ids, self.padding_id)
 
     def encode(self, source_ids, training=False):
         """Memory (B, S, D) and source padding mask (B, S)."""
@@ -85,15 +103,20 @@ class Translator(keras.Model):
     def logits(self, x):
         """(B, T, D) decoder states -> (B, T, V) float32 logits."""
         if self.output_projection is not None:
-            return ops.cast(self.output_projection(x), "float32")
-        return ops.cast(self.target_embedding.reverse(x), "float32")
+            logits = ops.cast(self.output_projection(x), "float32")
+        else:
+            logits = ops.cast(self.target_embedding.reverse(x), "float32")
+        if self.logits_bias:
+            logits = logits + ops.cast(self.output_bias, "float32")
+        return logits
 
     def call(self, inputs, training=False):
         memory, source_mask = self.encode(inputs["source_ids"], training)
         target_ids = inputs["target_ids"]
         x = self.embedding_dropout(self.target_embedding(target_ids), training=training)
-        x = self.decoder(x, memory, targets_mask=ops.not_equal(target_ids, 0),
-                         memory_mask=source_mask, training=training)
+        # Right-padded targets need only the decoder's causal mask: a real position never
+        # sees a later pad. (A padding mask would also hide Marian's start token, its pad id.)
+        x = self.decoder(x, memory, memory_mask=source_mask, training=training)
         return self.logits(x)
 
     # -- cached decoding: a state of batch-first tensors and a step function ----
@@ -149,6 +172,8 @@ class Translator(keras.Model):
             intermediate_dim=self.intermediate_dim, dropout=self.dropout,
             norm_first=self.norm_first, tie_embeddings=self.tie_embeddings,
             shared_vocabulary=self.shared_vocabulary, activation_dropout=self.activation_dropout,
+            activation=self.activation, layer_norm_epsilon=self.layer_norm_epsilon,
+            position=self.position, padding_id=self.padding_id, logits_bias=self.logits_bias,
         )
         return config
 

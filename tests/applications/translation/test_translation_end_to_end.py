@@ -188,10 +188,12 @@ def test_cli_translate_reads_a_file_or_stdin(trained, tmp_path, monkeypatch, cap
     assert capsys.readouterr().out == from_file and from_file.count("\n") == 3
 
 
-def test_cli_names_the_kind_of_export_it_was_given(trained, capsys):
+def test_cli_names_the_kind_of_export_it_was_given(trained, capsys, tmp_path):
     export_dir = str(trained["root"] / "export")
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(b"RIFF")  # a file that exists: files are checked before the export
     with pytest.raises(SystemExit):
-        cli.main(["transcribe", export_dir, "clip.wav"])
+        cli.main(["transcribe", export_dir, str(clip)])
     assert "is a translation export: serve it with `tfformer translate`" in (
         capsys.readouterr().err)
 

@@ -1,0 +1,135 @@
+"""A Hugging Face Marian (opus-mt) checkpoint as a `Translator`: its config as the
+Translator's arguments, and one table from checkpoint names to Translator weights, each
+transpose and reshape beside its name.
+
+Marian, as `transformers`' `modeling_marian.py` computes it: post-LN blocks with layer-norm
+epsilon 1e-5, swish feed-forward, embeddings scaled by sqrt(D) with [sin | cos] positions
+from 0 and no layer norm on them, one embedding table shared by source, target and the
+tied output projection, plus `final_logits_bias`; pad is the last id and starts decoding,
+`</s>` is id 0.
+"""
+
+import numpy as np
+
+from applications.translation.model import Translator
+from tfformer.pretrained import CheckpointError
+
+
+def translator_arguments(hf_config):
+    """Translator constructor arguments from a Marian `config.json` (a dict)."""
+    if hf_config.get("model_type") != "marian":
+        raise CheckpointError(f"config.json describes a {hf_config.get('model_type')!r} model, "
+                              "not a Marian one (model_type 'marian')")
+    layers = {hf_config["encoder_layers"], hf_config["decoder_layers"]}
+    heads = {hf_config["encoder_attention_heads"], hf_config["decoder_attention_heads"]}
+    widths = {hf_config["encoder_ffn_dim"], hf_config["decoder_ffn_dim"]}
+    if len(layers) > 1 or len(heads) > 1 or len(widths) > 1:
+        raise CheckpointError("config.json's encoder and decoder differ in layers, heads or "
+                              "feed-forward width, which a Translator does not support")
+    vocabulary = hf_config["vocab_size"]
+    if hf_config.get("decoder_vocab_size", vocabulary) != vocabulary or not hf_config.get(
+            "share_encoder_decoder_embeddings", True):
+        raise CheckpointError("config.json has separate source and target vocabularies, "
+                              "which is not supported yet")
+    if not hf_config.get("scale_embedding", False):
+        raise CheckpointError("config.json has scale_embedding false, which is not supported")
+    activation = {"swish": "silu", "silu": "silu", "relu": "relu", "gelu": "gelu"}.get(
+        hf_config.get("activation_function", "swish"))
+    if activation is None:
+        raise CheckpointError(f"config.json's activation_function "
+                              f"{hf_config['activation_function']!r} is not supported")
+    return dict(
+        source_vocabulary_size=vocabulary, target_vocabulary_size=vocabulary,
+        num_layers=layers.pop(), d_model=hf_config["d_model"], num_heads=heads.pop(),
+        intermediate_dim=widths.pop(), dropout=hf_config.get("dropout", 0.1),
+        activation_dropout=hf_config.get("activation_dropout", 0.0), norm_first=False,
+        tie_embeddings=True, shared_vocabulary=True, activation=activation,
+        layer_norm_epsilon=1e-5, position="sinusoidal_halves",
+        padding_id=hf_config["pad_token_id"], logits_bias=True)
+
+
+def build_marian_translator(hf_config):
+    model = Translator(**translator_arguments(hf_config), name="translator")
+    model.build()
+    return model
+
+
+def _attention(prefix, ours, heads):
+    """q/k/v/out projections: PyTorch (out, in) kernels -> EinsumDense (D, N, H) and
+    (N, H, D)."""
+    def split_in(weight):  # (N*H, D) -> (D, N, H)
+        return weight.T.reshape(weight.shape[1], heads, -1)
+
+    def split_bias(bias):  # (N*H,) -> (N, H)
+        return bias.reshape(heads, -1)
+
+    def split_out(weight):  # (D, N*H) -> (N, H, D)
+        return weight.T.reshape(heads, -1, weight.shape[0])
+
+    table = {}
+    for theirs, mine in (("q_proj", "query"), ("k_proj", "key"), ("v_proj", "value")):
+        table[f"{ours}/{mine}/kernel"] = (f"{prefix}.{theirs}.weight", split_in)
+        table[f"{ours}/{mine}/bias"] = (f"{prefix}.{theirs}.bias", split_bias)
+    table[f"{ours}/attention_output/kernel"] = (f"{prefix}.out_proj.weight", split_out)
+    table[f"{ours}/attention_output/bias"] = (f"{prefix}.out_proj.bias", None)
+    return table
+
+
+def _norm(prefix, ours):
+    return {f"{ours}/gamma": (f"{prefix}.weight", None), f"{ours}/beta": (f"{prefix}.bias", None)}
+
+
+def _feed_forward(prefix, ours):
+    transpose = np.transpose  # (out, in) -> (in, out)
+    return {f"{ours}/intermediate/kernel": (f"{prefix}.fc1.weight", transpose),
+            f"{ours}/intermediate/bias": (f"{prefix}.fc1.bias", None),
+            f"{ours}/output/kernel": (f"{prefix}.fc2.weight", transpose),
+            f"{ours}/output/bias": (f"{prefix}.fc2.bias", None)}
+
+
+def weight_table(num_layers, num_heads):
+    """{our weight path (under "translator/"): (checkpoint name, transform or None)}."""
+    table = {
+        "target_embedding/token_embedding/embeddings": ("model.shared.weight", None),
+        "logits_bias": ("final_logits_bias", lambda bias: bias.reshape(-1)),  # (1, V) -> (V,)
+    }
+    for index in range(num_layers):
+        encoder, decoder = f"model.encoder.layers.{index}", f"model.decoder.layers.{index}"
+        ours_encoder, ours_decoder = f"encoder/layer_{index}", f"decoder/layer_{index}"
+        table.update(_attention(f"{encoder}.self_attn", f"{ours_encoder}/self_attention",
+                                num_heads))
+        table.update(_norm(f"{encoder}.self_attn_layer_norm",
+                           f"{ours_encoder}/self_attention_norm"))
+        table.update(_feed_forward(encoder, f"{ours_encoder}/feed_forward"))
+        table.update(_norm(f"{encoder}.final_layer_norm", f"{ours_encoder}/feed_forward_norm"))
+        table.update(_attention(f"{decoder}.self_attn", f"{ours_decoder}/self_attention",
+                                num_heads))
+        table.update(_norm(f"{decoder}.self_attn_layer_norm",
+                           f"{ours_decoder}/self_attention_norm"))
+        table.update(_attention(f"{decoder}.encoder_attn", f"{ours_decoder}/cross_attention",
+                                num_heads))
+        table.update(_norm(f"{decoder}.encoder_attn_layer_norm",
+                           f"{ours_decoder}/cross_attention_norm"))
+        table.update(_feed_forward(decoder, f"{ours_decoder}/feed_forward"))
+        table.update(_norm(f"{decoder}.final_layer_norm", f"{ours_decoder}/feed_forward_norm"))
+    return table
+
+
+def load_marian_weights(model, state_dict, source="the checkpoint"):
+    """Assigns a Marian state dict ({name: array}) to a Translator built by
+    `build_marian_translator`; every weight must be found with its shape."""
+    table = weight_table(model.num_layers, model.num_heads)
+    weights = {w.path.split("/", 1)[1]: w for w in model.weights}
+    unmapped = sorted(set(weights) - set(table))
+    if unmapped:
+        raise CheckpointError(f"no checkpoint name for {unmapped[:3]}")
+    for path, (name, transform) in table.items():
+        if name not in state_dict:
+            raise CheckpointError(f"{source} has no {name}")
+        value = np.asarray(state_dict[name], np.float32)
+        value = transform(value) if transform else value
+        if tuple(value.shape) != tuple(weights[path].shape):
+            raise CheckpointError(f"{source}'s {name} has shape {state_dict[name].shape}, "
+                                  f"which does not fit {tuple(weights[path].shape)} (config.json "
+                                  "and the weights disagree)")
+        weights[path].assign(value)
