@@ -87,6 +87,19 @@ def _feed_forward(prefix, ours):
             f"{ours}/output/bias": (f"{prefix}.fc2.bias", None)}
 
 
+def _block(prefix, ours, heads, cross_attention):
+    """One encoder or decoder layer: self-attention, (cross-attention,) feed-forward, each
+    followed by its layer norm (post-LN)."""
+    table = {**_attention(f"{prefix}.self_attn", f"{ours}/self_attention", heads),
+             **_norm(f"{prefix}.self_attn_layer_norm", f"{ours}/self_attention_norm")}
+    if cross_attention:
+        table.update(_attention(f"{prefix}.encoder_attn", f"{ours}/cross_attention", heads))
+        table.update(_norm(f"{prefix}.encoder_attn_layer_norm", f"{ours}/cross_attention_norm"))
+    table.update(_feed_forward(prefix, f"{ours}/feed_forward"))
+    table.update(_norm(f"{prefix}.final_layer_norm", f"{ours}/feed_forward_norm"))
+    return table
+
+
 def weight_table(num_layers, num_heads):
     """{our weight path (under "translator/"): (checkpoint name, transform or None)}."""
     table = {
@@ -94,24 +107,10 @@ def weight_table(num_layers, num_heads):
         "logits_bias": ("final_logits_bias", lambda bias: bias.reshape(-1)),  # (1, V) -> (V,)
     }
     for index in range(num_layers):
-        encoder, decoder = f"model.encoder.layers.{index}", f"model.decoder.layers.{index}"
-        ours_encoder, ours_decoder = f"encoder/layer_{index}", f"decoder/layer_{index}"
-        table.update(_attention(f"{encoder}.self_attn", f"{ours_encoder}/self_attention",
-                                num_heads))
-        table.update(_norm(f"{encoder}.self_attn_layer_norm",
-                           f"{ours_encoder}/self_attention_norm"))
-        table.update(_feed_forward(encoder, f"{ours_encoder}/feed_forward"))
-        table.update(_norm(f"{encoder}.final_layer_norm", f"{ours_encoder}/feed_forward_norm"))
-        table.update(_attention(f"{decoder}.self_attn", f"{ours_decoder}/self_attention",
-                                num_heads))
-        table.update(_norm(f"{decoder}.self_attn_layer_norm",
-                           f"{ours_decoder}/self_attention_norm"))
-        table.update(_attention(f"{decoder}.encoder_attn", f"{ours_decoder}/cross_attention",
-                                num_heads))
-        table.update(_norm(f"{decoder}.encoder_attn_layer_norm",
-                           f"{ours_decoder}/cross_attention_norm"))
-        table.update(_feed_forward(decoder, f"{ours_decoder}/feed_forward"))
-        table.update(_norm(f"{decoder}.final_layer_norm", f"{ours_decoder}/feed_forward_norm"))
+        table.update(_block(f"model.encoder.layers.{index}", f"encoder/layer_{index}",
+                            num_heads, cross_attention=False))
+        table.update(_block(f"model.decoder.layers.{index}", f"decoder/layer_{index}",
+                            num_heads, cross_attention=True))
     return table
 
 
