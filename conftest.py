@@ -15,5 +15,7 @@ try:
 except RuntimeError:  # already initialised by an earlier import
     pass
 
-# A script that tests run in a fresh interpreter (TensorFlow and tf-text only), not a module.
+# A script that tests run in a fresh interpreter (TensorFlow and tf-text only), not a module;
+# and the scripts that make golden fixtures, which need torch and transformers (run by hand).
 collect_ignore = ["tests/support/fresh_serving.py"]
+collect_ignore_glob = ["tests/fixtures/*"]
