@@ -50,7 +50,8 @@ def _train(args):
     export_dir = args.export_dir or os.path.join("saved_models", args.application)
     application.train(config, data_dir=args.data, workdir=workdir, export_dir=export_dir,
                       strategy=args.strategy, mixed_precision=args.mixed_precision,
-                      jit_compile=args.jit_compile, resume="fresh" if args.fresh else "require" if args.resume else "auto")
+                      jit_compile=args.jit_compile,
+                      resume="fresh" if args.fresh else "require" if args.resume else "auto")
     return 0
 
 

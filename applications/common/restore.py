@@ -81,12 +81,8 @@ def load_weights_file(model, path, way_out):
     try:
         with h5py.File(path, "r"):
             pass
+        model.load_weights(path)  # OSError too when h5py reads a dataset past a cut
     except OSError as error:
-        reason = str(error).splitlines()[0][:200]
-        raise DataError(f"{path} is damaged ({reason}); {way_out}") from None
-    try:
-        model.load_weights(path)
-    except OSError as error:  # h5py reading a dataset past a cut
         reason = str(error).splitlines()[0][:200]
         raise DataError(f"{path} is damaged ({reason}); {way_out}") from None
 
