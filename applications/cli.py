@@ -39,9 +39,35 @@ def _config(application, preset, overrides):
     return apply_overrides(config, overrides)
 
 
+def _initial_config(application, init_from, preset, overrides):
+    """The config of a run that starts from the run in `init_from`: its architecture and
+    settings, with `overrides` on the fields that do not fix the weights."""
+    from applications.common.restore import read_run
+
+    if not application.architecture:
+        raise ConfigError(f"{application.name} can't start from another run yet (--init-from)")
+    if preset:
+        raise ConfigError(f"--preset sets a size, which --init-from takes from {init_from}; "
+                          "change training settings with --set")
+    base, _ = read_run(init_from, application.config_class)
+    config = apply_overrides(base, overrides)
+    fixed = [f"{name} (is {getattr(base, name)!r})" for name in application.architecture
+             if getattr(config, name) != getattr(base, name)]
+    if fixed:
+        raise ConfigError(f"{', '.join(fixed)} can't change: {init_from}'s weights fix it")
+    return config
+
+
+def _train_config(args):
+    application = args.applications[args.application]
+    if getattr(args, "init_from", None):
+        return _initial_config(application, args.init_from, args.preset, args.set)
+    return _config(application, args.preset, args.set)
+
+
 def _train(args):
     application = args.applications[args.application]
-    config = _config(application, args.preset, args.set)
+    config = _train_config(args)
     if args.deterministic:
         import tensorflow as tf
 
@@ -51,7 +77,8 @@ def _train(args):
     application.train(config, data_dir=args.data, workdir=workdir, export_dir=export_dir,
                       strategy=args.strategy, mixed_precision=args.mixed_precision,
                       jit_compile=args.jit_compile,
-                      resume="fresh" if args.fresh else "require" if args.resume else "auto")
+                      resume="fresh" if args.fresh else "require" if args.resume else "auto",
+                      **({"init_from": args.init_from} if args.init_from else {}))
     return 0
 
 
@@ -70,6 +97,12 @@ def _export(args):
                            "is unchanged: make room or fix the directory and export again"
                            ) from error
     print(f"exported {os.path.join(workdir, trained.weights)} to {path}")
+    return 0
+
+
+def _import(args):
+    workdir = args.workdir or os.path.join("runs", args.application)
+    print(args.applications[args.application].import_checkpoint(args.source, workdir))
     return 0
 
 
@@ -196,6 +229,9 @@ def build_parser(applications=None):
     train.add_argument("--deterministic", action="store_true",
                        help="deterministic TensorFlow ops: the same command gives the same "
                        "weights, also when resumed after a crash (slower)")
+    train.add_argument("--init-from", metavar="RUN", help="start from the weights (and "
+                       "tokenizer) of a finished or imported run, with its architecture: "
+                       "fine-tuning; --set changes training settings")
     starts = train.add_mutually_exclusive_group()
     starts.add_argument("--resume", action="store_true",
                         help="require a backup in --workdir to resume (without it, a backup is "
@@ -217,6 +253,16 @@ def build_parser(applications=None):
                         help="quantize the weights before exporting (default: the run's "
                         "quantize setting)")
     export.set_defaults(handler=_export)
+
+    importable = [name for name in names if applications[name].import_checkpoint]
+    if importable:
+        imports = commands.add_parser(
+            "import", help="a pretrained checkpoint as a run, to export, evaluate or fine-tune")
+        imports.add_argument("application", choices=importable)
+        imports.add_argument("--from", dest="source", required=True, metavar="DIR", help="; ".join(
+            f"{name}: {applications[name].import_from}" for name in importable))
+        imports.add_argument("--workdir", help="the new run's directory (default runs/<app>)")
+        imports.set_defaults(handler=_import)
 
     evaluate = commands.add_parser("evaluate", help="score an export on a data split",
                                    add_help=False)
@@ -270,7 +316,7 @@ def main(argv=None, applications=None):
     args = parser.parse_args(argv)
     try:
         if hasattr(args, "set"):  # a bad setting is named before TensorFlow starts
-            _config(args.applications[args.application], args.preset, args.set)
+            _train_config(args)
         import_tensorflow(args.verbose)
         return args.handler(args)
     except ExportFailed as error:

@@ -14,9 +14,8 @@ import os
 import time
 
 from applications.common.config import apply_overrides, from_preset
-from applications.translation import data, evaluate, serving
+from applications.translation import data, evaluate, restore
 from applications.translation.config import PRESETS, TranslationConfig
-from applications.translation.model import build_translator
 from applications.translation.train import train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,19 +24,8 @@ DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "multi30k")
 
 def _from_checkpoint(data_dir, workdir):
     """The best checkpoint of an earlier run, served with its tokenizer, scored on val."""
-    with open(os.path.join(workdir, "config.json")) as handle:
-        config = TranslationConfig(**json.load(handle))
-    tokenizer_dir = os.path.join(workdir, "tokenizer")
-    names = (("spm.model", "spm.model") if config.shared_vocabulary
-             else ("source.spm.model", "target.spm.model"))
-    protos = []
-    for name in names:
-        with open(os.path.join(tokenizer_dir, name), "rb") as handle:
-            protos.append(handle.read())
-    model = build_translator(config, data.vocabulary_size(protos[0]),
-                             data.vocabulary_size(protos[1]))
-    model.load_weights(os.path.join(workdir, "checkpoints", "best.weights.h5"))
-    server = serving.TranslationServer(model, protos[0], protos[1], config)
+    trained = restore.load(workdir, "best")
+    config, server = trained.config, trained.server
     pairs = data.load_corpus(data_dir, config)["val"]
     hypotheses = evaluate.translate_batches(server.serve, [s for s, _ in pairs])
     return config, {"scores": evaluate.score(hypotheses, [t for _, t in pairs]),

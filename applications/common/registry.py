@@ -58,6 +58,13 @@ class Application:
             input, draws what it answers to `path` and prints a line.
         attention_input: what `plot attention NAME INPUT` takes.
         default_preset: the preset used when none is named.
+        import_checkpoint: None, or `import_checkpoint(directory, workdir)` -> a summary
+            line: writes a pretrained checkpoint's directory as a run in `workdir`
+            (`tfformer import NAME`), which export, evaluate and fine-tuning then use.
+        import_from: what `tfformer import NAME --from` reads.
+        architecture: the config fields a run's weights fix; `train --init-from RUN` takes
+            them from RUN and starts from its weights (empty: not supported). `train` then
+            takes `init_from=RUN`.
     """
 
     name: str
@@ -73,6 +80,9 @@ class Application:
     plot_attention: Optional[Callable] = None
     attention_input: str = ""
     default_preset: str = "tiny"
+    import_checkpoint: Optional[Callable] = None
+    import_from: str = ""
+    architecture: tuple = ()
 
     @classmethod
     def in_package(cls, package, **fields):

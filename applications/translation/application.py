@@ -3,7 +3,7 @@
 import sys
 
 from applications.common.registry import Application, ClientCommand, deferred
-from applications.translation.config import PRESETS, TranslationConfig
+from applications.translation.config import ARCHITECTURE, PRESETS, TranslationConfig
 
 
 def _translate_arguments(parser):
@@ -50,4 +50,8 @@ APPLICATION = Application.in_package(
     evaluate_output="hypotheses, one per line",
     plot_attention=deferred(f"{__package__}.attention_plot", "plot_translation_attention"),
     attention_input='a sentence to translate, e.g. "A red apple."',
+    architecture=ARCHITECTURE,
+    import_checkpoint=deferred(f"{__package__}.import_marian", "import_checkpoint"),
+    import_from="a Hugging Face Marian (opus-mt) directory: config.json, model.safetensors "
+                "or pytorch_model.bin, source.spm, target.spm, vocab.json",
 )

@@ -19,14 +19,22 @@ class TranslationConfig:
     vocabulary_size: int = 8000  # SentencePiece subwords
     shared_vocabulary: bool = True  # one tokenizer and embedding for both languages
     tokenizer_model_type: str = "unigram"  # SentencePiece model: unigram, bpe, char or word
+    # "sentencepiece" (trained on the data by `train`) or "marian" (a Marian checkpoint's
+    # spm models and vocab.json, written by `tfformer import`); see vocabularies.py
+    tokenizer: str = "sentencepiece"
     # Model
     num_layers: int = 6
     d_model: int = 512
     num_heads: int = 8
     intermediate_dim: int = 2048
     dropout: float = 0.1
+    activation_dropout: float | None = None  # inside the feed-forward layers; None: dropout
     norm_first: bool = False  # pre-LN (true) or the paper's post-LN
     tie_embeddings: bool = True  # the output projection reuses the target embedding
+    activation: str = "relu"  # the feed-forward activation (Marian: silu, i.e. swish)
+    layer_norm_epsilon: float = 1e-6  # (Marian: 1e-5)
+    position: str = "sinusoidal"  # sinusoidal (interleaved) or sinusoidal_halves (Marian)
+    logits_bias: bool = False  # a fixed (V,) bias on the logits (Marian's final_logits_bias)
     # Training
     batch_size: int = 64
     epochs: int = 10
@@ -46,12 +54,16 @@ class TranslationConfig:
     length_penalty: float = 0.6  # GNMT length-penalty exponent of beam scores
     max_decode_ratio: float = 1.5  # max target tokens = ratio * source tokens + extra
     max_decode_extra: int = 10  # see max_decode_ratio
+    translate_empty: bool = False  # decode an empty input too (as Marian); else it gives ""
 
     LIMITS: typing.ClassVar = {
         "export_weights": one_of("best", "last"), "quantize": one_of(*QUANTIZATION_MODES),
         "builtin_examples": at_least(100), "max_source_length": at_least(2),
         "max_target_length": at_least(2), "vocabulary_size": at_least(16),
         "tokenizer_model_type": one_of("unigram", "bpe", "char", "word"),
+        "tokenizer": one_of("sentencepiece", "marian"),
+        "activation": one_of("relu", "gelu", "silu"), "activation_dropout": fraction(),
+        "layer_norm_epsilon": above(0), "position": one_of("sinusoidal", "sinusoidal_halves"),
         "num_layers": at_least(1), "d_model": at_least(1), "num_heads": at_least(1),
         "intermediate_dim": at_least(1), "dropout": fraction(), "batch_size": at_least(1),
         "epochs": at_least(1), "steps_per_epoch": at_least(1), "label_smoothing": fraction(),
@@ -63,6 +75,11 @@ class TranslationConfig:
     def __post_init__(self):
         check_config(self)
 
+
+# The fields a run's weights and tokenizer fix: `train --init-from RUN` takes them from RUN.
+ARCHITECTURE = ("tokenizer", "vocabulary_size", "shared_vocabulary", "tokenizer_model_type",
+                "num_layers", "d_model", "num_heads", "intermediate_dim", "norm_first",
+                "tie_embeddings", "activation", "layer_norm_epsilon", "position", "logits_bias")
 
 PRESETS = {
     "tiny": dict(

@@ -164,29 +164,31 @@ def encode_source(tokens, max_length):
     return tf.concat([tokens, tf.RaggedTensor.from_tensor(eos)], axis=1)
 
 
-def _tokenize_split(pairs, source_tokenizer, target_tokenizer, config):
-    """Source and target (BOS ... EOS) ids as ragged tensors, long targets dropped."""
-    sources = encode_source(
-        source_tokenizer.tokenize(tf.constant([s for s, _ in pairs])), config.max_source_length)
-    targets = target_tokenizer.tokenize(tf.constant([t for _, t in pairs]))
-    keep = targets.row_lengths().numpy() + 2 <= config.max_target_length + 1
+def _tokenize_split(pairs, source_vocabulary, target_vocabulary, config):
+    """Source and target (start ... end) ids as ragged tensors, long targets dropped."""
+    sources = source_vocabulary.tokenize(tf.constant([s for s, _ in pairs]))
+    targets = target_vocabulary.tokenize(tf.constant([t for _, t in pairs]))  # end last
+    keep = targets.row_lengths().numpy() <= config.max_target_length
     dropped = int((~keep).sum())
-    bos = tf.RaggedTensor.from_tensor(tf.fill([targets.nrows(), 1], BOS_ID))
-    eos = tf.RaggedTensor.from_tensor(tf.fill([targets.nrows(), 1], EOS_ID))
-    targets = tf.concat([bos, targets, eos], axis=1)
+    start = tf.RaggedTensor.from_tensor(
+        tf.fill([targets.nrows(), 1], target_vocabulary.start_id))
+    targets = tf.concat([start, targets], axis=1)
     return tf.ragged.boolean_mask(sources, keep), tf.ragged.boolean_mask(targets, keep), dropped
 
 
-def make_dataset(pairs, source_tokenizer, target_tokenizer, config, training, name="data"):
+def make_dataset(pairs, source_vocabulary, target_vocabulary, config, training, name="data"):
     """tf.data of ({"source_ids", "target_ids"}, labels), batched by similar length.
 
-    `target_ids` is BOS + target, labels are target + EOS, both padded with 0.
-    Training data is shuffled and repeated. Prints how many pairs were dropped
-    for exceeding `max_target_length` (sources are truncated, not dropped).
+    The vocabularies are `applications.translation.vocabularies`' (the target's without a
+    length limit). `target_ids` is start + target, labels are target + end, both padded
+    with the vocabularies' pad ids. Training data is shuffled and repeated. Prints how
+    many pairs were dropped for exceeding `max_target_length` (sources are truncated, not
+    dropped).
     """
     if not pairs:
         raise DataError(f"the {name} split is empty")
-    sources, targets, dropped = _tokenize_split(pairs, source_tokenizer, target_tokenizer, config)
+    sources, targets, dropped = _tokenize_split(pairs, source_vocabulary, target_vocabulary,
+                                                config)
     if dropped:
         print(f"{name}: dropped {dropped} of {len(pairs)} pairs whose target is longer than "
               f"max_target_length={config.max_target_length} tokens")
@@ -207,11 +209,12 @@ def make_dataset(pairs, source_tokenizer, target_tokenizer, config, training, na
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[config.batch_size] * (len(boundaries) + 1),
         pad_to_bucket_boundary=True,
+        padding_values=(source_vocabulary.pad_id, target_vocabulary.pad_id),
         drop_remainder=training,
     )
 
     def split_target(source, target):
-        # Teacher forcing: the decoder reads BOS + target, predicts target + EOS.
+        # Teacher forcing: the decoder reads start + target, predicts target + end.
         return {"source_ids": source, "target_ids": target[:, :-1]}, target[:, 1:]
 
     return dataset.map(split_target, num_parallel_calls=tf.data.AUTOTUNE).prefetch(

@@ -11,12 +11,28 @@ tied output projection, plus `final_logits_bias`; pad is the last id and starts 
 
 import numpy as np
 
-from applications.translation.model import Translator
+from applications.translation.config import TranslationConfig
+from applications.translation.model import build_translator
 from tfformer.pretrained import CheckpointError
 
 
-def translator_arguments(hf_config):
-    """Translator constructor arguments from a Marian `config.json` (a dict)."""
+def _fine_tuning_schedule(d_model, warmup_steps=500, peak=5e-5):
+    """`learning_rate_scale` that makes the Transformer schedule peak at `peak` (after
+    `warmup_steps`): a rate for fine-tuning, where the paper's from-scratch peak (7e-4 at
+    d 512 and 4000 steps) would wreck the pretrained weights."""
+    return peak * (d_model * warmup_steps) ** 0.5
+
+
+def marian_config(hf_config, generation=None, tokenizer=None):
+    """The `TranslationConfig` of a Marian checkpoint, from its `config.json`,
+    `generation_config.json` and `tokenizer_config.json` (dicts; the last two optional).
+
+    The architecture as Marian computes it, its tokenizer ("marian"), its decoding (the
+    generation config's `num_beams`, `max_length` and `length_penalty`; an empty input is
+    decoded too) and fine-tuning defaults: peak learning rate 5e-5 after 500 warm-up steps,
+    label smoothing 0.1."""
+    generation = {**hf_config, **(generation or {})}
+    tokenizer = tokenizer or {}
     if hf_config.get("model_type") != "marian":
         raise CheckpointError(f"config.json describes a {hf_config.get('model_type')!r} model, "
                               "not a Marian one (model_type 'marian')")
@@ -28,7 +44,7 @@ def translator_arguments(hf_config):
                               "feed-forward width, which a Translator does not support")
     vocabulary = hf_config["vocab_size"]
     if hf_config.get("decoder_vocab_size", vocabulary) != vocabulary or not hf_config.get(
-            "share_encoder_decoder_embeddings", True):
+            "share_encoder_decoder_embeddings", True) or tokenizer.get("separate_vocabs"):
         raise CheckpointError("config.json has separate source and target vocabularies, "
                               "which is not supported yet")
     if not hf_config.get("scale_embedding", False):
@@ -38,20 +54,31 @@ def translator_arguments(hf_config):
     if activation is None:
         raise CheckpointError(f"config.json's activation_function "
                               f"{hf_config['activation_function']!r} is not supported")
-    return dict(
-        source_vocabulary_size=vocabulary, target_vocabulary_size=vocabulary,
-        num_layers=layers.pop(), d_model=hf_config["d_model"], num_heads=heads.pop(),
+    d_model = hf_config["d_model"]
+    max_target_length = int(generation.get("max_length") or 512) - 1  # after the start token
+    return TranslationConfig(
+        source_language=tokenizer.get("source_lang") or "en",
+        target_language=tokenizer.get("target_lang") or "de",
+        tokenizer="marian", vocabulary_size=vocabulary, shared_vocabulary=True,
+        tie_embeddings=True, num_layers=layers.pop(), d_model=d_model, num_heads=heads.pop(),
         intermediate_dim=widths.pop(), dropout=hf_config.get("dropout", 0.1),
         activation_dropout=hf_config.get("activation_dropout", 0.0), norm_first=False,
-        tie_embeddings=True, shared_vocabulary=True, activation=activation,
-        layer_norm_epsilon=1e-5, position="sinusoidal_halves",
-        padding_id=hf_config["pad_token_id"], logits_bias=True)
+        activation=activation, layer_norm_epsilon=1e-5, position="sinusoidal_halves",
+        logits_bias=True,
+        max_source_length=int(tokenizer.get("model_max_length") or 512),
+        max_target_length=max_target_length,
+        beam_size=int(generation.get("num_beams") or 1),
+        length_penalty=float(generation.get("length_penalty", 1.0)),
+        max_decode_ratio=1.0, max_decode_extra=max_target_length, translate_empty=True,
+        label_smoothing=0.1, warmup_steps=500,
+        learning_rate_scale=_fine_tuning_schedule(d_model, 500))
 
 
 def build_marian_translator(hf_config):
-    model = Translator(**translator_arguments(hf_config), name="translator")
-    model.build()
-    return model
+    """The (built, untrained) Translator of a Marian `config.json` (a dict)."""
+    vocabulary = hf_config["vocab_size"]
+    return build_translator(marian_config(hf_config), vocabulary, vocabulary,
+                            hf_config["pad_token_id"])
 
 
 def _attention(prefix, ours, heads):

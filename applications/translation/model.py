@@ -178,12 +178,16 @@ class Translator(keras.Model):
         return config
 
 
-def build_translator(config, source_vocabulary_size, target_vocabulary_size):
+def build_translator(config, source_vocabulary_size, target_vocabulary_size, padding_id=0):
+    """The Translator a `TranslationConfig` declares, built."""
     model = Translator(
         source_vocabulary_size, target_vocabulary_size, num_layers=config.num_layers,
         d_model=config.d_model, num_heads=config.num_heads,
         intermediate_dim=config.intermediate_dim, dropout=config.dropout,
         norm_first=config.norm_first, tie_embeddings=config.tie_embeddings,
-        shared_vocabulary=config.shared_vocabulary, name="translator")
+        shared_vocabulary=config.shared_vocabulary,
+        activation_dropout=config.activation_dropout, activation=config.activation,
+        layer_norm_epsilon=config.layer_norm_epsilon, position=config.position,
+        padding_id=padding_id, logits_bias=config.logits_bias, name="translator")
     model.build()
     return model

@@ -9,10 +9,9 @@ import tensorflow as tf
 
 from applications.common.quantization import quantize_for_export
 from applications.common.restore import read_run, restore_weights
-from applications.translation import data, serving
+from applications.translation import serving, vocabularies
 from applications.translation.config import TranslationConfig
 from applications.translation.model import build_translator
-from applications.translation.train import tokenizer_paths
 
 
 class TrainedTranslator:
@@ -40,14 +39,9 @@ def load(workdir="runs/translation", weights=None, quantize=None):
     `applications.common.quantization`); default the run's `quantize`.
     """
     config, _ = read_run(workdir, TranslationConfig)
-    tokenizer_dir, paths = tokenizer_paths(workdir, config.shared_vocabulary)
-    protos = []
-    for path in paths:
-        with open(path, "rb") as handle:
-            protos.append(handle.read())
-    model = build_translator(config, data.vocabulary_size(protos[0]),
-                             data.vocabulary_size(protos[1]))
+    source, target = vocabularies.load_vocabularies(workdir, config)
+    model = build_translator(config, source.size, target.size, target.pad_id)
     chosen = restore_weights(model, workdir, weights or config.export_weights)
     quantize_for_export(model, quantize or config.quantize)
-    server = serving.TranslationServer(model, protos[0], protos[1], config, tokenizer_dir)
+    server = serving.TranslationServer(model, config, workdir)
     return TrainedTranslator(config, model, server, chosen)

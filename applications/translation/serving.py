@@ -5,7 +5,8 @@
 source_tokens string [B, S], target_tokens string [B, T], cross_attention
 float [B, L, N, T, S]}`, the cross-attention weights the beam search used
 for each generated target subword (what `tfformer plot attention` draws).
-Tokenization (tf-text SentencePiece), beam search over the cached decoder,
+Tokenization (the run's vocabularies: tf-text SentencePiece, or a Marian
+checkpoint's pieces and vocab.json), beam search over the cached decoder,
 and detokenization all run in the graph, with only TensorFlow and tf-text
 ops, so stock TF Serving runs the export as it is.
 
@@ -19,7 +20,7 @@ import os
 
 import tensorflow as tf
 
-from applications.translation import data
+from applications.translation import vocabularies
 from tfformer import decoding
 from tfformer.export import export_saved_model
 
@@ -30,28 +31,31 @@ WARMUP_TEXT = ["twenty-one", "one big cat", "on March third", "", "seven hundred
 
 
 class TranslationServer(tf.Module):
-    def __init__(self, model, source_model_proto, target_model_proto, config, tokenizer_dir=None):
+    """The served signatures of `model`, with the tokenizer of the run in `workdir`."""
+
+    def __init__(self, model, config, workdir):
         super().__init__(name="translation")
         self.model = model
-        self.source_tokenizer = data.tokenizer(source_model_proto)
-        self.target_tokenizer = data.tokenizer(target_model_proto)
+        self.source_vocabulary, self.target_vocabulary = vocabularies.load_vocabularies(
+            workdir, config)
         self.max_source_length = config.max_source_length
         self.max_target_length = config.max_target_length
         self.beam_size = config.beam_size
         self.length_penalty = config.length_penalty
         self.max_decode_ratio = config.max_decode_ratio
         self.max_decode_extra = config.max_decode_extra
-        if tokenizer_dir:  # the SentencePiece models travel with the export, for reference
-            self.tokenizer_assets = [
-                tf.saved_model.Asset(os.path.join(tokenizer_dir, name))
-                for name in sorted(os.listdir(tokenizer_dir))]
+        self.translate_empty = config.translate_empty
+        # The tokenizer's files travel with the export, for reference.
+        directory, names = vocabularies.tokenizer_files(workdir, config)
+        self.tokenizer_assets = [tf.saved_model.Asset(os.path.join(directory, name))
+                                 for name in names]
 
     def source_ids(self, text):
-        """string [B] -> source ids (B, S) int32, EOS-terminated, 0-padded."""
+        """string [B] -> source ids (B, S) int32, end-terminated, padded."""
         text = tf.strings.unicode_transcode(
             text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
-        tokens = self.source_tokenizer.tokenize(text)
-        return data.encode_source(tokens, self.max_source_length).to_tensor(0)
+        vocabulary = self.source_vocabulary
+        return vocabulary.tokenize(text).to_tensor(vocabulary.pad_id)
 
     def _decode(self, source_ids, source_lengths, beam_size, record_attention=False):
         """ids (B, T + 1), scores (B,) and the final decoding state of each result."""
@@ -60,21 +64,17 @@ class TranslationServer(tf.Module):
         ) + self.max_decode_extra
         state, shared = self.model.initial_state(source_ids, self.max_target_length,
                                                  record_attention)
-        start = tf.fill([tf.shape(source_ids)[0]], data.BOS_ID)
+        target = self.target_vocabulary
+        start = tf.fill([tf.shape(source_ids)[0]], target.start_id)
         if beam_size == 1:
             return decoding.greedy_search_with_state(
-                self.model.decode_step, start, state, self.max_target_length, data.EOS_ID,
-                pad_id=data.PAD_ID, max_lengths=limits, shared=shared,
+                self.model.decode_step, start, state, self.max_target_length, target.end_id,
+                pad_id=target.pad_id, max_lengths=limits, shared=shared,
                 alpha=self.length_penalty)
         return decoding.beam_search_with_state(
-            self.model.decode_step, start, state, self.max_target_length, data.EOS_ID,
-            beam_size=beam_size, alpha=self.length_penalty, pad_id=data.PAD_ID,
+            self.model.decode_step, start, state, self.max_target_length, target.end_id,
+            beam_size=beam_size, alpha=self.length_penalty, pad_id=target.pad_id,
             max_lengths=limits, shared=shared)
-
-    def _detokenize(self, ids):
-        ids = ids[:, 1:]  # drop BOS
-        keep = tf.logical_and(ids > data.EOS_ID, tf.not_equal(ids, data.UNK_ID))
-        return self.target_tokenizer.detokenize(tf.ragged.boolean_mask(ids, keep))
 
     def translate_with(self, text, beam_size, record_attention=False):
         source_ids = self.source_ids(text)
@@ -82,26 +82,27 @@ class TranslationServer(tf.Module):
             tf.cast(self.model.source_mask(source_ids), tf.int32), axis=1)  # (B,)
         ids, scores, state = self._decode(source_ids, source_lengths, beam_size,
                                           record_attention)
-        translation = self._detokenize(ids)
-        # Only an EOS token means there was nothing to translate.
-        empty = source_lengths <= 1
+        translation = self.target_vocabulary.detokenize(ids[:, 1:])  # without the start
+        # Only an end token means there was nothing to translate (unless the run decodes
+        # those too, as Marian's generate does).
+        empty = tf.logical_and(source_lengths <= 1, not self.translate_empty)
         translation = tf.where(empty, tf.constant(""), translation)
         outputs = {"translation": translation, "score": scores}
         if record_attention:
             # row t of the attention predicted target token t + 1; nothing for empty inputs
-            target_ids = tf.where(empty[:, None], data.PAD_ID, ids[:, 1:])
+            target_ids = tf.where(empty[:, None], self.target_vocabulary.pad_id, ids[:, 1:])
             outputs.update(
-                source_tokens=self._token_strings(self.source_tokenizer, source_ids),
-                target_tokens=self._token_strings(self.target_tokenizer, target_ids),
+                source_tokens=self._token_strings(self.source_vocabulary, source_ids),
+                target_tokens=self._token_strings(self.target_vocabulary, target_ids),
                 cross_attention=state["cross_attention"][:, :, :, :-1])  # (B, L, N, T, S)
         return outputs
 
     @staticmethod
-    def _token_strings(tokenizer, ids):
+    def _token_strings(vocabulary, ids):
         """Subword strings of ids (B, T), "</s>" for the end token, "" for padding."""
-        strings = tokenizer.id_to_string(ids)
-        strings = tf.where(tf.equal(ids, data.EOS_ID), tf.constant("</s>"), strings)
-        return tf.where(tf.equal(ids, data.PAD_ID), tf.constant(""), strings)
+        strings = vocabulary.id_to_string(ids)
+        strings = tf.where(tf.equal(ids, vocabulary.end_id), tf.constant("</s>"), strings)
+        return tf.where(tf.equal(ids, vocabulary.pad_id), tf.constant(""), strings)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text):

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import warnings
 
 import keras
@@ -10,11 +11,12 @@ from keras import ops
 
 from applications.common import distributed_fit, training_run
 from applications.common.callbacks import progress_verbosity, standard_callbacks, use_export_weights
-from applications.common.config import to_json
+from applications.common.config import ConfigError, to_json
 from applications.common.precision import precision_policy
 from applications.common.quantization import quantize_for_export
 from applications.common.replica_metrics import global_mean
-from applications.translation import data, evaluate, serving
+from applications.common.restore import restore_weights, write_run_info
+from applications.translation import data, evaluate, serving, vocabularies
 from applications.translation.model import build_translator
 from tfformer.losses import sparse_categorical_crossentropy
 from tfformer.optimizers import Adam
@@ -24,38 +26,42 @@ from tfformer.schedules import TransformerSchedule
 @keras.saving.register_keras_serializable(package="tfformer_applications")
 class MaskedCrossEntropy(keras.losses.Loss):
     """Label-smoothed cross-entropy averaged over the global batch's non-padding tokens
-    (label 0 = pad).
+    (labels equal to `padding_id` are padding).
 
     Under a strategy each replica's gradient is that of its share (its token
     losses over the token count of all replicas), so training is the same on
     one device or many; see `global_mean`. (Keras leaves a scalar loss
     unscaled and sums the replicas' gradients.)"""
 
-    def __init__(self, label_smoothing=0.1, name="masked_cross_entropy", **kwargs):
+    def __init__(self, label_smoothing=0.1, padding_id=0, name="masked_cross_entropy",
+                 **kwargs):
         super().__init__(name=name, **kwargs)
         self.label_smoothing = label_smoothing
+        self.padding_id = padding_id
 
     def call(self, y_true, y_pred):
         losses = sparse_categorical_crossentropy(y_true, y_pred, self.label_smoothing)  # (B, T)
-        mask = ops.cast(ops.not_equal(y_true, 0), losses.dtype)
+        mask = ops.cast(ops.not_equal(y_true, self.padding_id), losses.dtype)
         return global_mean(ops.sum(losses * mask), ops.sum(mask), ops.shape(y_true)[0])
 
     def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+        return {**super().get_config(), "label_smoothing": self.label_smoothing,
+                "padding_id": self.padding_id}
 
 
 @keras.saving.register_keras_serializable(package="tfformer_applications")
 class MaskedAccuracy(keras.metrics.Metric):
     """Next-token accuracy over non-padding labels, weighted by token count."""
 
-    def __init__(self, name="masked_accuracy", **kwargs):
+    def __init__(self, padding_id=0, name="masked_accuracy", **kwargs):
         super().__init__(name=name, **kwargs)
+        self.padding_id = padding_id
         self.correct = self.add_variable((), initializer="zeros", name="correct")
         self.total = self.add_variable((), initializer="zeros", name="total")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true = ops.cast(y_true, "int32")
-        mask = ops.not_equal(y_true, 0)
+        mask = ops.not_equal(y_true, self.padding_id)
         hits = ops.logical_and(ops.equal(y_true, ops.cast(ops.argmax(y_pred, -1), "int32")), mask)
         self.correct.assign_add(ops.sum(ops.cast(hits, "float32")))
         self.total.assign_add(ops.sum(ops.cast(mask, "float32")))
@@ -63,30 +69,35 @@ class MaskedAccuracy(keras.metrics.Metric):
     def result(self):
         return self.correct / ops.maximum(self.total, 1.0)
 
-
-def tokenizer_paths(workdir, shared):
-    directory = os.path.join(workdir, "tokenizer")
-    names = ("spm.model", "spm.model") if shared else ("source.spm.model", "target.spm.model")
-    return directory, [os.path.join(directory, name) for name in names]
+    def get_config(self):
+        return {**super().get_config(), "padding_id": self.padding_id}
 
 
-def _tokenizers(workdir, config, pairs, same_tokenizer_config):
-    """SentencePiece protos: reused from `workdir` when the run resumes with the same
-    tokenizer settings (the checkpoint's embeddings index them), else trained and saved."""
-    directory, paths = tokenizer_paths(workdir, config.shared_vocabulary)
+def _tokenizers(workdir, config, pairs, same_tokenizer_config, init_from=None):
+    """Writes the run's tokenizer to `workdir/tokenizer/`: `init_from`'s, or SentencePiece
+    models trained on `pairs` unless the run resumes with the same tokenizer settings (the
+    checkpoint's embeddings index them)."""
+    directory, names = vocabularies.tokenizer_files(workdir, config)
+    paths = [os.path.join(directory, name) for name in names]
+    if init_from:
+        origin, _ = vocabularies.tokenizer_files(init_from, config)
+        os.makedirs(directory, exist_ok=True)
+        for name, path in zip(names, paths):
+            shutil.copyfile(os.path.join(origin, name), path)
+        print(f"tokenizer: {origin}'s")
+        return
+    if config.tokenizer == "marian":
+        raise ConfigError("tokenizer=marian is a Marian checkpoint's: import one with `tfformer "
+                          "import translation --from DIR --workdir RUN`, then fine-tune it "
+                          "with `tfformer train translation --init-from RUN`")
     if same_tokenizer_config and all(os.path.exists(path) for path in paths):
-        protos = []
-        for path in paths:
-            with open(path, "rb") as handle:
-                protos.append(handle.read())
         print(f"reusing the tokenizer in {directory}")
-        return directory, protos[0], protos[1]
-    source_proto, target_proto = data.train_tokenizers(pairs, config)
+        return
+    protos = data.train_tokenizers(pairs, config)
     os.makedirs(directory, exist_ok=True)
-    for path, proto in zip(paths, (source_proto, target_proto)):
+    for path, proto in zip(paths, protos):
         with open(path, "wb") as handle:
             handle.write(proto)
-    return directory, source_proto, target_proto
 
 
 # The fields a trained tokenizer depends on; others (epochs, model size) may change
@@ -107,22 +118,26 @@ def _same_tokenizer_config(workdir, config):
 
 def train(config, data_dir=None, workdir="runs/translation",
           export_dir="saved_models/translation", strategy="auto", verbose="auto",
-          mixed_precision="none", jit_compile=False, examples=5, resume="auto"):
+          mixed_precision="none", jit_compile=False, examples=5, resume="auto",
+          init_from=None):
     """Trains, evaluates on the test split (val if there is none) and exports.
 
     `mixed_precision` is "none", "bf16" or "fp16" (with loss scaling);
-    `jit_compile` compiles the training step with XLA.
+    `jit_compile` compiles the training step with XLA. `init_from`: the directory of a
+    finished or imported run (`tfformer import`) to start from, its weights and tokenizer:
+    fine-tuning. `config` must have its architecture (see `config.ARCHITECTURE`).
 
     Returns a dict with the Keras history, the scores, the export path and
     the server module.
     """
     return training_run.run_training(
         _train, config, data_dir, workdir, export_dir, strategy, resume=resume, verbose=verbose,
-        mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples)
+        mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples,
+        init_from=init_from)
 
 
 def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
-           mixed_precision, jit_compile, examples):
+           mixed_precision, jit_compile, examples, init_from):
     keras.utils.set_random_seed(config.seed)
     # Length-bucketed validation data has no known size, and Keras warns at its
     # (expected) end on every epoch.
@@ -133,26 +148,30 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     os.makedirs(workdir, exist_ok=True)  # only once the data loaded: a run's config stays
     with open(os.path.join(workdir, "config.json"), "w") as handle:
         handle.write(to_json(config))
-    tokenizer_dir, source_proto, target_proto = _tokenizers(
-        workdir, config, corpus["train"], same_tokenizer_config)
-    source_tokenizer, target_tokenizer = data.tokenizer(source_proto), data.tokenizer(target_proto)
-    source_size, target_size = data.vocabulary_size(source_proto), data.vocabulary_size(target_proto)
+    _tokenizers(workdir, config, corpus["train"], same_tokenizer_config, init_from)
+    source_vocabulary, target_vocabulary = vocabularies.load_vocabularies(workdir, config)
+    source_size, target_size = source_vocabulary.size, target_vocabulary.size
     print(f"vocabulary: {source_size} subwords shared by both languages"
           if config.shared_vocabulary else
           f"vocabulary: {source_size} source and {target_size} target subwords")
-    train_data = data.make_dataset(corpus["train"], source_tokenizer, target_tokenizer, config,
-                                   training=True, name="train")
-    val_data = data.make_dataset(corpus["val"], source_tokenizer, target_tokenizer, config,
+    train_data = data.make_dataset(corpus["train"], source_vocabulary, target_vocabulary,
+                                   config, training=True, name="train")
+    val_data = data.make_dataset(corpus["val"], source_vocabulary, target_vocabulary, config,
                                  training=False, name="val")
+    padding_id = target_vocabulary.pad_id
 
     with strategy.scope(), precision_policy(mixed_precision):
-        model = build_translator(config, source_size, target_size)
+        model = build_translator(config, source_size, target_size, padding_id)
+        if init_from:  # before compiling (no optimizer state to load); a backup is resumed over
+            start = restore_weights(model, init_from, "best")
+            write_run_info(workdir, initialized_from=os.path.abspath(init_from))
+            print(f"starting from {os.path.join(init_from, start)}")
         schedule = TransformerSchedule(config.d_model, config.warmup_steps,
                                        config.learning_rate_scale)
         model.compile(
             optimizer=Adam(schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9),
-            loss=MaskedCrossEntropy(config.label_smoothing),
-            metrics=[MaskedAccuracy()],
+            loss=MaskedCrossEntropy(config.label_smoothing, padding_id),
+            metrics=[MaskedAccuracy(padding_id)],
             jit_compile=jit_compile,
         )
     steps = config.steps_per_epoch or math.ceil(len(corpus["train"]) / config.batch_size)
@@ -166,7 +185,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     use_export_weights(model, workdir, config.export_weights)
     quantize_for_export(model, config.quantize, strategy)
 
-    server = serving.TranslationServer(model, source_proto, target_proto, config, tokenizer_dir)
+    server = serving.TranslationServer(model, config, workdir)
     split = "test" if corpus["test"] else "val"
     pairs = corpus[split]
     hypotheses = evaluate.translate_batches(server.serve, [s for s, _ in pairs])

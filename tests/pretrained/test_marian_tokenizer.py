@@ -29,6 +29,14 @@ def test_ids_equal_marian_tokenizers(name):
 
 
 @pytest.mark.parametrize("name", MARIANS)
+def test_target_ids_equal_marian_tokenizers_text_target(name):
+    tokenizer = MarianTokenizer.from_directory(str(FIXTURES / name), side="target")
+    reference = _reference(name)
+    assert tokenizer.tokenize(tf.constant(reference["targets"])).to_list() == reference[
+        "target_ids"]
+
+
+@pytest.mark.parametrize("name", MARIANS)
 def test_decoding_equals_batch_decode(name):
     tokenizer = MarianTokenizer.from_directory(str(FIXTURES / name))
     reference = _reference(name)

@@ -1,9 +1,9 @@
 """Marian's (opus-mt's) tokenization as TensorFlow ops, for graphs and SavedModels.
 
 What `transformers.MarianTokenizer` does in Python, here with tf-text's SentencePiece op and
-lookup tables, so a served model takes and returns strings: the source SentencePiece model
-splits text into pieces; `vocab.json` maps pieces to ids (not SentencePiece's ids: a piece
-missing from it is `<unk>`); a leading language code such as `>>fr<<` is one token; at most
+lookup tables, so a served model takes and returns strings: a side's SentencePiece model
+(`source.spm` for inputs, `target.spm` for training targets) splits text into pieces;
+`vocab.json` maps pieces to ids (not SentencePiece's ids: a piece missing from it is `<unk>`); a leading language code such as `>>fr<<` is one token; at most
 `max_length - 1` ids are kept and `</s>` appended. Decoding maps ids back through the inverse
 vocabulary, drops the special tokens and joins the pieces' text.
 """
@@ -18,10 +18,10 @@ SPECIAL = ("</s>", "<unk>", "<pad>")
 
 
 class MarianTokenizer(tf.Module):
-    """Marian's tokenizer from a checkpoint directory's files, as TensorFlow ops.
+    """Marian's tokenizer for one side (source or target), as TensorFlow ops.
 
     Args:
-        source_spm: bytes, the source SentencePiece model (`source.spm`).
+        spm_model: bytes, the side's SentencePiece model (`source.spm` or `target.spm`).
         vocabulary: dict {piece: id} (`vocab.json`), with `</s>`, `<unk>` and `<pad>`.
         max_length: int, default 512. Ids per sentence, `</s>` included
             (`model_max_length` in `tokenizer_config.json`).
@@ -32,7 +32,7 @@ class MarianTokenizer(tf.Module):
         <tf.RaggedTensor [[552, 188, 3, 0]]>
     """
 
-    def __init__(self, source_spm, vocabulary, max_length=512):
+    def __init__(self, spm_model, vocabulary, max_length=512):
         super().__init__(name="marian_tokenizer")
         missing = [token for token in SPECIAL if token not in vocabulary]
         if missing:
@@ -42,7 +42,7 @@ class MarianTokenizer(tf.Module):
         self.max_length = max_length
         self.eos_id, self.unk_id, self.pad_id = (vocabulary[token] for token in SPECIAL)
         self.vocabulary_size = max(vocabulary.values()) + 1
-        self.source = tf_text.SentencepieceTokenizer(model=source_spm, out_type=tf.string)
+        self.pieces = tf_text.SentencepieceTokenizer(model=spm_model, out_type=tf.string)
         pieces = list(vocabulary)
         ids = [vocabulary[piece] for piece in pieces]
         self.piece_to_id = tf.lookup.StaticHashTable(
@@ -55,9 +55,12 @@ class MarianTokenizer(tf.Module):
                                        tf.int64)
 
     @classmethod
-    def from_directory(cls, directory, **kwargs):
-        """The tokenizer of a Hugging Face Marian directory (`source.spm`, `vocab.json`,
-        and `tokenizer_config.json` for `model_max_length`)."""
+    def from_directory(cls, directory, side="source", **kwargs):
+        """The `side` ("source" or "target") tokenizer of a Hugging Face Marian directory
+        (`<side>.spm`, `vocab.json`, and `tokenizer_config.json` for `model_max_length`)."""
+        if side not in ("source", "target"):
+            raise ValueError(f"side must be 'source' or 'target', got {side!r}")
+
         def read(name, mode="rb"):
             path = os.path.join(directory, name)
             try:
@@ -74,7 +77,7 @@ class MarianTokenizer(tf.Module):
         if os.path.exists(os.path.join(directory, "tokenizer_config.json")):
             settings = json.loads(read("tokenizer_config.json", "r"))
             kwargs.setdefault("max_length", int(settings.get("model_max_length", 512)))
-        return cls(read("source.spm"), vocabulary, **kwargs)
+        return cls(read(f"{side}.spm"), vocabulary, **kwargs)
 
     def tokenize(self, text):
         """string [B] -> int64 ragged [B, (n)]: Marian ids, `</s>` last."""
@@ -84,7 +87,7 @@ class MarianTokenizer(tf.Module):
         code = tf.where(has_code, tf.strings.regex_replace(text, code_pattern + r"(?s:.*)",
                                                            r"\1"), "")
         rest = tf.where(has_code, tf.strings.regex_replace(text, code_pattern, ""), text)
-        pieces = self.source.tokenize(rest)  # (B, (n)) strings
+        pieces = self.pieces.tokenize(rest)  # (B, (n)) strings
         code_pieces = tf.ragged.boolean_mask(code[:, None], has_code[:, None])  # (B, (0|1))
         pieces = tf.concat([code_pieces, pieces], axis=1)
         ids = tf.ragged.map_flat_values(self.piece_to_id.lookup, pieces)

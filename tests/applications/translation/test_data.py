@@ -1,4 +1,6 @@
 import gzip
+import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -6,6 +8,9 @@ import pytest
 from applications.common.text_files import DataError
 from applications.translation import data
 from applications.translation.config import PRESETS, TranslationConfig
+from applications.translation.vocabularies import MarianVocabulary, SentencePieceVocabulary
+
+MARIAN = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pretrained" / "marian_shared"
 
 CONFIG = TranslationConfig(**{**PRESETS["tiny"], "vocabulary_size": 60, "batch_size": 4,
                               "max_target_length": 12, "max_source_length": 6})
@@ -54,8 +59,9 @@ def test_dataset_shifts_targets_drops_long_pairs_and_says_so(capsys):
     pairs = [("one dog", "ein Hund"), ("two cats", "zwei Katzen"),
              ("many", "sehr " * 30), ("three birds", "drei Vögel")] * 3
     source_proto, target_proto = data.train_tokenizers(pairs, CONFIG)
-    tokenizer = data.tokenizer(source_proto)
-    dataset = data.make_dataset(pairs, tokenizer, tokenizer, CONFIG, training=False)
+    source = SentencePieceVocabulary(source_proto, CONFIG.max_source_length)
+    dataset = data.make_dataset(pairs, source, SentencePieceVocabulary(target_proto), CONFIG,
+                                training=False)
     assert "dropped 3 of 12 pairs" in capsys.readouterr().out
     seen = 0
     for inputs, labels in dataset:
@@ -77,3 +83,26 @@ def test_long_sources_are_truncated_with_eos():
     tokens = tf.ragged.constant([[5, 6, 7, 8, 9, 10, 11], [5]])
     ids = data.encode_source(tokens, max_length=4).to_list()
     assert ids == [[5, 6, 7, data.EOS_ID], [5, data.EOS_ID]]
+
+
+def test_marian_training_data_has_marian_tokenizers_labels():
+    """Fine-tuning an imported Marian run: labels are `MarianTokenizer(text_target=...)`'s
+    ids, the decoder reads its pad id first (Marian's start), and padding is the pad id."""
+    reference = json.loads((MARIAN / "reference.json").read_text(encoding="utf-8"))
+    vocabulary = json.loads((MARIAN / "vocab.json").read_text(encoding="utf-8"))
+    pad = vocabulary["<pad>"]
+    source = MarianVocabulary((MARIAN / "source.spm").read_bytes(), vocabulary, 64)
+    target = MarianVocabulary((MARIAN / "target.spm").read_bytes(), vocabulary)
+    pairs = list(zip(reference["sentences"], reference["targets"]))
+    config = TranslationConfig(**{**PRESETS["tiny"], "batch_size": 8, "max_source_length": 64,
+                                  "max_target_length": 30, "tokenizer": "marian"})
+    labels_seen = {}
+    for inputs, labels in data.make_dataset(pairs, source, target, config, training=False):
+        target_in, labels = inputs["target_ids"].numpy(), labels.numpy()
+        assert (target_in[:, 0] == pad).all()
+        for row_in, row_out, row_source in zip(target_in, labels, inputs["source_ids"].numpy()):
+            n = int((row_out != pad).sum())
+            np.testing.assert_array_equal(row_in[1:n], row_out[:n - 1])
+            labels_seen[tuple(row_source[row_source != pad])] = row_out[:n].tolist()
+    for source_ids, target_ids in zip(reference["token_ids"], reference["target_ids"]):
+        assert labels_seen[tuple(source_ids)] == target_ids

@@ -214,7 +214,7 @@ def test_attention_signature_returns_the_weights_its_beam_search_used(trained, t
     target_tokens = outputs["target_tokens"].numpy()
     server, model = trained["server"], trained["model"]
     source_ids = server.source_ids(text)
-    ids = tf.constant(server.target_tokenizer.string_to_id(
+    ids = tf.constant(server.target_vocabulary.sentencepiece.string_to_id(
         tf.where(target_tokens == b"</s>", "</s>", target_tokens)).numpy())
     # The same weights from one teacher-forced pass over the produced translation.
     memory, source_mask = model.encode(source_ids)
