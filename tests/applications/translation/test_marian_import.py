@@ -32,6 +32,16 @@ def exported(request, tmp_path_factory):
     return {"name": request.param, "run": run, "path": os.path.join(export, "1")}
 
 
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    """marian_shared imported, not exported: where fine-tuning starts (one fixture is enough
+    to train; both are served above)."""
+    run = str(tmp_path_factory.mktemp("imported") / "run")
+    assert cli.main(["import", "translation", "--from", str(FIXTURES / "marian_shared"),
+                     "--workdir", run]) == 0
+    return run
+
+
 def test_served_translations_equal_generate_through_tf_servings_loader(exported):
     reference = _reference(exported["name"])
     sentences = reference["sentences"]
@@ -134,43 +144,41 @@ def _parallel_text(directory, reference, copies):
     return str(directory)
 
 
-def test_fine_tuning_starts_from_the_imported_weights_and_tokenizer(exported, tmp_path, capsys):
+def test_fine_tuning_starts_from_the_imported_weights_and_tokenizer(imported, tmp_path, capsys):
     """`train --init-from` with a learning rate of ~0 exports what was imported: the same
     greedy translations, so the weights, tokenizer and decoding settings all carried over."""
-    reference = _reference(exported["name"])
+    reference = _reference("marian_shared")
     data_dir = _parallel_text(tmp_path / "data", reference, copies=4)
     export_dir = str(tmp_path / "export")
-    assert cli.main(["train", "translation", "--init-from", exported["run"], "--data", data_dir,
+    assert cli.main(["train", "translation", "--init-from", imported, "--data", data_dir,
                      "--workdir", str(tmp_path / "run"), "--export-dir", export_dir,
                      "--set", "epochs=1", "--set", "steps_per_epoch=2", "--set", "batch_size=4",
                      "--set", "learning_rate_scale=1e-12"]) == 0
     out = capsys.readouterr().out
-    assert f"starting from {os.path.join(exported['run'], 'checkpoints', 'last.weights.h5')}" \
-        in out
+    assert f"starting from {os.path.join(imported, 'checkpoints', 'last.weights.h5')}" in out
     assert cli.main(["translate", export_dir, *reference["sentences"], "--greedy"]) == 0
     assert capsys.readouterr().out.splitlines() == reference["greedy"]
 
 
-def test_fine_tuning_lowers_the_loss_and_keeps_the_architecture(exported, tmp_path, capsys):
-    from applications.translation.restore import load
+def test_fine_tuning_lowers_the_loss_and_keeps_the_architecture(imported, tmp_path, capsys):
+    from applications.common.restore import read_run
+    from applications.translation.config import TranslationConfig
     from applications.translation.train import train
 
-    if exported["name"] != "marian_shared":
-        pytest.skip("one fixture is enough to train")
-    reference = _reference(exported["name"])
+    reference = _reference("marian_shared")
     data_dir = _parallel_text(tmp_path / "data", reference, copies=8)
-    imported = load(exported["run"]).config
-    config = dataclasses.replace(imported, epochs=3, steps_per_epoch=8, batch_size=8,
+    imported_config, _ = read_run(imported, TranslationConfig)
+    config = dataclasses.replace(imported_config, epochs=3, steps_per_epoch=8, batch_size=8,
                                  warmup_steps=4, learning_rate_scale=0.5)
     result = train(config, data_dir, workdir=str(tmp_path / "run"),
                    export_dir=str(tmp_path / "export"), verbose=0, examples=0,
-                   init_from=exported["run"])
+                   init_from=imported)
     losses = result["history"]["loss"]
     assert losses[-1] < losses[0] * 0.9, losses
     # The architecture is the imported run's; a size or a changed field is refused, named.
     for flags, message in ((["--preset", "small"], "--preset sets a size"),
                            (["--set", "d_model=32"], "d_model (is 16) can't change")):
         with pytest.raises(SystemExit):
-            cli.main(["train", "translation", "--init-from", exported["run"], "--data",
+            cli.main(["train", "translation", "--init-from", imported, "--data",
                       data_dir, "--workdir", str(tmp_path / "other"), *flags])
         assert message in capsys.readouterr().err
