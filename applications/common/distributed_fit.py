@@ -124,10 +124,12 @@ def _fit_with_step_functions(model, strategy, train_data, epochs, steps_per_epoc
 
 def _step_function(model, strategy, step):
     """One Keras step on every replica of every worker; logs averaged over replicas."""
+    # Without AutoGraph, as Keras' own steps: the step is written with TensorFlow's control
+    # flow, and converting every layer's source on each trace costs seconds.
     if model.jit_compile:
-        step = tf.function(step, jit_compile=True, reduce_retracing=True)
+        step = tf.function(step, jit_compile=True, reduce_retracing=True, autograph=False)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def run(iterator):
         logs = strategy.run(step, args=(next(iterator),))
         return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), logs)

@@ -50,15 +50,18 @@ class ImageClassificationServer(tf.Module):
         outputs["rollout"] = tf.reshape(reach, [-1, self.grid, self.grid])
         return outputs
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    @tf.function(autograph=False,
+                 input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve(self, image_bytes):
         return self._classify(self._decode(image_bytes))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    @tf.function(autograph=False,
+                 input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_attention(self, image_bytes):
         return answer_empty_batches(self._classify_with_rollout, self._decode(image_bytes))
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")])
+    @tf.function(autograph=False,
+                 input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")])
     def serve_pixels(self, pixels):
         return self._classify(resize_pixels(pixels, self.image_size))
 

@@ -100,14 +100,16 @@ class SpeechServer(tf.Module):
         silent = peak < self.silence_threshold
         return {"transcript": tf.where(silent, tf.constant(""), transcripts)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="audio_bytes")])
+    @tf.function(autograph=False,
+                 input_signature=[tf.TensorSpec([None], tf.string, name="audio_bytes")])
     def serve(self, audio_bytes):
         clips = tf.map_fn(lambda b: decode_wav(b, self.sample_rate), audio_bytes,
                           fn_output_signature=tf.RaggedTensorSpec([None], tf.float32))
         return self.transcribe(clips.to_tensor(), clips.row_lengths())
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform"),
-                                  tf.TensorSpec([], tf.int32, name="sample_rate")])
+                                  tf.TensorSpec([], tf.int32, name="sample_rate")],
+                 autograph=False)
     def serve_waveform(self, waveform, sample_rate):
         rate_check = tf.debugging.assert_positive(
             sample_rate, message="sample_rate must be a positive number of samples per second")
@@ -120,7 +122,8 @@ class SpeechServer(tf.Module):
         counts = tf.fill(tf.shape(waveform)[:1], tf.shape(waveform)[1])
         return self.transcribe(waveform, counts)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="sample_rate")])
+    @tf.function(autograph=False,
+                 input_signature=[tf.TensorSpec([None], tf.int32, name="sample_rate")])
     def stream_start(self, sample_rate):
         """The state of B new streams of audio at `sample_rate` (B,), which must be the
         model's."""
@@ -132,7 +135,8 @@ class SpeechServer(tf.Module):
             return self.live.start(tf.shape(sample_rate)[0])
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform"),
-                                  tf.TensorSpec([None], tf.bool, name="final"), *STATE_SPECS])
+                                  tf.TensorSpec([None], tf.bool, name="final"), *STATE_SPECS],
+                 autograph=False)
     def stream_step(self, waveform, final, *state):
         """The next `waveform` samples (B, n) of B streams, any n, 0 included -> the transcript
         so far (B,) and the next state. `final` (B,) ends a stream: its look-ahead is flushed

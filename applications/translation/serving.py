@@ -104,15 +104,17 @@ class TranslationServer(tf.Module):
         strings = tf.where(tf.equal(ids, vocabulary.end_id), tf.constant("</s>"), strings)
         return tf.where(tf.equal(ids, vocabulary.pad_id), tf.constant(""), strings)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    # No AutoGraph in any served function: they use TensorFlow's control flow, and converting
+    # every layer's source made each trace 4x slower (7 s instead of 1.6 s for beam search).
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
     def serve(self, text):
         return self.translate_with(text, self.beam_size)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
     def serve_greedy(self, text):
         return self.translate_with(text, 1)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
     def serve_attention(self, text):
         return self.translate_with(text, self.beam_size, record_attention=True)
 
