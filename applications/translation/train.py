@@ -86,10 +86,6 @@ def _tokenizers(workdir, config, pairs, same_tokenizer_config, init_from=None):
             shutil.copyfile(os.path.join(origin, name), path)
         print(f"tokenizer: {origin}'s")
         return
-    if config.tokenizer == "marian":
-        raise ConfigError("tokenizer=marian is a Marian checkpoint's: import one with `tfformer "
-                          "import translation --from DIR --workdir RUN`, then fine-tune it "
-                          "with `tfformer train translation --init-from RUN`")
     if same_tokenizer_config and all(os.path.exists(path) for path in paths):
         print(f"reusing the tokenizer in {directory}")
         return
@@ -130,6 +126,10 @@ def train(config, data_dir=None, workdir="runs/translation",
     Returns a dict with the Keras history, the scores, the export path and
     the server module.
     """
+    if config.tokenizer == "marian" and not init_from:
+        raise ConfigError("tokenizer=marian is a Marian checkpoint's: import one with `tfformer "
+                          "import translation --from DIR --workdir RUN`, then fine-tune it "
+                          "with `tfformer train translation --init-from RUN`")
     return training_run.run_training(
         _train, config, data_dir, workdir, export_dir, strategy, resume=resume, verbose=verbose,
         mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples,

@@ -182,3 +182,13 @@ def test_fine_tuning_lowers_the_loss_and_keeps_the_architecture(imported, tmp_pa
             cli.main(["train", "translation", "--init-from", imported, "--data",
                       data_dir, "--workdir", str(tmp_path / "other"), *flags])
         assert message in capsys.readouterr().err
+
+
+def test_a_marian_tokenizer_without_a_run_to_start_from_is_refused_before_anything(tmp_path,
+                                                                                   capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "translation", "--set", "tokenizer=marian", "--workdir",
+                  str(tmp_path / "run")])
+    assert "fine-tune it with `tfformer train translation --init-from RUN`" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
