@@ -65,8 +65,28 @@ def _train_config(args):
     return _config(application, args.preset, args.set)
 
 
+def _is_checkpoint_directory(application, path):
+    """A downloaded checkpoint (that `tfformer import` reads), not a run."""
+    return bool(path and application.import_checkpoint and os.path.isdir(path)
+                and not os.path.isdir(os.path.join(path, "checkpoints")))
+
+
 def _train(args):
+    import contextlib
+    import tempfile
+
     application = args.applications[args.application]
+    with contextlib.ExitStack() as stack:
+        if _is_checkpoint_directory(application, args.init_from):
+            temporary = stack.enter_context(tempfile.TemporaryDirectory(prefix="tfformer-"))
+            run = os.path.join(temporary, "imported")
+            print(application.import_checkpoint(args.init_from, run).split(";")[0]
+                  + " (for this run only; `tfformer import` keeps an imported run)")
+            args.init_from = run
+        return _train_run(application, args)
+
+
+def _train_run(application, args):
     config = _train_config(args)
     if args.deterministic:
         import tensorflow as tf
@@ -230,8 +250,9 @@ def build_parser(applications=None):
                        help="deterministic TensorFlow ops: the same command gives the same "
                        "weights, also when resumed after a crash (slower)")
     train.add_argument("--init-from", metavar="RUN", help="start from the weights (and "
-                       "tokenizer) of a finished or imported run, with its architecture: "
-                       "fine-tuning; --set changes training settings")
+                       "tokenizer) of a finished or imported run, or of a checkpoint directory "
+                       "that `tfformer import` reads, with its architecture: fine-tuning; "
+                       "--set changes training settings")
     starts = train.add_mutually_exclusive_group()
     starts.add_argument("--resume", action="store_true",
                         help="require a backup in --workdir to resume (without it, a backup is "
@@ -315,8 +336,9 @@ def main(argv=None, applications=None):
     parser = build_parser(applications)
     args = parser.parse_args(argv)
     try:
-        if hasattr(args, "set"):  # a bad setting is named before TensorFlow starts
-            _train_config(args)
+        if hasattr(args, "set") and not _is_checkpoint_directory(
+                args.applications[args.application], getattr(args, "init_from", None)):
+            _train_config(args)  # a bad setting is named before TensorFlow starts
         import_tensorflow(args.verbose)
         return args.handler(args)
     except ExportFailed as error:

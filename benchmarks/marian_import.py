@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 from serving_speed import in_fresh_process
-from speed import write_record
+from speed import directory_mb, write_record
 
 OPUS_MT_EN_DE = {  # config.json of Helsinki-NLP/opus-mt-en-de, the fields that shape it
     "model_type": "marian", "architectures": ["MarianMTModel"], "d_model": 512,
@@ -117,11 +117,6 @@ def make_checkpoint(directory, max_length, seed=0):
               os.path.join(directory, "model.safetensors"))
 
 
-def _size(path):
-    return sum(os.path.getsize(os.path.join(root, name))
-               for root, _, names in os.walk(path) for name in names)
-
-
 def _engines(python, root):
     """transformers' and CTranslate2's timings on the same model and sentences."""
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "marian_engines.py")
@@ -173,9 +168,9 @@ def main():
             "shape": {key: OPUS_MT_EN_DE[key] for key in (
                 "d_model", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim",
                 "vocab_size")},
-            "checkpoint_mb": round(_size(checkpoint) / 2**20, 1),
+            "checkpoint_mb": directory_mb(checkpoint),
             "import_s": round(import_s, 1), "export_s": round(export_s, 1),
-            "export_mb": round(_size(path) / 2**20, 1),
+            "export_mb": directory_mb(path),
             "served": in_fresh_process("translation", path, warm=True),
         }
         if args.engines_python:

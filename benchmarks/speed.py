@@ -71,6 +71,12 @@ def environment():
             "python": platform.python_version()}
 
 
+def directory_mb(path):
+    """The size of everything under `path`, in MiB."""
+    return round(sum(os.path.getsize(os.path.join(root, name))
+                     for root, _, names in os.walk(path) for name in names) / 2**20, 1)
+
+
 def write_record(name, record):
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     record = {"benchmark": name, **environment(), **record}

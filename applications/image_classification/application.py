@@ -2,7 +2,11 @@
 `applications.common.registry`)."""
 
 from applications.common.registry import Application, ClientCommand, deferred
-from applications.image_classification.config import PRESETS, ImageClassificationConfig
+from applications.image_classification.config import (
+    ARCHITECTURE,
+    PRESETS,
+    ImageClassificationConfig,
+)
 
 
 def _classify_arguments(parser):
@@ -34,4 +38,9 @@ APPLICATION = Application.in_package(
     evaluate_output="a confusion-matrix PNG",
     plot_attention=deferred(f"{__package__}.attention_plot", "plot_image_attention"),
     attention_input="an image file to classify",
+    architecture=ARCHITECTURE,
+    import_checkpoint=deferred(f"{__package__}.import_vit", "import_checkpoint"),
+    import_from="a ViT classifier directory, Hugging Face (config.json, preprocessor_config.json"
+                ", model.safetensors or pytorch_model.bin) or timm (config.json with "
+                "architecture and pretrained_cfg, model.safetensors or pytorch_model.bin)",
 )

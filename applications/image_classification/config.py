@@ -11,6 +11,14 @@ from applications.common.quantization import MODES as QUANTIZATION_MODES
 class ImageClassificationConfig:
     # Data
     image_size: int = 224  # training and serving resolution (square)
+    # How an image of any size becomes image_size x image_size (served, evaluated, and read
+    # from image folders), as Hugging Face's ViTImageProcessor (center_crop None) or timm.
+    resize_method: str = "bilinear"  # the resize kernel, antialiased as PIL's: or bicubic
+    # center_crop f: the shorter side resized to floor(image_size / f), then the center.
+    center_crop: float | None = None  # None stretches the image; f crops (timm's crop_pct)
+    # Inside the model pixels / 255 become (x - image_mean) / image_std (defaults: [-1, 1]).
+    image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)  # per RGB channel, subtracted
+    image_std: tuple[float, ...] = (0.5, 0.5, 0.5)  # per RGB channel, divided by
     builtin_examples: int = 6000
     val_fraction: float = 0.1  # held out from training when there is no val split
     # Model (ViT)
@@ -21,6 +29,7 @@ class ImageClassificationConfig:
     num_heads: int = 12
     intermediate_dim: int = 3072
     dropout: float = 0.0
+    layer_norm_epsilon: float = 1e-6  # of every layer norm (Hugging Face's ViTs: 1e-12)
     pooling: str = "class_token"  # what the head reads: "class_token" or "mean" of the patches
     # Training
     batch_size: int = 64
@@ -30,6 +39,9 @@ class ImageClassificationConfig:
     weight_decay: float = 0.05
     warmup_fraction: float = 0.1
     label_smoothing: float = 0.1
+    # LoRA (tfformer.lora): rank-r factors on every query and value projection and the head
+    # train; the rest is frozen.
+    lora_rank: int = 0  # > 0: LoRA fine-tuning at this rank
     augment: bool = True  # augment training batches (flip, shift, zoom, RandAugment)
     augment_crop_padding: int = 0  # pad by this many black pixels, crop back at random
     augment_translate: float = 0.08  # random shift, a fraction of the side; 0 disables it
@@ -49,12 +61,15 @@ class ImageClassificationConfig:
     LIMITS: typing.ClassVar = {
         "export_weights": one_of("best", "last"), "quantize": one_of(*QUANTIZATION_MODES),
         "image_size": at_least(1), "builtin_examples": at_least(12),
-        "val_fraction": fraction(), "patch_size": at_least(1), "num_layers": at_least(1),
+        "val_fraction": fraction(), "resize_method": one_of("bilinear", "bicubic"),
+        "center_crop": fraction(high_included=True), "image_std": above(0),
+        "layer_norm_epsilon": above(0), "patch_size": at_least(1), "num_layers": at_least(1),
         "d_model": at_least(1), "num_heads": at_least(1), "intermediate_dim": at_least(1),
         "dropout": fraction(), "pooling": one_of("class_token", "mean"),
         "batch_size": at_least(1), "epochs": at_least(1), "steps_per_epoch": at_least(1),
         "learning_rate": above(0), "weight_decay": at_least(0),
         "warmup_fraction": fraction(high_included=True), "label_smoothing": fraction(),
+        "lora_rank": at_least(0),
         "augment_crop_padding": at_least(0), "augment_translate": fraction(high_included=True),
         "augment_zoom": fraction(),
         "augment_fill": one_of("nearest", "constant", "reflect", "wrap"),
@@ -63,10 +78,21 @@ class ImageClassificationConfig:
     RULES: typing.ClassVar = [
         (lambda c: c.image_size % c.patch_size == 0,
          "image_size={config.image_size} is not a multiple of patch_size={config.patch_size}"),
+        (lambda c: len(c.image_mean) == len(c.image_std) == 3,
+         "image_mean={config.image_mean} and image_std={config.image_std} need one value per "
+         "RGB channel (3 each)"),
     ]
 
     def __post_init__(self):
+        for name in ("image_mean", "image_std"):  # JSON gives lists
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         check_config(self)
+
+
+# The fields a run's weights fix: `train --init-from RUN` keeps them (the image size, the
+# number of classes and all training settings may change).
+ARCHITECTURE = ("patch_size", "shifted_patches", "num_layers", "d_model", "num_heads",
+                "intermediate_dim", "layer_norm_epsilon", "pooling", "image_mean", "image_std")
 
 
 PRESETS = {

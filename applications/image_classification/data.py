@@ -30,26 +30,9 @@ from applications.common.text_files import (
     read_error,
 )
 from applications.image_classification import builtin_data
+from applications.image_classification.preprocessing import decode_image, resize_pixels
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-
-
-def decode_image(image_bytes, image_size):
-    """Encoded bytes (scalar string) -> uint8 (image_size, image_size, 3).
-
-    Any of JPEG/PNG/BMP/GIF (the first frame of an animation); grayscale and
-    RGBA become RGB; any size is resized (with antialiasing) to the model's.
-    """
-    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-    image = tf.image.resize(image, (image_size, image_size), antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-
-
-def resize_pixels(pixels, image_size):
-    """uint8 RGB (B, H, W, 3) -> uint8 (B, S, S, 3), resized with antialiasing."""
-    images = tf.image.resize(tf.cast(pixels, tf.float32), (image_size, image_size),
-                             antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
 
 
 def _read_idx(path, magic):
@@ -81,15 +64,15 @@ def _load_idx(directory, config):
                 raise DataError(f"{images_path} has {len(images)} images but {labels_path} "
                                 f"has {len(labels)} labels")
             rgb = np.repeat(images[..., None], 3, axis=-1)
-            splits[split] = (_resize_array(rgb, config.image_size), labels)
+            splits[split] = (_resize_array(rgb, config), labels)
     names = [str(i) for i in range(int(splits["train"][1].max()) + 1)]
     return splits, names
 
 
-def _resize_array(images, size, batch=2048):
-    if images.shape[1:3] == (size, size):
+def _resize_array(images, config, batch=2048):
+    if images.shape[1:3] == (config.image_size, config.image_size):
         return images
-    return np.concatenate([resize_pixels(tf.constant(images[i:i + batch]), size).numpy()
+    return np.concatenate([resize_pixels(tf.constant(images[i:i + batch]), config).numpy()
                            for i in range(0, len(images), batch)])
 
 
@@ -112,7 +95,7 @@ def _image_folder(directory, config, class_names=None):
             path = os.path.join(folder, file_name)
             try:
                 with open(path, "rb") as handle:
-                    images.append(decode_image(handle.read(), config.image_size).numpy())
+                    images.append(decode_image(handle.read(), config).numpy())
             except (OSError, tf.errors.InvalidArgumentError) as error:
                 message = getattr(error, "message", str(error)).splitlines()[0]
                 raise DataError(f"cannot decode image {path}: {message}") from None
@@ -139,7 +122,7 @@ def _load_tfds(directory, config):
                 pixels = np.stack([e["image"] for e in examples])
                 if pixels.shape[-1] == 1:
                     pixels = np.repeat(pixels, 3, axis=-1)
-                splits[split] = (_resize_array(pixels, config.image_size),
+                splits[split] = (_resize_array(pixels, config),
                                  np.array([e["label"] for e in examples], np.int32))
                 break
     return splits, list(names)

@@ -5,10 +5,8 @@ from keras import ops
 
 from tfformer import layers
 from tfformer.attention_rollout import attention_rollout
+from tfformer.lora import enable_lora
 
-# Pixels are scaled to [-1, 1] inside the model, so training data, the uint8
-# serving signature and the image-bytes signature all feed raw 0-255 values.
-_SCALE, _OFFSET = 1.0 / 127.5, -1.0
 POOLINGS = ("class_token", "mean")
 
 
@@ -26,6 +24,12 @@ class VisionTransformer(keras.Model):
             "mean" (the head reads the patches' mean).
         shifted_patches: bool, `ShiftedPatchEmbedding` instead of
             `PatchEmbedding`.
+        layer_norm_epsilon: float, of every layer norm (1e-6 as timm; Hugging
+            Face's ViT checkpoints use 1e-12).
+        image_mean, image_std: 3 floats each; pixels x in [0, 255] enter the
+            patch embedding as (x / 255 - mean) / std per channel, inside the
+            model, so training data and every served signature feed raw
+            0-255 values. The defaults give [-1, 1].
 
     Call arguments:
         images: (B, S, S, 3) uint8 or float in [0, 255].
@@ -48,7 +52,8 @@ class VisionTransformer(keras.Model):
 
     def __init__(self, num_classes, image_size=224, patch_size=16, num_layers=12, d_model=768,
                  num_heads=12, intermediate_dim=3072, dropout=0.1, pooling="class_token",
-                 shifted_patches=False, **kwargs):
+                 shifted_patches=False, layer_norm_epsilon=1e-6, image_mean=(0.5, 0.5, 0.5),
+                 image_std=(0.5, 0.5, 0.5), **kwargs):
         super().__init__(**kwargs)
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be 'class_token' or 'mean', got {pooling!r}")
@@ -62,7 +67,14 @@ class VisionTransformer(keras.Model):
         self.dropout = dropout
         self.pooling = pooling
         self.shifted_patches = shifted_patches
-        self.rescale = keras.layers.Rescaling(_SCALE, _OFFSET, name="rescale")
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.image_mean, self.image_std = tuple(image_mean), tuple(image_std)
+        if len(self.image_mean) != 3 or len(self.image_std) != 3:
+            raise ValueError(f"image_mean and image_std need 3 values (RGB), got "
+                             f"{image_mean} and {image_std}")
+        self.rescale = keras.layers.Rescaling(
+            [1.0 / (255.0 * std) for std in self.image_std],
+            [-mean / std for mean, std in zip(self.image_mean, self.image_std)], name="rescale")
         embedding = layers.ShiftedPatchEmbedding if shifted_patches else layers.PatchEmbedding
         self.patch_embedding = embedding(
             d_model, patch_size=patch_size, image_size=image_size,
@@ -70,7 +82,8 @@ class VisionTransformer(keras.Model):
         self.embedding_dropout = layers.Dropout(dropout, name="embedding_dropout")
         self.encoder = layers.TransformerEncoder(
             num_layers, d_model, num_heads, intermediate_dim, dropout=dropout,
-            activation="gelu", norm_first=True, name="encoder")
+            activation="gelu", norm_first=True, layer_norm_epsilon=layer_norm_epsilon,
+            name="encoder")
         self.head = keras.layers.Dense(num_classes, dtype="float32", name="head")
 
     def build(self, images_shape=None):
@@ -114,16 +127,25 @@ class VisionTransformer(keras.Model):
             num_classes=self.num_classes, image_size=self.image_size,
             patch_size=self.patch_size, num_layers=self.num_layers, d_model=self.d_model,
             num_heads=self.num_heads, intermediate_dim=self.intermediate_dim,
-            dropout=self.dropout, pooling=self.pooling, shifted_patches=self.shifted_patches)
+            dropout=self.dropout, pooling=self.pooling, shifted_patches=self.shifted_patches,
+            layer_norm_epsilon=self.layer_norm_epsilon, image_mean=self.image_mean,
+            image_std=self.image_std)
         return config
 
 
 def build_vit(config, num_classes):
-    """A built `VisionTransformer` of an `ImageClassificationConfig`'s shape."""
+    """A built `VisionTransformer` of an `ImageClassificationConfig`'s shape (with LoRA
+    factors when `lora_rank` > 0: training, restoring and exporting all build the same
+    weights)."""
     model = VisionTransformer(
         num_classes, image_size=config.image_size, patch_size=config.patch_size,
         num_layers=config.num_layers, d_model=config.d_model, num_heads=config.num_heads,
         intermediate_dim=config.intermediate_dim, dropout=config.dropout,
-        pooling=config.pooling, shifted_patches=config.shifted_patches, name="vit")
+        pooling=config.pooling, shifted_patches=config.shifted_patches,
+        layer_norm_epsilon=config.layer_norm_epsilon, image_mean=config.image_mean,
+        image_std=config.image_std, name="vit")
     model.build()
+    if config.lora_rank:
+        enable_lora(model, config.lora_rank, target_names=("query", "value"))
+        model.head.trainable = True
     return model

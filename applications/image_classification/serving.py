@@ -1,8 +1,9 @@
 """The served image classifier: encoded image bytes in, labels and scores out.
 
-`serving_default(image_bytes: string [B]) -> {probabilities [B, C],
-top_k_labels string [B, k], top_k_scores [B, k]}` decodes (JPEG/PNG/BMP/GIF,
-grayscale or RGBA to RGB), resizes and classifies in the graph. `pixels`
+`serving_default(image_bytes: string [B]) -> {logits [B, C], probabilities
+[B, C], top_k_labels string [B, k], top_k_scores [B, k]}` decodes
+(JPEG/PNG/BMP/GIF, grayscale or RGBA to RGB), resizes (and crops) as the
+run's config says (`preprocessing`) and classifies in the graph. `pixels`
 takes uint8 [B, H, W, 3]. `attention(image_bytes)` also returns `rollout`
 [B, grid, grid]: the attention rollout from the class token (or, with mean
 pooling, from all tokens) to each patch, computed in the same forward pass
@@ -16,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from applications.common.empty_batches import answer_empty_batches
-from applications.image_classification.data import decode_image, resize_pixels
+from applications.image_classification.preprocessing import decode_image, resize_pixels
 from tfformer.export import export_saved_model
 
 
@@ -25,6 +26,7 @@ class ImageClassificationServer(tf.Module):
         super().__init__(name="image_classification")
         self.model = model
         self.class_names = tf.constant(list(class_names))
+        self.config = config
         self.image_size = config.image_size
         self.top_k = min(config.top_k, len(class_names))
         self.grid = config.image_size // config.patch_size
@@ -34,13 +36,14 @@ class ImageClassificationServer(tf.Module):
             lambda batch: self._outputs(self.model(batch, training=False)), images)
 
     def _outputs(self, logits):
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        logits = tf.cast(logits, tf.float32)
+        probabilities = tf.nn.softmax(logits, axis=-1)
         scores, indices = tf.math.top_k(probabilities, k=self.top_k)
-        return {"probabilities": probabilities, "top_k_scores": scores,
+        return {"logits": logits, "probabilities": probabilities, "top_k_scores": scores,
                 "top_k_labels": tf.gather(self.class_names, indices)}
 
     def _decode(self, image_bytes):
-        return tf.map_fn(lambda b: decode_image(b, self.image_size), image_bytes,
+        return tf.map_fn(lambda b: decode_image(b, self.config), image_bytes,
                          fn_output_signature=tf.TensorSpec(
                              [self.image_size, self.image_size, 3], tf.uint8))
 
@@ -63,7 +66,7 @@ class ImageClassificationServer(tf.Module):
     @tf.function(autograph=False,
                  input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")])
     def serve_pixels(self, pixels):
-        return self._classify(resize_pixels(pixels, self.image_size))
+        return self._classify(resize_pixels(pixels, self.config))
 
     def signatures(self):
         return {"serving_default": self.serve, "pixels": self.serve_pixels,

@@ -13,28 +13,34 @@ from applications.common.precision import precision_policy
 from applications.common.quantization import quantize_for_export
 from applications.common.restore import write_run_info
 from applications.common.schedules import warmup_cosine_schedule
-from applications.image_classification import data, evaluate, serving
+from applications.image_classification import data, evaluate, fine_tuning, serving
 from applications.image_classification.model import build_vit
 from tfformer.optimizers import AdamW
 
 
 def train(config, data_dir=None, workdir="runs/image_classification",
           export_dir="saved_models/image_classification", strategy="auto", verbose="auto",
-          mixed_precision="none", jit_compile=False, examples=5, resume="auto"):
-    """Trains, evaluates and exports; returns history, scores, export path, server."""
+          mixed_precision="none", jit_compile=False, examples=5, resume="auto",
+          init_from=None):
+    """Trains, evaluates and exports; returns history, scores, export path, server.
+
+    `init_from`: the directory of a finished or imported run (`tfformer import`) to start
+    from: fine-tuning (see `fine_tuning`). `config` must have its architecture
+    (`config.ARCHITECTURE`); the image size and the classes may change."""
     return training_run.run_training(
         _train, config, data_dir, workdir, export_dir, strategy, resume=resume, verbose=verbose,
-        mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples)
+        mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples,
+        init_from=init_from)
 
 
 def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
-           mixed_precision, jit_compile, examples):
+           mixed_precision, jit_compile, examples, init_from):
     keras.utils.set_random_seed(config.seed)
     splits, class_names = data.load_images(data_dir, config)
     os.makedirs(workdir, exist_ok=True)  # only once the data loaded: a run's config stays
     with open(os.path.join(workdir, "config.json"), "w") as handle:
         handle.write(to_json(config))
-    write_run_info(workdir, class_names=list(class_names))
+    write_run_info(workdir, class_names=list(class_names), **fine_tuning.origin(init_from))
     print("data: " + ", ".join(f"{split} {len(labels)} images"
                                for split, (_, labels) in splits.items())
           + f"; {len(class_names)} classes at {config.image_size}x{config.image_size}")
@@ -47,6 +53,9 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
                                       steps * config.epochs)
     with strategy.scope(), precision_policy(mixed_precision):
         model = build_vit(config, num_classes)
+        if init_from:  # before compiling (no optimizer state to load); a backup is resumed over
+            for note in fine_tuning.start_from(model, config, list(class_names), init_from):
+                print(note)
         model.compile(
             optimizer=AdamW(schedule, weight_decay=config.weight_decay),
             loss=keras.losses.CategoricalCrossentropy(

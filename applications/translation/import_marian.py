@@ -8,34 +8,20 @@ The run holds `config.json` (the checkpoint's `TranslationConfig`), `tokenizer/`
 place, so an import that fails leaves no run behind.
 """
 
-import json
 import os
-import shutil
 
-from applications.common.config import to_json
-from applications.common.restore import write_run_info
+from applications.common.imported_run import check_new_workdir, read_json_object, write_imported_run
 from applications.translation.marian_checkpoint import load_marian_weights, marian_config
 from applications.translation.model import build_translator
 from applications.translation.vocabularies import MARIAN_FILES
 from tfformer.pretrained import CheckpointError, read_state_dict
 
+_HOLDS = (": a Marian directory holds config.json, the weights, source.spm, target.spm and "
+          "vocab.json")
+
 
 def _read_json(directory, name, required=True):
-    path = os.path.join(directory, name)
-    if not os.path.exists(path):
-        if required:
-            raise CheckpointError(f"{directory} has no {name}: a Marian directory holds "
-                                  "config.json, the weights, source.spm, target.spm and "
-                                  "vocab.json")
-        return {}
-    try:
-        with open(path, encoding="utf-8") as handle:
-            value = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise CheckpointError(f"{path} can't be read as JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{path} holds a {type(value).__name__}, not a JSON object")
-    return value
+    return read_json_object(os.path.join(directory, name), required, _HOLDS)
 
 
 def _check_vocabulary(directory, hf_config):
@@ -58,38 +44,22 @@ def _check_vocabulary(directory, hf_config):
 def import_checkpoint(directory, workdir):
     """Writes the Marian checkpoint in `directory` as a translation run in `workdir`, which
     must not exist or be empty. Returns a one-line summary."""
-    if not os.path.isdir(directory):
-        raise CheckpointError(f"{directory} is not a directory")
-    if os.path.isdir(workdir) and os.listdir(workdir):
-        raise CheckpointError(f"{workdir} is not empty; import into a new --workdir")
+    check_new_workdir(directory, workdir)
     hf_config = _read_json(directory, "config.json")
     config = marian_config(hf_config, _read_json(directory, "generation_config.json", False),
                            _read_json(directory, "tokenizer_config.json", False))
     for name in MARIAN_FILES:
         if not os.path.exists(os.path.join(directory, name)):
-            raise CheckpointError(f"{directory} has no {name}: a Marian directory holds "
-                                  "config.json, the weights, source.spm, target.spm and "
-                                  "vocab.json")
+            raise CheckpointError(f"{directory} has no {name}{_HOLDS}")
     _check_vocabulary(directory, hf_config)
     state_dict, weights_file = read_state_dict(directory)
     model = build_translator(config, hf_config["vocab_size"], hf_config["vocab_size"],
                              hf_config["pad_token_id"])
     load_marian_weights(model, state_dict, weights_file)
 
-    staging = workdir.rstrip(os.sep) + ".importing"
-    shutil.rmtree(staging, ignore_errors=True)  # a failed import's leftovers
-    os.makedirs(os.path.join(staging, "tokenizer"))
-    os.makedirs(os.path.join(staging, "checkpoints"))
-    for name in MARIAN_FILES:
-        shutil.copyfile(os.path.join(directory, name), os.path.join(staging, "tokenizer", name))
-    model.save_weights(os.path.join(staging, "checkpoints", "last.weights.h5"))
-    with open(os.path.join(staging, "config.json"), "w") as handle:
-        handle.write(to_json(config))
-    write_run_info(staging, imported_from=os.path.abspath(directory),
-                   weights_file=weights_file)
-    if os.path.isdir(workdir):
-        os.rmdir(workdir)  # empty, checked above
-    os.replace(staging, workdir)
+    tokenizer = {f"tokenizer/{name}": os.path.join(directory, name) for name in MARIAN_FILES}
+    write_imported_run(workdir, config, model, {"imported_from": os.path.abspath(directory),
+                                                "weights_file": weights_file}, tokenizer)
     parameters = sum(int(w.numpy().size) for w in model.weights)
     return (f"imported {os.path.join(directory, weights_file)} ({parameters:,} parameters, "
             f"{config.num_layers}+{config.num_layers} layers, d {config.d_model}) into "

@@ -9,8 +9,7 @@ tied output projection, plus `final_logits_bias`; pad is the last id and starts 
 `</s>` is id 0.
 """
 
-import numpy as np
-
+from applications.common import weight_mapping as mapping
 from applications.translation.config import TranslationConfig
 from applications.translation.model import build_translator
 from tfformer.pretrained import CheckpointError
@@ -81,49 +80,21 @@ def build_marian_translator(hf_config):
                             hf_config["pad_token_id"])
 
 
-def _attention(prefix, ours, heads):
-    """q/k/v/out projections: PyTorch (out, in) kernels -> EinsumDense (D, N, H) and
-    (N, H, D)."""
-    def split_in(weight):  # (N*H, D) -> (D, N, H)
-        return weight.T.reshape(weight.shape[1], heads, -1)
-
-    def split_bias(bias):  # (N*H,) -> (N, H)
-        return bias.reshape(heads, -1)
-
-    def split_out(weight):  # (D, N*H) -> (N, H, D)
-        return weight.T.reshape(heads, -1, weight.shape[0])
-
-    table = {}
-    for theirs, mine in (("q_proj", "query"), ("k_proj", "key"), ("v_proj", "value")):
-        table[f"{ours}/{mine}/kernel"] = (f"{prefix}.{theirs}.weight", split_in)
-        table[f"{ours}/{mine}/bias"] = (f"{prefix}.{theirs}.bias", split_bias)
-    table[f"{ours}/attention_output/kernel"] = (f"{prefix}.out_proj.weight", split_out)
-    table[f"{ours}/attention_output/bias"] = (f"{prefix}.out_proj.bias", None)
-    return table
-
-
-def _norm(prefix, ours):
-    return {f"{ours}/gamma": (f"{prefix}.weight", None), f"{ours}/beta": (f"{prefix}.bias", None)}
-
-
-def _feed_forward(prefix, ours):
-    transpose = np.transpose  # (out, in) -> (in, out)
-    return {f"{ours}/intermediate/kernel": (f"{prefix}.fc1.weight", transpose),
-            f"{ours}/intermediate/bias": (f"{prefix}.fc1.bias", None),
-            f"{ours}/output/kernel": (f"{prefix}.fc2.weight", transpose),
-            f"{ours}/output/bias": (f"{prefix}.fc2.bias", None)}
-
-
 def _block(prefix, ours, heads, cross_attention):
     """One encoder or decoder layer: self-attention, (cross-attention,) feed-forward, each
     followed by its layer norm (post-LN)."""
-    table = {**_attention(f"{prefix}.self_attn", f"{ours}/self_attention", heads),
-             **_norm(f"{prefix}.self_attn_layer_norm", f"{ours}/self_attention_norm")}
+    def attention(theirs, mine):
+        return mapping.attention(mine, f"{theirs}.q_proj", f"{theirs}.k_proj",
+                                 f"{theirs}.v_proj", f"{theirs}.out_proj", heads)
+
+    table = {**attention(f"{prefix}.self_attn", f"{ours}/self_attention"),
+             **mapping.norm(f"{ours}/self_attention_norm", f"{prefix}.self_attn_layer_norm")}
     if cross_attention:
-        table.update(_attention(f"{prefix}.encoder_attn", f"{ours}/cross_attention", heads))
-        table.update(_norm(f"{prefix}.encoder_attn_layer_norm", f"{ours}/cross_attention_norm"))
-    table.update(_feed_forward(prefix, f"{ours}/feed_forward"))
-    table.update(_norm(f"{prefix}.final_layer_norm", f"{ours}/feed_forward_norm"))
+        table.update(attention(f"{prefix}.encoder_attn", f"{ours}/cross_attention"))
+        table.update(mapping.norm(f"{ours}/cross_attention_norm",
+                                  f"{prefix}.encoder_attn_layer_norm"))
+    table.update(mapping.feed_forward(f"{ours}/feed_forward", f"{prefix}.fc1", f"{prefix}.fc2"))
+    table.update(mapping.norm(f"{ours}/feed_forward_norm", f"{prefix}.final_layer_norm"))
     return table
 
 
@@ -141,21 +112,15 @@ def weight_table(num_layers, num_heads):
     return table
 
 
+# Copies of the shared table (Marian's export writes them; `transformers` ties them back) and
+# the sinusoid tables it recomputes: nothing to load from them.
+_DERIVED = ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
+            "model.encoder.embed_positions.weight", "model.decoder.embed_positions.weight",
+            "lm_head.weight")
+
+
 def load_marian_weights(model, state_dict, source="the checkpoint"):
     """Assigns a Marian state dict ({name: array}) to a Translator built by
     `build_marian_translator`; every weight must be found with its shape."""
-    table = weight_table(model.num_layers, model.num_heads)
-    weights = {w.path.split("/", 1)[1]: w for w in model.weights}
-    unmapped = sorted(set(weights) - set(table))
-    if unmapped:
-        raise CheckpointError(f"no checkpoint name for {unmapped[:3]}")
-    for path, (name, transform) in table.items():
-        if name not in state_dict:
-            raise CheckpointError(f"{source} has no {name}")
-        value = np.asarray(state_dict[name], np.float32)
-        value = transform(value) if transform else value
-        if tuple(value.shape) != tuple(weights[path].shape):
-            raise CheckpointError(f"{source}'s {name} has shape {state_dict[name].shape}, "
-                                  f"which does not fit {tuple(weights[path].shape)} (config.json "
-                                  "and the weights disagree)")
-        weights[path].assign(value)
+    mapping.assign_weights(model, weight_table(model.num_layers, model.num_heads), state_dict,
+                           source, skip=_DERIVED)

@@ -145,11 +145,12 @@ def test_an_empty_class_folder_is_refused_and_other_files_are_reported(tmp_path,
 def test_decoding_handles_rgba_grayscale_and_gif_the_same_way():
     rgb = np.random.default_rng(2).integers(0, 255, size=(16, 16, 3), dtype=np.uint8)
     rgba = np.concatenate([rgb, np.full((16, 16, 1), 255, np.uint8)], axis=-1)
-    from_png = data.decode_image(tf.io.encode_png(rgb), 16).numpy()
-    from_rgba = data.decode_image(tf.io.encode_png(rgba), 16).numpy()
+    config = ImageClassificationConfig(image_size=16, patch_size=4)
+    from_png = data.decode_image(tf.io.encode_png(rgb), config).numpy()
+    from_rgba = data.decode_image(tf.io.encode_png(rgba), config).numpy()
     np.testing.assert_array_equal(from_png, rgb)
     np.testing.assert_array_equal(from_rgba, rgb)
-    gray = data.decode_image(tf.io.encode_png(rgb[..., :1]), 16).numpy()
+    gray = data.decode_image(tf.io.encode_png(rgb[..., :1]), config).numpy()
     assert gray.shape == (16, 16, 3) and (gray[..., 0] == gray[..., 2]).all()
 
 
