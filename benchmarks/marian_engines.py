@@ -23,7 +23,8 @@ import numpy as np
 BATCHES = {1: 40, 32: 8}  # batch size: timed calls, as serving_speed.py
 
 
-def _time(translate, sentences, batch, calls):
+def time_calls(translate, sentences, batch, calls):
+    """p50 latency and items/s of `translate` on `batch` items per call (3 calls to warm up)."""
     def batch_at(call):
         return [sentences[(call * batch + i) % len(sentences)] for i in range(batch)]
     for call in range(3):
@@ -44,7 +45,7 @@ def _measure(translate_with, sentences):
     for kind, beams in (("beam", 4), ("greedy", 1)):
         def translate(batch, beams=beams):
             return translate_with(batch, beams)
-        results[kind] = {f"batch_{batch}": _time(translate, sentences, batch, calls)
+        results[kind] = {f"batch_{batch}": time_calls(translate, sentences, batch, calls)
                          for batch, calls in BATCHES.items()}
     return results
 

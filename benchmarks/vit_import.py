@@ -12,17 +12,20 @@ the real one. Latency is `serving_speed.py`'s measurement (fresh process, warm-u
 p50/p99 and images/s at batch 1 and 32 on PNG bytes). Fine-tuning throughput is Keras `fit`
 on the imported model with a new 10-class head (AdamW, float32, the application's own
 compile), after one warm-up step; images are random uint8. Writes
-benchmarks/results/vit_import.json.
+benchmarks/results/vit_import.json. `--keep DIR` keeps the checkpoint, the run, the export
+and the PNG files timed (`images/`); `--engines-python PYTHON` (a venv with torch and
+transformers) also times `vit_engines.py` on them and reports tfformer's speed ratios.
 """
 
 import argparse
 import json
 import os
+import subprocess
 import tempfile
 import time
 
 import numpy as np
-from serving_speed import in_fresh_process
+from serving_speed import in_fresh_process, png_images
 from speed import directory_mb, write_record
 
 VIT_B16 = {  # config.json of google/vit-base-patch16-224, the fields that shape it
@@ -114,15 +117,32 @@ def fine_tuning_speed(run, steps, batch):
             "images_per_s": round(steps * batch / seconds, 2)}
 
 
+def _engines(python, root):
+    """transformers' timings on the same checkpoint and PNG files."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vit_engines.py")
+    output = subprocess.run([python, script, root], capture_output=True, text=True,
+                            check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-steps", type=int, default=4)
     parser.add_argument("--train-batch", type=int, default=16)
+    parser.add_argument("--keep", metavar="DIR", help="write everything to DIR (kept)")
+    parser.add_argument("--engines-python", metavar="PYTHON",
+                        help="a venv's python with torch and transformers: time them too "
+                        "(vit_engines.py) and report tfformer's ratios")
     args = parser.parse_args()
     from applications.image_classification.import_vit import import_checkpoint
     from applications.image_classification.restore import load
 
-    with tempfile.TemporaryDirectory() as root:
+    with tempfile.TemporaryDirectory() as temporary:
+        root = args.keep or temporary
+        os.makedirs(os.path.join(root, "images"), exist_ok=True)
+        for index, image in enumerate(png_images(64)):  # what serving_speed.py times
+            with open(os.path.join(root, "images", f"{index:02d}.png"), "wb") as handle:
+                handle.write(image)
         checkpoint = os.path.join(root, "vit-base-patch16-224-shaped")
         make_checkpoint(checkpoint)
         started = time.perf_counter()
@@ -144,6 +164,12 @@ def main():
             "fine_tuning": fine_tuning_speed(os.path.join(root, "run"), args.train_steps,
                                              args.train_batch),
         }
+        if args.engines_python:
+            record["engines"] = _engines(args.engines_python, root)
+            ours = record["served"]["serving_default"]
+            record["tfformer_speed_ratio"] = {  # transformers' median over ours: > 1 = faster
+                batch: round(timing["p50_ms"] / ours[batch]["p50_ms"], 2)
+                for batch, timing in record["engines"]["transformers"].items()}
     print(json.dumps(record, indent=1))
     write_record("vit_import", record)
 

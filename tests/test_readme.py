@@ -19,8 +19,13 @@ def test_readme_opens_with_the_two_commands():
     assert tests.strip() in ci.splitlines(), "CI must run README's test command exactly"
 
 
+BERT_BLOCK = 'BERT_DIRECTORY = "bert-base-uncased"'
+
+
 def test_python_examples_run():
     for block in _blocks("python"):
+        if block.startswith(BERT_BLOCK):
+            continue  # needs a checkpoint: the next test runs it on the tiny one
         namespace = {}
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
         model = namespace.get("model")
@@ -29,6 +34,18 @@ def test_python_examples_run():
             assert tuple(model(ids).shape) == (2, 3)
             # Padding is masked all the way through: more of it changes nothing.
             np.testing.assert_allclose(model(ids[:1]), model(ids[:1, :3]), atol=1e-5)
+
+
+def test_the_bert_classifier_example_fine_tunes_the_tiny_checkpoint():
+    (block,) = [block for block in _blocks("python") if block.startswith(BERT_BLOCK)]
+    fixture = README.parent / "tests" / "fixtures" / "pretrained" / "bert"
+    namespace = {}
+    exec(compile(block.replace(BERT_BLOCK, f"BERT_DIRECTORY = {str(fixture)!r}"),  # noqa: S102
+                 str(README), "exec"), namespace)
+    losses = namespace["history"].history["loss"]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    logits = namespace["classifier"](namespace["tokenizer"](["a happy dog"]))
+    assert tuple(logits.shape) == (1, 2)
 
 
 def test_the_sample_inputs_line_writes_an_image_and_a_clip_the_exports_read(tmp_path):

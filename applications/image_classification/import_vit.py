@@ -19,7 +19,8 @@ _HOLDS = (": a ViT directory holds config.json (Hugging Face: model_type 'vit', 
 
 
 def read_checkpoint(directory):
-    """(config, class names, model, weights file) of the ViT checkpoint in `directory`."""
+    """(config, class names, model, weights file, whether it has a classifier head) of the
+    ViT checkpoint in `directory`."""
     path = os.path.join(directory, "config.json")
     description = read_json_object(path, hint=_HOLDS)
     if "architecture" in description:
@@ -34,21 +35,23 @@ def read_checkpoint(directory):
         raise CheckpointError(f"{path} has neither model_type (Hugging Face) nor architecture "
                               f"(timm){_HOLDS}")
     state_dict, weights_file = read_state_dict(directory)
-    model = vit_checkpoint.build_pretrained_vit(
+    model, has_head = vit_checkpoint.build_pretrained_vit(
         config, names, state_dict, layout, os.path.join(directory, weights_file))
-    return config, names, model, weights_file
+    return config, names, model, weights_file, has_head
 
 
 def import_checkpoint(directory, workdir):
     """Writes the ViT checkpoint in `directory` as a run in `workdir`, which must not exist
     or be empty. Returns a one-line summary."""
     check_new_workdir(directory, workdir)
-    config, names, model, weights_file = read_checkpoint(directory)
+    config, names, model, weights_file, has_head = read_checkpoint(directory)
     write_imported_run(workdir, config, model, {
         "class_names": names, "imported_from": os.path.abspath(directory),
         "weights_file": weights_file})
     return (f"imported {os.path.join(directory, weights_file)} ({model.count_params():,} "
             f"parameters, {config.num_layers} layers, d {config.d_model}, "
             f"{config.image_size}x{config.image_size} in {config.patch_size}x{config.patch_size}"
-            f" patches, {len(names)} classes) into {workdir}; export it with `tfformer export "
-            f"image_classification --workdir {workdir}`")
+            f" patches, {len(names)} classes) into {workdir}"
+            + ("" if has_head else " with an untrained head (the checkpoint is a backbone: "
+               "fine-tune it with `tfformer train image_classification --init-from`)")
+            + f"; export it with `tfformer export image_classification --workdir {workdir}`")

@@ -18,7 +18,9 @@ a final layer norm before the head reads the class token.
 
 import re
 
-from applications.common import weight_mapping as mapping
+import numpy as np
+
+from tfformer.pretrained import weight_mapping as mapping
 from applications.image_classification.config import ImageClassificationConfig
 from applications.image_classification.model import build_vit
 from tfformer.pretrained import CheckpointError
@@ -68,9 +70,7 @@ def hugging_face_config(hf_config, preprocessor, source="config.json"):
     if not hf_config.get("qkv_bias", True) or hf_config.get("num_channels", 3) != 3:
         raise CheckpointError(f"{source} has qkv_bias false or num_channels other than 3, "
                               "which is not supported")
-    labels = hf_config.get("id2label") or {}
-    if not labels:
-        raise CheckpointError(f"{source} has no id2label: a classifier's labels are needed")
+    labels = hf_config.get("id2label") or {"0": "LABEL_0", "1": "LABEL_1"}  # HF's default
     names = [labels[key] for key in sorted(labels, key=int)]
     image_size = _square(hf_config.get("image_size", 224), f"{source}'s image_size")
     _check_patches(source, image_size, hf_config.get("patch_size", 16))
@@ -235,12 +235,22 @@ def timm_table(num_layers, num_heads):
 
 
 def build_pretrained_vit(config, class_names, state_dict, layout, source="the checkpoint"):
-    """A `VisionTransformer` of `config`'s shape holding the checkpoint's weights; `layout`
-    is "hugging_face" or "timm"."""
+    """(a `VisionTransformer` of `config`'s shape holding the checkpoint's weights, whether
+    the checkpoint has a classifier head); `layout` is "hugging_face" or "timm". A
+    checkpoint without a head (a backbone) gets a zero one."""
     model = build_vit(config, len(class_names))
     table = (hugging_face_table if layout == "hugging_face" else timm_table)(
         config.num_layers, config.num_heads)
+    if layout == "hugging_face" and "embeddings.cls_token" in state_dict:
+        # A backbone saved as ViTModel (google/vit-base-patch16-224-in21k): no "vit." prefix.
+        state_dict = {f"vit.{name}": value for name, value in state_dict.items()}
+    head = table["head/kernel"][0]
+    has_head = head in state_dict
+    if not has_head:  # a backbone: the head starts at zero, for fine-tuning to train
+        table = {path: entry for path, entry in table.items() if not path.startswith("head/")}
+        model.head.kernel.assign(np.zeros(model.head.kernel.shape, np.float32))
+        model.head.bias.assign(np.zeros(model.head.bias.shape, np.float32))
     # ViTModel's pooler (a dense + tanh on the class token) is not what the classifier reads.
     skip = [name for name in state_dict if name.startswith("vit.pooler.")]
-    mapping.assign_weights(model, table, state_dict, source, skip=skip)
-    return model
+    mapping.assign_weights(model, table, state_dict, source, skip=skip, partial=not has_head)
+    return model, has_head

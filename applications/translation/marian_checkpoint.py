@@ -9,7 +9,7 @@ tied output projection, plus `final_logits_bias`; pad is the last id and starts 
 `</s>` is id 0.
 """
 
-from applications.common import weight_mapping as mapping
+from tfformer.pretrained import weight_mapping as mapping
 from applications.translation.config import TranslationConfig
 from applications.translation.model import build_translator
 from tfformer.pretrained import CheckpointError

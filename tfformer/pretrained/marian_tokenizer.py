@@ -3,7 +3,8 @@
 What `transformers.MarianTokenizer` does in Python, here with tf-text's SentencePiece op and
 lookup tables, so a served model takes and returns strings: a side's SentencePiece model
 (`source.spm` for inputs, `target.spm` for training targets) splits text into pieces;
-`vocab.json` maps pieces to ids (not SentencePiece's ids: a piece missing from it is `<unk>`); a leading language code such as `>>fr<<` is one token; at most
+`vocab.json` maps pieces to ids (not SentencePiece's ids: a piece missing from it is
+`<unk>`); a leading language code such as `>>fr<<` is one token; at most
 `max_length - 1` ids are kept and `</s>` appended. Decoding maps ids back through the inverse
 vocabulary, drops the special tokens and joins the pieces' text.
 """

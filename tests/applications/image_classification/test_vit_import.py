@@ -28,7 +28,7 @@ def _reference(name):
 
 @pytest.fixture(scope="module", params=LAYOUTS)
 def checkpoint(request):
-    config, names, model, _ = read_checkpoint(str(FIXTURES / request.param))
+    config, names, model, _, _ = read_checkpoint(str(FIXTURES / request.param))
     return {"name": request.param, "config": config, "names": names, "model": model}
 
 
@@ -264,3 +264,33 @@ def test_fine_tuning_with_the_checkpoints_classes_keeps_its_head_and_preprocessi
         cli.main(["train", "image_classification", "--init-from", imported, "--data",
                   data_dir, "--workdir", str(tmp_path / "other"), "--set", "d_model=64"])
     assert "d_model (is 32) can't change" in capsys.readouterr().err
+
+
+def test_a_backbone_without_a_head_imports_with_a_zero_head(tmp_path, capsys):
+    """A ViTModel checkpoint (no "vit." prefix, a pooler, no classifier), as
+    google/vit-base-patch16-224-in21k ships: the backbone's weights load, the head is zero
+    and the summary says to fine-tune it."""
+    from safetensors.numpy import save_file
+
+    from tfformer.pretrained import read_state_dict
+
+    backbone = _copy(tmp_path, "vit_hf")
+    state_dict, _ = read_state_dict(str(backbone))
+    renamed = {name[len("vit."):]: value for name, value in state_dict.items()
+               if name.startswith("vit.")}
+    renamed["pooler.dense.weight"] = np.zeros((32, 32), np.float32)
+    renamed["pooler.dense.bias"] = np.zeros(32, np.float32)
+    save_file(renamed, str(backbone / "model.safetensors"))
+    config = json.loads((backbone / "config.json").read_text())
+    for key in ("id2label", "label2id"):
+        config.pop(key)
+    (backbone / "config.json").write_text(json.dumps({**config, "architectures": ["ViTModel"]}))
+    _, names, model, _, has_head = read_checkpoint(str(backbone))
+    _, _, full, _, _ = read_checkpoint(str(FIXTURES / "vit_hf"))
+    assert not has_head and not np.any(model.head.kernel.numpy())
+    assert names == ["LABEL_0", "LABEL_1"]  # transformers' default labels
+    for ours, reference in zip(model.encoder.weights, full.encoder.weights):
+        np.testing.assert_array_equal(ours.numpy(), reference.numpy())
+    assert cli.main(["import", "image_classification", "--from", str(backbone), "--workdir",
+                     str(tmp_path / "run")]) == 0
+    assert "with an untrained head (the checkpoint is a backbone" in capsys.readouterr().out

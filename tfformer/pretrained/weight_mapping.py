@@ -9,7 +9,7 @@ output kernel (N, H, D)).
 
 import numpy as np
 
-from tfformer.pretrained import CheckpointError
+from tfformer.pretrained.checkpoint_files import CheckpointError
 
 
 def linear_kernel(weight):
@@ -74,23 +74,34 @@ def feed_forward(ours, first, second):
             f"{ours}/output/bias": (f"{second}.bias", None)}
 
 
-def assign_weights(model, table, state_dict, source="the checkpoint", skip=()):
+def model_paths(model):
+    """{weight path inside `model` (without the model's own name, which a subclassed model's
+    paths start with and a functional model's do not): weight}."""
+    prefix = model.name + "/"
+    return {w.path[len(prefix):] if w.path.startswith(prefix) else w.path: w
+            for w in model.weights}
+
+
+def assign_weights(model, table, state_dict, source="the checkpoint", skip=(), partial=False):
     """Assigns `state_dict` to `model` through `table`. Every model weight (its path after
-    the model's own name) must have an entry, every entry's name must be in the checkpoint,
-    with a shape that fits; the checkpoint must hold nothing else but the names in `skip`.
-    Errors name the tensor and `source`."""
-    weights = {w.path.split("/", 1)[1]: w for w in model.weights}
+    the model's own name) must have an entry (unless `partial`: those without keep their
+    values), every entry's name must be in the checkpoint, with a shape that fits; the
+    checkpoint must hold nothing else but the names in `skip`. Errors name the tensor and
+    `source`."""
+    weights = model_paths(model)
     unmapped = sorted(set(weights) - set(table))
-    if unmapped:
+    if unmapped and not partial:
         raise CheckpointError(f"no checkpoint name for {unmapped[:3]}")
     unused = sorted(set(state_dict) - {name for name, _ in table.values()} - set(skip))
     if unused:
         raise CheckpointError(f"{source} holds {len(unused)} tensors this architecture does "
                               f"not have, e.g. {unused[:3]}: it is another variant of the "
                               "model, which is not supported")
+    absent = sorted(set(table) - set(weights))
+    if absent:
+        raise CheckpointError(f"{model.name} has no weight {absent[0]} (of {len(absent)} the "
+                              "table names): the model and the table disagree")
     for path, (name, transform) in table.items():
-        if path not in weights:
-            continue
         if name not in state_dict:
             raise CheckpointError(f"{source} has no {name}")
         value = np.asarray(state_dict[name], np.float32)
