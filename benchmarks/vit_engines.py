@@ -5,7 +5,7 @@ PyTorch is not a dependency of tfformer:
 
     python3 -m venv /tmp/engines && /tmp/engines/bin/pip install torch torchvision \\
         transformers safetensors pillow
-    .venv/bin/python benchmarks/vit_import.py --keep /tmp/vit \
+    .venv/bin/python benchmarks/vit_import.py --keep /tmp/vit \\
         --engines-python /tmp/engines/bin/python
 
 Timed end to end as tfformer's export is: PNG bytes decoded (PIL), preprocessed and

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SETTINGS = ["builtin_examples=1500", "vocabulary_size=120", "num_layers=1", "d_model=32",
-            "num_heads=2", "intermediate_dim=64", "epochs=3", "steps_per_epoch=150",
+            "num_heads=2", "intermediate_dim=64", "epochs=3", "steps_per_epoch=80",
             "batch_size=32", "max_target_length=24", "max_source_length=16", "beam_size=1"]
 
 
