@@ -28,6 +28,8 @@ class SpeechRecognitionConfig:
     # is normalised alone and the model can stream (live_stream.py); "utterance": each clip by
     # its own statistics, which are known only at its end (such a model cannot stream).
     feature_normalization: str = "global"
+    normalization_sample: int = 10000  # clips the global statistics come from, at most,
+    # evenly spread across the training data
     spec_augment: bool = True  # SpecAugment time and frequency masks while training
     frequency_masks: int = 2  # SpecAugment frequency masks per clip
     frequency_mask_width: int = 15  # bins
@@ -79,7 +81,8 @@ class SpeechRecognitionConfig:
         "val_fraction": fraction(), "max_seconds": above(0), "connected_digits": at_least(0),
         "connected_examples": at_least(1), "speed_perturbation": above(0),
         "frame_length_ms": above(0), "frame_step_ms": above(0), "num_mel_bins": at_least(1),
-        "feature_normalization": one_of("utterance", "global"), "frequency_masks": at_least(0),
+        "feature_normalization": one_of("utterance", "global"),
+        "normalization_sample": at_least(1), "frequency_masks": at_least(0),
         "frequency_mask_width": at_least(0), "time_masks": at_least(0),
         "time_mask_width": at_least(0), "output_units": one_of("characters", "words"),
         "num_layers": at_least(1), "d_model": at_least(1), "num_heads": at_least(1),

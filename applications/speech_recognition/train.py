@@ -11,6 +11,7 @@ from applications.common.config import to_json
 from applications.common.precision import precision_policy
 from applications.common.quantization import quantize_for_export
 from applications.common.restore import write_run_info
+from applications.common.sampling import evenly_spread
 from applications.common.schedules import warmup_cosine_schedule
 from applications.speech_recognition import data, evaluate, serving
 from applications.speech_recognition.decoding import check_decoding
@@ -25,6 +26,14 @@ def train(config, data_dir=None, workdir="runs/speech_recognition",
     return training_run.run_training(
         _train, config, data_dir, workdir, export_dir, strategy, resume=resume, verbose=verbose,
         mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples)
+
+
+def _normalization_sample(split, count):
+    """(waveforms, transcripts) of at most `count` clips, evenly spread (`evenly_spread`):
+    the global statistics need a sample, not the whole data set."""
+    waveforms, transcripts = split
+    chosen = evenly_spread(list(range(len(transcripts))), count)
+    return [waveforms[i] for i in chosen], [transcripts[i] for i in chosen]
 
 
 def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
@@ -54,8 +63,9 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
                                       steps * config.epochs)
     with strategy.scope(), precision_policy(mixed_precision):
         model = build_recognizer(config, len(vocabulary))
-        model.adapt_normalization(data.make_dataset(*splits["train"], vocabulary, config, False)
-                                  .map(lambda x, y: x["features"]))
+        model.adapt_normalization(data.make_dataset(
+            *_normalization_sample(splits["train"], config.normalization_sample), vocabulary,
+            config, False).map(lambda x, y: x["features"]))
         model.compile(
             optimizer=AdamW(schedule, weight_decay=config.weight_decay,
                             clipnorm=config.gradient_clip_norm),

@@ -19,6 +19,8 @@ class TranslationConfig:
     vocabulary_size: int = 8000  # SentencePiece subwords
     shared_vocabulary: bool = True  # one tokenizer and embedding for both languages
     tokenizer_model_type: str = "unigram"  # SentencePiece model: unigram, bpe, char or word
+    tokenizer_sample: int = 1_000_000  # SentencePiece learns from at most this many sentences
+    # per language, taken evenly spread across the training data
     # "sentencepiece" (trained on the data by `train`) or "marian" (a Marian checkpoint's
     # spm models and vocab.json, written by `tfformer import`); see vocabularies.py
     tokenizer: str = "sentencepiece"
@@ -61,6 +63,7 @@ class TranslationConfig:
         "builtin_examples": at_least(100), "max_source_length": at_least(2),
         "max_target_length": at_least(2), "vocabulary_size": at_least(16),
         "tokenizer_model_type": one_of("unigram", "bpe", "char", "word"),
+        "tokenizer_sample": at_least(1),
         "tokenizer": one_of("sentencepiece", "marian"),
         "activation": one_of("relu", "gelu", "silu"), "activation_dropout": fraction(),
         "layer_norm_epsilon": above(0), "position": one_of("sinusoidal", "sinusoidal_halves"),

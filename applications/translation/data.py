@@ -18,6 +18,7 @@ import sentencepiece
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from applications.common.sampling import evenly_spread
 from applications.common.text_files import (
     DataError,
     find_file,
@@ -137,7 +138,9 @@ def train_sentencepiece(sentences, vocabulary_size, model_type="unigram", seed=0
 
 def train_tokenizers(pairs, config):
     """(source_model, target_model) serialized SentencePiece protos; one shared model
-    when `config.shared_vocabulary`."""
+    when `config.shared_vocabulary`. Each language's sentences are sampled down to
+    `config.tokenizer_sample` (`evenly_spread`): SentencePiece's time grows with its input."""
+    pairs = evenly_spread(pairs, config.tokenizer_sample)
     sources = [s for s, _ in pairs]
     targets = [t for _, t in pairs]
     size, kind = config.vocabulary_size, config.tokenizer_model_type

@@ -17,6 +17,7 @@ from applications.common.quantization import quantize_for_export
 from applications.common.replica_metrics import global_mean
 from applications.common.restore import restore_weights, write_run_info
 from applications.translation import data, evaluate, serving, vocabularies
+from applications.translation.config import TranslationConfig
 from applications.translation.model import build_translator
 from tfformer.losses import sparse_categorical_crossentropy
 from tfformer.optimizers import Adam
@@ -99,7 +100,8 @@ def _tokenizers(workdir, config, pairs, same_tokenizer_config, init_from=None):
 # The fields a trained tokenizer depends on; others (epochs, model size) may change
 # between a run and its resumption.
 _TOKENIZER_FIELDS = ("source_language", "target_language", "builtin_examples", "seed",
-                     "vocabulary_size", "shared_vocabulary", "tokenizer_model_type")
+                     "vocabulary_size", "shared_vocabulary", "tokenizer_model_type",
+                     "tokenizer_sample")
 
 
 def _same_tokenizer_config(workdir, config):
@@ -109,7 +111,9 @@ def _same_tokenizer_config(workdir, config):
         return False
     with open(path) as handle:
         previous = json.load(handle)
-    return all(previous.get(field) == getattr(config, field) for field in _TOKENIZER_FIELDS)
+    defaults = TranslationConfig()  # a field newer than the run's config has its default
+    return all(previous.get(field, getattr(defaults, field)) == getattr(config, field)
+               for field in _TOKENIZER_FIELDS)
 
 
 def train(config, data_dir=None, workdir="runs/translation",

@@ -226,3 +226,14 @@ def test_a_manifest_of_every_wav_encoding_loads_as_the_reference_decode(tmp_path
     (tmp_path / "pcm8.wav").write_bytes(b"RIFF\x04\0\0\0WAVE")
     with pytest.raises(DataError, match="pcm8.wav is not a readable WAV file: .*no fmt chunk"):
         data.load_speech(str(tmp_path), CONFIG)
+
+
+def test_the_global_statistics_come_from_a_bounded_sample_spread_across_the_clips():
+    from applications.speech_recognition.train import _normalization_sample
+
+    waveforms = [np.full(10, i, np.float32) for i in range(10)]
+    transcripts = [str(i) for i in range(10)]
+    chosen_waveforms, chosen = _normalization_sample((waveforms, transcripts), 4)
+    assert chosen == ["0", "3", "6", "9"]
+    assert [int(w[0]) for w in chosen_waveforms] == [0, 3, 6, 9]
+    assert _normalization_sample((waveforms, transcripts), 20)[1] == transcripts

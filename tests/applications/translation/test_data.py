@@ -1,3 +1,4 @@
+import dataclasses
 import gzip
 import json
 import pathlib
@@ -106,3 +107,22 @@ def test_marian_training_data_has_marian_tokenizers_labels():
             labels_seen[tuple(row_source[row_source != pad])] = row_out[:n].tolist()
     for source_ids, target_ids in zip(reference["token_ids"], reference["target_ids"]):
         assert labels_seen[tuple(source_ids)] == target_ids
+
+
+def test_the_tokenizer_learns_from_a_bounded_sample_spread_across_the_corpus(monkeypatch):
+    """SentencePiece's time grows with its input: at most `tokenizer_sample` pairs, taken
+    from the whole corpus, not its head; a smaller corpus is used whole."""
+    from applications.common.sampling import evenly_spread
+
+    assert evenly_spread(list(range(3)), 4) == [0, 1, 2]
+    pairs = [(f"early {i}", f"früh {i}") for i in range(100)] + [
+        (f"late {i}", f"spät {i}") for i in range(100)]
+    seen = []
+    monkeypatch.setattr(data, "train_sentencepiece",
+                        lambda sentences, *args: seen.append(list(sentences)) or b"model")
+    config = dataclasses.replace(TranslationConfig(), tokenizer_sample=50)
+    data.train_tokenizers(pairs, config)
+    (shared,) = seen
+    assert len(shared) == 100  # 50 English and 50 German sentences
+    assert shared[0] == "early 0" and shared[49] == "late 99" and shared[50] == "früh 0"
+    assert sum(sentence.startswith("late") for sentence in shared) == 25
