@@ -4,7 +4,8 @@
 [B, C], top_k_labels string [B, k], top_k_scores [B, k]}` decodes
 (JPEG/PNG/BMP/GIF, grayscale or RGBA to RGB), resizes (and crops) as the
 run's config says (`preprocessing`) and classifies in the graph. `pixels`
-takes uint8 [B, H, W, 3]. `attention(image_bytes)` also returns `rollout`
+takes uint8 [B, H, W, 3]: at the model's size as they are (preprocessed),
+any other size resized and cropped as the bytes are. `attention(image_bytes)` also returns `rollout`
 [B, grid, grid]: the attention rollout from the class token (or, with mean
 pooling, from all tokens) to each patch, computed in the same forward pass
 as its probabilities. Bytes that are not an image fail that request
@@ -66,7 +67,16 @@ class ImageClassificationServer(tf.Module):
     @tf.function(autograph=False,
                  input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")])
     def serve_pixels(self, pixels):
-        return self._classify(resize_pixels(pixels, self.config))
+        return self._classify(self._prepare_pixels(pixels))
+
+    def _prepare_pixels(self, pixels):
+        """Pixels already at the model's size are taken as they are (already preprocessed,
+        as training and evaluation data are); others are resized (and cropped) as bytes."""
+        size = self.image_size
+        shape = tf.shape(pixels)
+        ready = tf.logical_and(tf.equal(shape[1], size), tf.equal(shape[2], size))
+        return tf.cond(ready, lambda: tf.ensure_shape(pixels, [None, size, size, 3]),
+                       lambda: resize_pixels(pixels, self.config))
 
     def signatures(self):
         return {"serving_default": self.serve, "pixels": self.serve_pixels,
