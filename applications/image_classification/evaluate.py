@@ -1,5 +1,6 @@
 """Top-1 / top-5 accuracy and a confusion-matrix plot, through the export."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -7,6 +8,7 @@ import tensorflow as tf
 
 from applications.common.export_client import load_export
 from applications.image_classification.data import load_images
+from applications.image_classification.serving import export_preprocessing
 
 
 def confusion_matrix(labels, predictions, num_classes):
@@ -50,6 +52,9 @@ def classify_pixels(pixels_fn, images, batch_size=256):
 
 def evaluate(model_path, data_dir, config, split="test", output=None):
     served = load_export(model_path, "image_bytes")  # another kind of export: named at once
+    # The images are loaded as the export resizes and crops them (its pixels signature takes
+    # them as they are), whatever the preset says.
+    config = dataclasses.replace(config, **export_preprocessing(served))
     splits, class_names = load_images(data_dir, config)
     images, labels = splits[split]
     if len(labels) == 0:

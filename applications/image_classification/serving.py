@@ -96,6 +96,26 @@ class ImageClassificationServer(tf.Module):
         return requests
 
 
+# How the export resizes, for Python clients (`tfformer evaluate` loads data at this size, with
+# this kernel and crop): `tf.saved_model.load(path).constants[name]`.
+PREPROCESSING = ("image_size", "resize_method", "center_crop")
+
+
 def export(server, base_dir):
+    config = server.config
+    constants = {"image_size": config.image_size, "resize_method": config.resize_method,
+                 "center_crop": config.center_crop or 0.0}  # 0: no crop (a stretch)
     return export_saved_model(server, base_dir, server.signatures(),
-                              warmup_requests=server.warmup_requests())
+                              warmup_requests=server.warmup_requests(), constants=constants)
+
+
+def export_preprocessing(served):
+    """{image_size, resize_method, center_crop} of a loaded export, or {} for an export
+    made before they were stored."""
+    constants = getattr(served, "constants", None)
+    if constants is None:
+        return {}
+    values = {name: constants[name].numpy() for name in PREPROCESSING}
+    return {"image_size": int(values["image_size"]),
+            "resize_method": values["resize_method"].decode(),
+            "center_crop": float(values["center_crop"]) or None}

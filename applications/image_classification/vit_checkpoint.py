@@ -20,10 +20,10 @@ import re
 
 import numpy as np
 
-from tfformer.pretrained import weight_mapping as mapping
 from applications.image_classification.config import ImageClassificationConfig
 from applications.image_classification.model import build_vit
 from tfformer.pretrained import CheckpointError
+from tfformer.pretrained import weight_mapping as mapping
 
 # What fine-tuning a pretrained ViT starts with (the run's config; `--set` changes them):
 # AdamW at a peak of 1e-4 after 10% warm-up, cosine decay, weight decay 0.05, label

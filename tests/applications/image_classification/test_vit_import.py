@@ -298,3 +298,25 @@ def test_a_backbone_without_a_head_imports_with_a_zero_head(tmp_path, capsys):
     assert cli.main(["import", "image_classification", "--from", str(backbone), "--workdir",
                      str(tmp_path / "run")]) == 0
     assert "with an untrained head (the checkpoint is a backbone" in capsys.readouterr().out
+
+
+def test_evaluate_loads_images_as_the_export_resizes_and_crops_them(exported, tmp_path, capsys):
+    """`tfformer evaluate` with the default preset (32x32, stretched) on a timm export (40x40,
+    bicubic, crop 0.875): the images are loaded as the export preprocesses them (its
+    constants), so its scores are those of the served bytes: the photo in its predicted
+    class folder, the other image in a wrong one, 50% top-1."""
+    if exported["name"] != "vit_timm":
+        pytest.skip("timm's label names sort in class order, as image folders are read")
+    names = _label_names("vit_timm")
+    reference = _reference("vit_timm")
+    best = [int(np.argmax(reference[f"logits_{i}"])) for i in range(len(IMAGES))]
+    for name in names:
+        for split in ("train", "val"):
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+        shutil.copy(IMAGES[0], tmp_path / "data" / "train" / name / "photo.png")
+    shutil.copy(IMAGES[0], tmp_path / "data" / "val" / names[best[0]] / "photo.png")
+    shutil.copy(IMAGES[1], tmp_path / "data" / "val" / names[(best[1] + 1) % 4] / "gray.png")
+    assert cli.main(["evaluate", "image_classification", "--model",
+                     os.path.dirname(exported["path"]), "--data", str(tmp_path / "data"),
+                     "--split", "val"]) == 0
+    assert "top-1 50.00%" in capsys.readouterr().out
