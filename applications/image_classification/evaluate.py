@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from applications.common.export_client import load_export
 from applications.image_classification.data import load_images
-from applications.image_classification.serving import export_preprocessing
+from applications.image_classification.serving import export_class_names, export_preprocessing
 
 
 def confusion_matrix(labels, predictions, num_classes):
@@ -50,6 +50,20 @@ def classify_pixels(pixels_fn, images, batch_size=256):
     return np.concatenate(outputs)
 
 
+def _export_classes(served, class_names, labels):
+    """(class names, labels) in the export's class order: the data's classes matched by name
+    (an imported model's labels need not sort as folders do)."""
+    names = export_class_names(served)
+    if names is None:  # an older export: matched by position
+        return class_names, labels
+    missing = [name for name in class_names if name not in names]
+    if missing:
+        raise ValueError(f"the data's classes {missing[:5]} are not among the export's "
+                         f"{len(names)} classes ({', '.join(names[:5])}, ...)")
+    index = {name: i for i, name in enumerate(names)}
+    return names, np.array([index[class_names[label]] for label in labels], np.int32)
+
+
 def evaluate(model_path, data_dir, config, split="test", output=None):
     served = load_export(model_path, "image_bytes")  # another kind of export: named at once
     # The images are loaded as the export resizes and crops them (its pixels signature takes
@@ -59,6 +73,7 @@ def evaluate(model_path, data_dir, config, split="test", output=None):
     images, labels = splits[split]
     if len(labels) == 0:
         raise ValueError(f"the {split} split of {data_dir or 'the built-in data'} is empty")
+    class_names, labels = _export_classes(served, class_names, labels)
     pixels = served.signatures["pixels"]
     probabilities = classify_pixels(lambda x: pixels(pixels=x), images)
     result = scores(probabilities, labels)
@@ -66,5 +81,6 @@ def evaluate(model_path, data_dir, config, split="test", output=None):
         matrix = confusion_matrix(labels, probabilities.argmax(1), len(class_names))
         plot_confusion_matrix(matrix, class_names, output)
     result["summary"] = (f"{split}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}% on "
-                         f"{len(labels)} images" + (f"; confusion matrix in {output}" if output else ""))
+                         f"{len(labels)} images"
+                         + (f"; confusion matrix in {output}" if output else ""))
     return result

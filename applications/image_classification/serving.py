@@ -97,14 +97,15 @@ class ImageClassificationServer(tf.Module):
 
 
 # How the export resizes, for Python clients (`tfformer evaluate` loads data at this size, with
-# this kernel and crop): `tf.saved_model.load(path).constants[name]`.
+# this kernel and crop, and matches classes by name): `tf.saved_model.load(path).constants`.
 PREPROCESSING = ("image_size", "resize_method", "center_crop")
 
 
 def export(server, base_dir):
     config = server.config
     constants = {"image_size": config.image_size, "resize_method": config.resize_method,
-                 "center_crop": config.center_crop or 0.0}  # 0: no crop (a stretch)
+                 "center_crop": config.center_crop or 0.0,  # 0: no crop (a stretch)
+                 "class_names": server.class_names}
     return export_saved_model(server, base_dir, server.signatures(),
                               warmup_requests=server.warmup_requests(), constants=constants)
 
@@ -119,3 +120,12 @@ def export_preprocessing(served):
     return {"image_size": int(values["image_size"]),
             "resize_method": values["resize_method"].decode(),
             "center_crop": float(values["center_crop"]) or None}
+
+
+def export_class_names(served):
+    """The class names of a loaded export, in its output order, or None for an export made
+    before they were stored."""
+    constants = getattr(served, "constants", None)
+    if constants is None or "class_names" not in constants:
+        return None
+    return [name.decode("utf-8") for name in constants["class_names"].numpy()]

@@ -300,23 +300,31 @@ def test_a_backbone_without_a_head_imports_with_a_zero_head(tmp_path, capsys):
     assert "with an untrained head (the checkpoint is a backbone" in capsys.readouterr().out
 
 
-def test_evaluate_loads_images_as_the_export_resizes_and_crops_them(exported, tmp_path, capsys):
-    """`tfformer evaluate` with the default preset (32x32, stretched) on a timm export (40x40,
-    bicubic, crop 0.875): the images are loaded as the export preprocesses them (its
-    constants), so its scores are those of the served bytes: the photo in its predicted
-    class folder, the other image in a wrong one, 50% top-1."""
-    if exported["name"] != "vit_timm":
-        pytest.skip("timm's label names sort in class order, as image folders are read")
-    names = _label_names("vit_timm")
-    reference = _reference("vit_timm")
+def test_evaluate_loads_images_as_the_export_does_and_matches_classes_by_name(
+        exported, tmp_path, capsys):
+    """`tfformer evaluate` with the default preset (32x32, stretched) on an imported export
+    (48x48 bilinear, or 40x40 bicubic with a crop): the images are loaded as the export
+    preprocesses them and the class folders matched to its labels by name (Hugging Face's
+    do not sort in class order), so its scores are those of the served bytes: the photo in
+    its predicted class, the other image in a wrong one, 50% top-1."""
+    names = _label_names(exported["name"])
+    reference = _reference(exported["name"])
     best = [int(np.argmax(reference[f"logits_{i}"])) for i in range(len(IMAGES))]
     for name in names:
         for split in ("train", "val"):
             (tmp_path / "data" / split / name).mkdir(parents=True)
         shutil.copy(IMAGES[0], tmp_path / "data" / "train" / name / "photo.png")
     shutil.copy(IMAGES[0], tmp_path / "data" / "val" / names[best[0]] / "photo.png")
-    shutil.copy(IMAGES[1], tmp_path / "data" / "val" / names[(best[1] + 1) % 4] / "gray.png")
+    wrong = names[(best[1] + 1) % len(names)]
+    shutil.copy(IMAGES[1], tmp_path / "data" / "val" / wrong / "gray.png")
     assert cli.main(["evaluate", "image_classification", "--model",
                      os.path.dirname(exported["path"]), "--data", str(tmp_path / "data"),
                      "--split", "val"]) == 0
     assert "top-1 50.00%" in capsys.readouterr().out
+    (tmp_path / "data" / "train" / "zebra").mkdir()
+    shutil.copy(IMAGES[0], tmp_path / "data" / "train" / "zebra" / "photo.png")
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", "image_classification", "--model",
+                  os.path.dirname(exported["path"]), "--data", str(tmp_path / "data"),
+                  "--split", "val"])
+    assert "the data's classes ['zebra'] are not among the export's" in capsys.readouterr().err
