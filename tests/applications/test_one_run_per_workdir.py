@@ -14,10 +14,6 @@ from applications import cli
 from applications.common.run_directory import SET_ASIDE
 from applications.image_classification import serving
 
-# One worker runs this whole file, so its module fixtures are built once (pyproject's
-# --dist loadgroup).
-pytestmark = pytest.mark.xdist_group(__name__)
-
 SMALL = ["--set", "builtin_examples=200", "--set", "num_layers=1", "--set", "d_model=32",
          "--set", "num_heads=2", "--set", "intermediate_dim=64", "--set", "epochs=2",
          "--set", "steps_per_epoch=3", "--set", "batch_size=16", "--set", "image_size=32",

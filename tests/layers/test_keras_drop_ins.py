@@ -19,10 +19,6 @@ from keras.src import layers as keras_layers
 
 from tfformer.layers import Dropout, FlatEinsumDense, LayerNormalization, MultiHeadAttention
 
-# One worker runs this whole file, so its module fixtures are built once (pyproject's
-# --dist loadgroup).
-pytestmark = pytest.mark.xdist_group(__name__)
-
 # (Keras' test module, the class it tests, ours, the least number of tests it holds)
 DROP_INS = [
     ("attention.multi_head_attention_test", "MultiHeadAttention", MultiHeadAttention, 25),

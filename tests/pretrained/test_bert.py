@@ -12,10 +12,6 @@ import tensorflow as tf
 
 from tfformer.pretrained import BertTokenizer, CheckpointError, bert_encoder, read_state_dict
 
-# One worker runs this whole file, so its module fixtures are built once (pyproject's
-# --dist loadgroup).
-pytestmark = pytest.mark.xdist_group(__name__)
-
 BERT = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "pretrained" / "bert"
 REFERENCE = json.loads((BERT / "reference.json").read_text(encoding="utf-8"))
 OUTPUTS = np.load(BERT / "reference.npz")

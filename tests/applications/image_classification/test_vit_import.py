@@ -17,10 +17,6 @@ from applications.image_classification.import_vit import read_checkpoint
 from applications.image_classification.preprocessing import decode_image
 from tests.support.serving_checks import saved_model_cli_run, serve_every_signature
 
-# One worker runs this whole file, so its module fixtures are built once (pyproject's
-# --dist loadgroup).
-pytestmark = pytest.mark.xdist_group(__name__)
-
 FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pretrained"
 IMAGES = [FIXTURES / "images" / "photo.png", FIXTURES / "images" / "small_gray.png"]
 LAYOUTS = ["vit_hf", "vit_timm"]

@@ -29,10 +29,6 @@ from tests.support.serving_checks import (
 from tests.support.wav_files import ENCODINGS, encode
 from tfformer.export import saved_model_ops
 
-# One worker runs this whole file, so its module fixtures are built once (pyproject's
-# --dist loadgroup).
-pytestmark = pytest.mark.xdist_group(__name__)
-
 
 def _readme():
     return (pathlib.Path(__file__).resolve().parents[3] / "README.md").read_text()

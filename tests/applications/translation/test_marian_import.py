@@ -15,10 +15,6 @@ import pytest
 from applications import cli
 from tests.support.serving_checks import serve_every_signature
 
-# One worker runs this whole file, so its module fixtures are built once (pyproject's
-# --dist loadgroup).
-pytestmark = pytest.mark.xdist_group(__name__)
-
 FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "pretrained"
 
 

@@ -21,10 +21,6 @@ from tests.support.serving_checks import (
 from tfformer import decoding
 from tfformer.export import saved_model_ops
 
-# One worker runs this whole file, so its module fixtures are built once (pyproject's
-# --dist loadgroup).
-pytestmark = pytest.mark.xdist_group(__name__)
-
 CONFIG = dataclasses.replace(
     TranslationConfig(**PRESETS["tiny"]), builtin_examples=1500, vocabulary_size=120,
     num_layers=1, d_model=32, num_heads=2, intermediate_dim=64, epochs=1, steps_per_epoch=40,
