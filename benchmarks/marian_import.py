@@ -21,13 +21,11 @@ transformers and CTranslate2 on the same model and sentences.
 import argparse
 import json
 import os
-import subprocess
 import tempfile
-import time
 
 import numpy as np
 from serving_speed import in_fresh_process
-from speed import directory_mb, write_record
+from speed import import_and_export, run_engines, write_record
 
 OPUS_MT_EN_DE = {  # config.json of Helsinki-NLP/opus-mt-en-de, the fields that shape it
     "model_type": "marian", "architectures": ["MarianMTModel"], "d_model": 512,
@@ -117,13 +115,6 @@ def make_checkpoint(directory, max_length, seed=0):
               os.path.join(directory, "model.safetensors"))
 
 
-def _engines(python, root):
-    """transformers' and CTranslate2's timings on the same model and sentences."""
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "marian_engines.py")
-    output = subprocess.run([python, script, root], capture_output=True, text=True,
-                            check=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
-
 
 def _ratios(served, engines):
     """Each engine's median call time over tfformer's, the same batch of the same sentences
@@ -157,24 +148,17 @@ def main():
             handle.writelines(sentence + "\n" for sentence in sentences(64))
         checkpoint = os.path.join(root, "opus-mt-en-de-shaped")
         make_checkpoint(checkpoint, args.max_length)
-        started = time.perf_counter()
-        import_checkpoint(checkpoint, os.path.join(root, "run"))
-        import_s = time.perf_counter() - started
-        started = time.perf_counter()
-        path = load(os.path.join(root, "run")).export(os.path.join(root, "export"))
-        export_s = time.perf_counter() - started
+        path, sizes_and_times = import_and_export(import_checkpoint, load, checkpoint, root)
         record = {
             "command": f"python benchmarks/marian_import.py --max-length {args.max_length}",
             "shape": {key: OPUS_MT_EN_DE[key] for key in (
                 "d_model", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim",
                 "vocab_size")},
-            "checkpoint_mb": directory_mb(checkpoint),
-            "import_s": round(import_s, 1), "export_s": round(export_s, 1),
-            "export_mb": directory_mb(path),
+            **sizes_and_times,
             "served": in_fresh_process("translation", path, warm=True),
         }
         if args.engines_python:
-            record["engines"] = _engines(args.engines_python, root)
+            record["engines"] = run_engines("marian_engines.py", args.engines_python, root)
             record["tfformer_speed_ratio"] = _ratios(record["served"], record["engines"])
     print(json.dumps(record, indent=1))
     write_record("marian_import", record)

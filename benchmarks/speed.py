@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import time
 
 import keras
@@ -69,6 +70,28 @@ def environment():
     return {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "tensorflow": tf.__version__, "keras": keras.__version__,
             "python": platform.python_version()}
+
+
+def import_and_export(import_checkpoint, load, checkpoint, root):
+    """Imports `checkpoint` into root/run and exports it to root/export, timed: the export's
+    path and {"import_s", "export_s", "checkpoint_mb", "export_mb"}."""
+    started = time.perf_counter()
+    import_checkpoint(checkpoint, os.path.join(root, "run"))
+    import_s = time.perf_counter() - started
+    started = time.perf_counter()
+    path = load(os.path.join(root, "run")).export(os.path.join(root, "export"))
+    export_s = time.perf_counter() - started
+    return path, {"checkpoint_mb": directory_mb(checkpoint), "import_s": round(import_s, 1),
+                  "export_s": round(export_s, 1), "export_mb": directory_mb(path)}
+
+
+def run_engines(script, python, root):
+    """The JSON line that `script` (beside this file) prints when `python` (another venv,
+    with the engines) runs it on `root`."""
+    path = os.path.join(HERE, script)
+    output = subprocess.run([python, path, root], capture_output=True, text=True,
+                            check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def directory_mb(path):

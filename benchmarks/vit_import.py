@@ -20,13 +20,12 @@ transformers) also times `vit_engines.py` on them and reports tfformer's speed r
 import argparse
 import json
 import os
-import subprocess
 import tempfile
 import time
 
 import numpy as np
 from serving_speed import in_fresh_process, png_images
-from speed import directory_mb, write_record
+from speed import import_and_export, run_engines, write_record
 
 VIT_B16 = {  # config.json of google/vit-base-patch16-224, the fields that shape it
     "model_type": "vit", "architectures": ["ViTForImageClassification"], "hidden_size": 768,
@@ -117,13 +116,6 @@ def fine_tuning_speed(run, steps, batch):
             "images_per_s": round(steps * batch / seconds, 2)}
 
 
-def _engines(python, root):
-    """transformers' timings on the same checkpoint and PNG files."""
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vit_engines.py")
-    output = subprocess.run([python, script, root], capture_output=True, text=True,
-                            check=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
-
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -145,27 +137,20 @@ def main():
                 handle.write(image)
         checkpoint = os.path.join(root, "vit-base-patch16-224-shaped")
         make_checkpoint(checkpoint)
-        started = time.perf_counter()
-        import_checkpoint(checkpoint, os.path.join(root, "run"))
-        import_s = time.perf_counter() - started
-        started = time.perf_counter()
-        path = load(os.path.join(root, "run")).export(os.path.join(root, "export"))
-        export_s = time.perf_counter() - started
+        path, sizes_and_times = import_and_export(import_checkpoint, load, checkpoint, root)
         record = {
             "command": f"python benchmarks/vit_import.py --train-steps {args.train_steps} "
                        f"--train-batch {args.train_batch}",
             "shape": {key: VIT_B16[key] for key in (
                 "image_size", "patch_size", "hidden_size", "num_hidden_layers",
                 "num_attention_heads", "intermediate_size")},
-            "checkpoint_mb": directory_mb(checkpoint),
-            "import_s": round(import_s, 1), "export_s": round(export_s, 1),
-            "export_mb": directory_mb(path),
+            **sizes_and_times,
             "served": in_fresh_process("image_classification", path, warm=True),
             "fine_tuning": fine_tuning_speed(os.path.join(root, "run"), args.train_steps,
                                              args.train_batch),
         }
         if args.engines_python:
-            record["engines"] = _engines(args.engines_python, root)
+            record["engines"] = run_engines("vit_engines.py", args.engines_python, root)
             ours = record["served"]["serving_default"]
             record["tfformer_speed_ratio"] = {  # transformers' median over ours: > 1 = faster
                 batch: round(timing["p50_ms"] / ours[batch]["p50_ms"], 2)
