@@ -126,6 +126,15 @@ def _import(args):
     return 0
 
 
+def _prepare(args):
+    application = args.applications[args.application]
+    if args.shards < 1:
+        raise ConfigError(f"--shards must be at least 1, got {args.shards}")
+    config = _config(application, args.preset, args.set)
+    print(application.prepare(args.data, args.output, config, args.shards))
+    return 0
+
+
 def _evaluate(args):
     application = args.applications[args.application]
     config = _config(application, args.preset, args.set)
@@ -284,6 +293,22 @@ def build_parser(applications=None):
             f"{name}: {applications[name].import_from}" for name in importable))
         imports.add_argument("--workdir", help="the new run's directory (default runs/<app>)")
         imports.set_defaults(handler=_import)
+
+    preparable = [name for name in names if applications[name].prepare]
+    if preparable:
+        prepare = commands.add_parser(
+            "prepare", help="write a data set as TFRecord shards that --data reads: for data "
+            "larger than memory and workers that split it by shard")
+        prepare.add_argument("application", choices=preparable)
+        prepare.add_argument("--data", required=True, help="the data directory, any layout "
+                             "`train --data` reads")
+        prepare.add_argument("--output", required=True, help="the new data directory")
+        prepare.add_argument("--shards", type=int, default=8,
+                             help="shards per split (default 8; at least as many as workers)")
+        prepare.add_argument("--preset", help="size preset whose data settings apply")
+        prepare.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                             help="override a config field (repeatable), e.g. max_bad_share")
+        prepare.set_defaults(handler=_prepare)
 
     evaluate = commands.add_parser("evaluate", help="score an export on a data split",
                                    add_help=False)

@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/image_fashion_mnist.py --patches 4    # 28x28, 4x4 patches
     .venv/bin/python benchmarks/image_fashion_mnist.py --patches 16   # 112x112, 16x16 patches
 
-Trains a ViT from scratch on the first 50,000 training images and holds out
-the last 10,000 as validation (`../shared/data/fashion_mnist` has only the
-training split). Both settings give 7x7 = 49 patches: `--patches 4` keeps
+Trains a ViT from scratch on 50,000 training images and holds out 10,000 as
+validation, every sixth image (`../shared/data/fashion_mnist` has only the
+training split; until session 18 the last 10,000 were held out). Both settings give 7x7 = 49 patches: `--patches 4` keeps
 the native 28x28 images, `--patches 16` upsamples them to 112x112 and uses
 ViT's 16x16 patches, as a 224x224 model would see small images. Scores
 validation top-1 through the exported pixel signature and writes
@@ -47,8 +47,7 @@ def _score_checkpoint(config, splits, class_names, workdir):
     model = build_vit(config, len(class_names))
     model.load_weights(os.path.join(workdir, "checkpoints", "best.weights.h5"))
     server = serving.ImageClassificationServer(model, class_names, config)
-    images, labels = splits["val"]
-    return evaluate.scores(evaluate.classify_pixels(server.serve_pixels, images), labels)
+    return evaluate.scores(*evaluate.classify_split(server.serve_pixels, splits["val"], config))
 
 
 def main():
@@ -75,7 +74,7 @@ def main():
                        export_dir=os.path.join(workdir, "export"), verbose=2)
         history = result["history"]
     trained = time.time() - started
-    splits, _ = data.load_images(args.data, config)
+    splits, _ = data.list_images(args.data, config)
     best = _score_checkpoint(config, splits, CLASS_NAMES, workdir)
     record = {
         "benchmark": f"image_fashion_mnist_{args.patches}x{args.patches}",
@@ -84,7 +83,7 @@ def main():
         "config": dataclasses.asdict(config),
         "patches": f"{config.patch_size}x{config.patch_size} on "
                    f"{config.image_size}x{config.image_size} images",
-        "val_images": len(splits["val"][1]),
+        "val_images": splits["val"].count,
         "val_top1_best_checkpoint": round(best["top1"], 2),
         "val_top1_final": round(result["scores"]["top1"], 2) if history else None,
         "val_accuracy_per_epoch": [round(100 * a, 2) for a in history["val_accuracy"]]

@@ -15,11 +15,13 @@ under the same callbacks, progress bar, history and validation as
   on 2 replicas: "Inputs to operation AddN ... must have the same size").
 """
 
+import warnings
+
 import keras
 import tensorflow as tf
 
 from applications.common.callbacks import ProgressLines
-from applications.common.resume import resume_epoch, skip_to_epoch
+from applications.common.resume import announce_resume, resume_epoch, skip_to_epoch
 from applications.common.run_options import TrainingInterrupted
 from applications.common.strategy import is_multi_worker
 
@@ -41,24 +43,36 @@ def fit(model, strategy, train_data, *, epochs, steps_per_epoch, validation_data
     as many as the validation data has) of the repeated validation data, so
     every worker runs the same number of steps.
     With `backup_dir` (the BackupAndRestore callback's), a resumed run's
-    training data starts where the interrupted run's next epoch started.
+    training data starts where the interrupted run's next epoch started:
+    `train_data` is advanced that many epochs of batches, or, if it is a
+    function, called with the epoch to make the data that starts there (a
+    stream that finds its place without decoding what it passes over).
     Returns a `keras.callbacks.History`.
     """
     resume_at = resume_epoch(backup_dir) if backup_dir else 0
+    if callable(train_data):  # it says where it resumes
+        if resume_at >= epochs:
+            announce_resume(resume_at, epochs)
+        train_data = train_data(min(resume_at, epochs))
+    else:
+        train_data = skip_to_epoch(train_data, resume_at, steps_per_epoch, epochs)
     position = Position()
     callbacks = [*callbacks, position]
     if verbose == 2:  # one line per epoch: a log file, not a terminal
         callbacks.append(ProgressLines(epochs, steps_per_epoch))
     try:
         if strategy.num_replicas_in_sync == 1 and not is_multi_worker(strategy):
-            train_data = skip_to_epoch(train_data, resume_at, steps_per_epoch, epochs)
-            return model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                             validation_data=validation_data,
-                             validation_steps=validation_steps, callbacks=callbacks,
-                             verbose=verbose, shuffle=False)
+            with warnings.catch_warnings():
+                # Keras warns "Your input ran out of data" at the end of a validation set
+                # whose length tf.data can't know (images that may fail to decode are
+                # filtered out); the training streams here never end.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                return model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                                 validation_data=validation_data,
+                                 validation_steps=validation_steps, callbacks=callbacks,
+                                 verbose=verbose, shuffle=False)
         return _fit_with_step_functions(model, strategy, train_data, epochs, steps_per_epoch,
-                                        validation_data, validation_steps, callbacks, verbose,
-                                        resume_at)
+                                        validation_data, validation_steps, callbacks, verbose)
     except KeyboardInterrupt:
         raise TrainingInterrupted("interrupted", position.epoch, position.step) from None
 
@@ -77,7 +91,7 @@ class Position(keras.callbacks.Callback):
 
 
 def _fit_with_step_functions(model, strategy, train_data, epochs, steps_per_epoch,
-                             validation_data, validation_steps, callbacks, verbose, resume_at):
+                             validation_data, validation_steps, callbacks, verbose):
     if validation_data is not None:
         validation_steps = validation_steps or count_batches(validation_data)
         validation_data = validation_data.repeat()
@@ -88,7 +102,6 @@ def _fit_with_step_functions(model, strategy, train_data, epochs, steps_per_epoc
         # data would shift its reshuffling (and a one-device run opens none).
         model._symbolic_build(data_batch=next(iter(
             validation_data if validation_data is not None else train_data)))
-    train_data = skip_to_epoch(train_data, resume_at, steps_per_epoch, epochs)
     train_iterator = iter(strategy.experimental_distribute_dataset(train_data))
     validation = (strategy.experimental_distribute_dataset(validation_data)
                   if validation_data is not None else None)

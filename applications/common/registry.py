@@ -62,6 +62,9 @@ class Application:
             line: writes a pretrained checkpoint's directory as a run in `workdir`
             (`tfformer import NAME`), which export, evaluate and fine-tuning then use.
         import_from: what `tfformer import NAME --from` reads.
+        prepare: None, or `prepare(data_dir, output, config, num_shards)` -> a summary
+            line: writes a data set as TFRecord shards that `--data` reads
+            (`tfformer prepare NAME`; see `applications.common.shards`).
         architecture: the config fields a run's weights fix; `train --init-from RUN` takes
             them from RUN and starts from its weights (empty: not supported). `train` then
             takes `init_from=RUN`.
@@ -82,6 +85,7 @@ class Application:
     default_preset: str = "tiny"
     import_checkpoint: Optional[Callable] = None
     import_from: str = ""
+    prepare: Optional[Callable] = None
     architecture: tuple = ()
 
     @classmethod

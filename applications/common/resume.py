@@ -134,12 +134,18 @@ def resume_epoch(backup_dir):
 def skip_to_epoch(dataset, epoch, steps_per_epoch, epochs):
     """A repeated training dataset advanced past `epoch` epochs of `steps_per_epoch` batches:
     the data position of a run resumed at that epoch (of `epochs`)."""
+    announce_resume(epoch, epochs, f": skipping {epoch * steps_per_epoch} batches")
+    if epoch >= epochs or not epoch:
+        return dataset
+    return dataset.skip(epoch * steps_per_epoch)
+
+
+def announce_resume(epoch, epochs, how=""):
+    """Says where a run resumed at `epoch` (of `epochs`) picks up, and `how`."""
     if epoch >= epochs:
         print(f"the backup holds all {epochs} epochs: nothing left to train")
-        return dataset
-    if epoch:
-        print(f"resuming at epoch {epoch + 1}: skipping {epoch * steps_per_epoch} batches")
-    return dataset.skip(epoch * steps_per_epoch) if epoch else dataset
+    elif epoch:
+        print(f"resuming at epoch {epoch + 1}{how}")
 
 
 class RandomStateBackup(keras.callbacks.Callback):

@@ -86,3 +86,15 @@ def is_chief(strategy):
     task_type, index = task(strategy)
     cluster = strategy.cluster_resolver.cluster_spec().as_dict()
     return task_type == "chief" or (task_type == "worker" and index == 0 and "chief" not in cluster)
+
+
+def input_worker(strategy):
+    """(index, count) of this process among the processes that read training input: the
+    chief (if any) first, then the workers; (0, 1) outside a cluster."""
+    if not is_multi_worker(strategy):
+        return 0, 1
+    resolver = strategy.cluster_resolver
+    spec = resolver.cluster_spec()
+    tasks = [(job, index) for job in ("chief", "worker") if job in spec.jobs
+             for index in range(spec.num_tasks(job))]
+    return tasks.index((resolver.task_type, int(resolver.task_id or 0))), len(tasks)

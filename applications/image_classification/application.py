@@ -39,6 +39,7 @@ APPLICATION = Application.in_package(
     plot_attention=deferred(f"{__package__}.attention_plot", "plot_image_attention"),
     attention_input="an image file to classify",
     architecture=ARCHITECTURE,
+    prepare=deferred(f"{__package__}.prepare", "prepare"),
     import_checkpoint=deferred(f"{__package__}.import_vit", "import_checkpoint"),
     import_from="a ViT classifier directory, Hugging Face (config.json, preprocessor_config.json"
                 ", model.safetensors or pytorch_model.bin) or timm (config.json with "

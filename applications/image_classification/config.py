@@ -21,6 +21,8 @@ class ImageClassificationConfig:
     image_std: tuple[float, ...] = (0.5, 0.5, 0.5)  # per RGB channel, divided by
     builtin_examples: int = 6000
     val_fraction: float = 0.1  # held out from training when there is no val split
+    shuffle_buffer: int = 20000  # encoded images a pass shuffles at a time (paths: all)
+    max_bad_share: float = 0.001  # images that fail to decode are skipped; more stop the run
     # Model (ViT)
     patch_size: int = 16  # side of the square patches (divides image_size)
     shifted_patches: bool = False  # shifted patch tokenization (tfformer ShiftedPatchEmbedding)
@@ -61,7 +63,9 @@ class ImageClassificationConfig:
     LIMITS: typing.ClassVar = {
         "export_weights": one_of("best", "last"), "quantize": one_of(*QUANTIZATION_MODES),
         "image_size": at_least(1), "builtin_examples": at_least(12),
-        "val_fraction": fraction(), "resize_method": one_of("bilinear", "bicubic"),
+        "val_fraction": fraction(), "shuffle_buffer": at_least(1),
+        "max_bad_share": fraction(high_included=True),
+        "resize_method": one_of("bilinear", "bicubic"),
         "center_crop": fraction(high_included=True), "image_std": above(0),
         "layer_norm_epsilon": above(0), "patch_size": at_least(1), "num_layers": at_least(1),
         "d_model": at_least(1), "num_heads": at_least(1), "intermediate_dim": at_least(1),

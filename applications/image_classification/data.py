@@ -1,7 +1,7 @@
-"""Image classification data: image folders, MNIST-format IDX files, TFDS, built in.
+"""Image classification data, streamed: image folders, MNIST-format IDX files, TFDS, built in.
 
-`load_images(directory, config)` returns {"train"|"val"|"test": (images, labels)}
-and the class names. Layouts:
+`list_images(directory, config)` lists each split's records without decoding
+anything: {"train"|"val"|"test": ImageSplit} and the class names. Layouts:
 
 - an image folder: one subfolder per class holding JPEG/PNG/BMP/GIF files;
   `train/` and `val/` (or `validation/`) subfolders, each laid out that way,
@@ -10,11 +10,15 @@ and the class names. Layouts:
   `train-labels-idx1-ubyte[.gz]` (and `t10k-*` as the test split);
 - a TFDS dataset directory already on disk with `image` and `label` features.
 
-Without a validation split the last `val_fraction` of training is held out.
-Images are decoded with TensorFlow's own decoders, the same ops the export
-uses.
+Without a validation split, `val_fraction` of the training records, evenly
+spread over it, is held out. `training_batches` and `batches` decode, resize
+and augment in the tf.data pipeline, in parallel, so memory does not grow with
+the data set; images that do not decode are skipped and named
+(`applications.common.bad_examples`). Images are decoded with TensorFlow's
+own decoders, the same ops the export uses.
 """
 
+import dataclasses
 import gzip
 import os
 import struct
@@ -22,6 +26,7 @@ import struct
 import numpy as np
 import tensorflow as tf
 
+from applications.common import bad_examples, example_stream, shards
 from applications.common.text_files import (
     READ_ERRORS,
     DataError,
@@ -30,58 +35,125 @@ from applications.common.text_files import (
     read_error,
 )
 from applications.image_classification import builtin_data
-from applications.image_classification.preprocessing import decode_image, resize_pixels
+from applications.image_classification.preprocessing import (
+    decode_image,
+    image_problem,
+    resize_pixels,
+)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
-def _read_idx(path, magic):
+@dataclasses.dataclass
+class ImageSplit:
+    """One split's records, undecoded: a finite dataset of dicts with an int64 "id", an
+    int32 "label" and one of "path" (an image file), "encoded" (image bytes), "raw"
+    (an IDX image's bytes, `raw_shape`) or "pixels" (uint8 (H, W, 3))."""
+
+    records: tf.data.Dataset
+    count: int
+    name: str
+    raw_shape: tuple = ()
+    files: tuple = ()  # a prepared split's shards: ((path, examples), ...)
+
+    def share(self, worker, workers):
+        """(this worker's part of the split, how it was split): whole shards when there are
+        at least as many as workers, else every workers-th record."""
+        if workers == 1:
+            return self, "whole"
+        if len(self.files) >= workers:
+            files = self.files[worker::workers]
+            return (ImageSplit(_shard_records([path for path, _ in files]),
+                               sum(n for _, n in files), self.name, files=files), "by file")
+        return (ImageSplit(self.records.shard(workers, worker),
+                           example_stream.shard_size(self.count, worker, workers), self.name,
+                           self.raw_shape), "by example")
+
+    @property
+    def can_fail(self):
+        """Whether a record can fail to decode (an image file or encoded bytes)."""
+        return bool({"path", "encoded"} & set(self.records.element_spec))
+
+    def shuffle_buffer(self, config):
+        """How many records a pass shuffles at a time: all paths and small IDX images (a
+        full permutation), encoded images in blocks of `config.shuffle_buffer` (such sets,
+        TFDS' and `tfformer prepare`'s, are shuffled when they are written)."""
+        return config.shuffle_buffer if "encoded" in self.records.element_spec else None
+
+
+def _from_slices(name, **columns):
+    count = len(columns["label"])
+    columns["id"] = np.arange(count, dtype=np.int64)
+    return ImageSplit(tf.data.Dataset.from_tensor_slices(columns), count, name)
+
+
+def from_arrays(name, images, labels):
+    """An ImageSplit of images in memory: uint8 (N, H, W, 3) and int labels (N,)."""
+    return _from_slices(name, pixels=np.asarray(images, np.uint8),
+                        label=np.asarray(labels, np.int32))
+
+
+# --- listing -----------------------------------------------------------------------------
+
+def _idx_header(path, magic):
+    """The dimensions in an IDX file's header; the file is read through once (in pieces)
+    so a file cut short or corrupt is named now, not hours into training."""
     opener = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rb") as handle:
-            content = handle.read()
+            head = handle.read(4)
+            if len(head) < 4 or struct.unpack(">I", head)[0] != magic:
+                raise DataError(f"{path} is not an IDX file with magic number {magic}")
+            dims = struct.unpack(f">{head[3]}I", handle.read(4 * head[3]))
+            size = 0
+            while chunk := handle.read(1 << 22):
+                size += len(chunk)
     except READ_ERRORS as error:
         raise read_error(path, error) from None
-    if len(content) < 8 or struct.unpack(">I", content[:4])[0] != magic:
-        raise DataError(f"{path} is not an IDX file with magic number {magic}")
-    dims = content[3]
-    shape = struct.unpack(f">{dims}I", content[4:4 + 4 * dims])
-    data = np.frombuffer(content, dtype=np.uint8, offset=4 + 4 * dims)
-    if data.size != int(np.prod(shape)):
-        raise DataError(f"{path}: header says {shape} but holds {data.size} values")
-    return data.reshape(shape)
+    if size != int(np.prod(dims)):
+        raise DataError(f"{path}: header says {dims} but holds {size} values")
+    return dims
 
 
-def _load_idx(directory, config):
-    splits = {}
+def _idx_split(name, images_path, labels_path):
+    (count, rows, cols), (label_count,) = (_idx_header(images_path, 2051),
+                                           _idx_header(labels_path, 2049))
+    if count != label_count:
+        raise DataError(f"{images_path} has {count} images but {labels_path} has "
+                        f"{label_count} labels")
+
+    def fixed(path, size, header):
+        return tf.data.FixedLengthRecordDataset(
+            path, size, header_bytes=header,
+            compression_type="GZIP" if path.endswith(".gz") else None)
+
+    records = tf.data.Dataset.zip(fixed(images_path, rows * cols, 16),
+                                  fixed(labels_path, 1, 8)).enumerate().map(
+        lambda index, pair: {"id": index, "raw": pair[0], "label": tf.cast(
+            tf.io.decode_raw(pair[1], tf.uint8)[0], tf.int32)})
+    with gzip.open(labels_path) if labels_path.endswith(".gz") else open(labels_path,
+                                                                         "rb") as handle:
+        top = max(handle.read()[8:])
+    return ImageSplit(records, count, name, (rows, cols)), int(top)
+
+
+def _list_idx(directory):
+    splits, top = {}, 0
     for split, prefix in (("train", "train"), ("test", "t10k")):
         images_path = find_file(directory, f"{prefix}-images-idx3-ubyte")
         labels_path = find_file(directory, f"{prefix}-labels-idx1-ubyte")
         if images_path and labels_path:
-            images = _read_idx(images_path, 2051)
-            labels = _read_idx(labels_path, 2049).astype(np.int32)
-            if len(images) != len(labels):
-                raise DataError(f"{images_path} has {len(images)} images but {labels_path} "
-                                f"has {len(labels)} labels")
-            rgb = np.repeat(images[..., None], 3, axis=-1)
-            splits[split] = (_resize_array(rgb, config), labels)
-    names = [str(i) for i in range(int(splits["train"][1].max()) + 1)]
-    return splits, names
+            splits[split], split_top = _idx_split(split, images_path, labels_path)
+            top = max(top, split_top)
+    return splits, [str(i) for i in range(top + 1)]
 
 
-def _resize_array(images, config, batch=2048):
-    if images.shape[1:3] == (config.image_size, config.image_size):
-        return images
-    return np.concatenate([resize_pixels(tf.constant(images[i:i + batch]), config).numpy()
-                           for i in range(0, len(images), batch)])
-
-
-def _image_folder(directory, config, class_names=None):
+def _image_folder(directory, name, class_names=None):
     classes = class_names or sorted(
         entry for entry in os.listdir(directory) if os.path.isdir(os.path.join(directory, entry)))
-    images, labels, skipped = [], [], []
-    for label, name in enumerate(classes):
-        folder = os.path.join(directory, name)
+    paths, labels, skipped = [], [], []
+    for label, class_name in enumerate(classes):
+        folder = os.path.join(directory, class_name)
         if not os.path.isdir(folder):
             continue
         names = sorted(os.listdir(folder))
@@ -91,79 +163,237 @@ def _image_folder(directory, config, class_names=None):
         if not names and class_names is None:  # training would learn a class it never saw
             raise DataError(f"class folder {folder} holds no JPEG/PNG/BMP/GIF images: add "
                             "some or remove the folder")
-        for file_name in names:
-            path = os.path.join(folder, file_name)
-            try:
-                with open(path, "rb") as handle:
-                    images.append(decode_image(handle.read(), config).numpy())
-            except (OSError, tf.errors.InvalidArgumentError) as error:
-                message = getattr(error, "message", str(error)).splitlines()[0]
-                raise DataError(f"cannot decode image {path}: {message}") from None
-            labels.append(label)
+        paths += [os.path.join(folder, n) for n in names]
+        labels += [label] * len(names)
     if skipped:
         print(f"skipped {len(skipped)} files in {directory} that are not JPEG/PNG/BMP/GIF "
               f"images by their names, e.g. {skipped[0]}")
-    if not images:
+    if not paths:
         raise DataError(f"no JPEG/PNG/BMP/GIF images in the class folders of {directory}")
-    return (np.stack(images), np.array(labels, np.int32)), list(classes)
+    return _from_slices(name, path=paths, label=np.array(labels, np.int32)), list(classes)
 
 
-def _load_tfds(directory, config):
+def _list_tfds(directory):
     import tensorflow_datasets as tfds
 
     builder = tfds.builder_from_directory(directory)
-    names = builder.info.features["label"].names
     splits = {}
     for split, candidates in (("train", ("train",)), ("val", ("validation", "val")),
                               ("test", ("test",))):
         for candidate in candidates:
             if candidate in builder.info.splits:
-                examples = list(tfds.as_numpy(builder.as_dataset(split=candidate)))
-                pixels = np.stack([e["image"] for e in examples])
-                if pixels.shape[-1] == 1:
-                    pixels = np.repeat(pixels, 3, axis=-1)
-                splits[split] = (_resize_array(pixels, config),
-                                 np.array([e["label"] for e in examples], np.int32))
+                dataset = builder.as_dataset(
+                    split=candidate, shuffle_files=False,
+                    decoders={"image": tfds.decode.SkipDecoding()})
+                records = dataset.enumerate().map(lambda index, example: {
+                    "id": index, "encoded": example["image"],
+                    "label": tf.cast(example["label"], tf.int32)})
+                splits[split] = ImageSplit(records, builder.info.splits[candidate].num_examples,
+                                           split)
                 break
-    return splits, list(names)
+    return splits, list(builder.info.features["label"].names)
 
 
-def _hold_out(splits, fraction):
-    images, labels = splits["train"]
-    count = max(1, int(len(labels) * fraction))
-    splits["val"] = (images[-count:], labels[-count:])
-    splits["train"] = (images[:-count], labels[:-count])
+def _parse_example(serialized):
+    example = tf.io.parse_single_example(serialized, {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64)})
+    return {"encoded": example["image"], "label": tf.cast(example["label"], tf.int32)}
 
 
-def load_images(directory, config):
-    """({"train", "val", "test"} -> (uint8 images (N, S, S, 3), int32 labels), class names)."""
+def _shard_records(paths):
+    return shards.read_records(paths, _parse_example)
+
+
+def _list_prepared(directory, config):
+    """A `tfformer prepare` directory: its shards, checked against dataset.json (a shard
+    cut short or missing is named, and its images count as bad)."""
+    metadata = shards.read_metadata(directory, "image_classification")
+    splits = {}
+    for name, split in metadata["splits"].items():
+        intact, damaged = shards.intact_shards(directory, split)
+        lost = sum(examples for _, _, examples in damaged)
+        for path, problem, examples in damaged:
+            print(f"skipping shard {path}: {problem}; its {examples} images are lost")
+        if lost > config.max_bad_share * split["examples"]:
+            raise DataError(f"{bad_examples.TOO_MANY} in the {name} images: the shards "
+                            f"{', '.join(p for p, _, _ in damaged)} are damaged ({lost} of "
+                            f"{split['examples']} images), more than max_bad_share="
+                            f"{config.max_bad_share:g}; prepare the data again")
+        if intact:
+            splits[name] = ImageSplit(_shard_records([p for p, _ in intact]),
+                                      sum(n for _, n in intact), name, files=tuple(intact))
+    return splits, list(metadata["class_names"])
+
+
+def _hold_out(split, fraction):
+    """(train, val): `fraction` of the records, evenly spread (a class-sorted folder gives
+    every class to both), by their ids."""
+    held = max(1, int(split.count * fraction))
+
+    def is_held(record):
+        index = record["id"]
+        return (index + 1) * held // split.count != index * held // split.count
+
+    return (ImageSplit(split.records.filter(lambda r: tf.logical_not(is_held(r))),
+                       split.count - held, "train", split.raw_shape),
+            ImageSplit(split.records.filter(is_held), held, "val", split.raw_shape))
+
+
+def list_images(directory, config):
+    """({"train", "val", "test"} -> ImageSplit, class names); nothing is decoded yet."""
     if directory is None:
-        splits = builtin_data.generate(config.builtin_examples, config.image_size, config.seed)
-        return splits, list(builtin_data.CLASS_NAMES)
+        arrays = builtin_data.generate(config.builtin_examples, config.image_size, config.seed)
+        return ({split: from_arrays(split, images, labels)
+                 for split, (images, labels) in arrays.items()},
+                list(builtin_data.CLASS_NAMES))
     if not os.path.isdir(directory):
         raise DataError(f"data directory {directory} does not exist")
     tfds_root = find_tfds_directory(directory)
-    if find_file(directory, "train-images-idx3-ubyte"):
-        splits, names = _load_idx(directory, config)
+    if shards.is_prepared(directory):
+        splits, names = _list_prepared(directory, config)
+    elif find_file(directory, "train-images-idx3-ubyte"):
+        splits, names = _list_idx(directory)
     elif tfds_root:
-        splits, names = _load_tfds(tfds_root, config)
+        splits, names = _list_tfds(tfds_root)
     elif os.path.isdir(os.path.join(directory, "train")):
-        splits, names = {}, None
-        splits["train"], names = _image_folder(os.path.join(directory, "train"), config)
+        splits = {}
+        splits["train"], names = _image_folder(os.path.join(directory, "train"), "train")
         for split, folder in (("val", "val"), ("val", "validation"), ("test", "test")):
             path = os.path.join(directory, folder)
             if os.path.isdir(path) and split not in splits:
-                splits[split], _ = _image_folder(path, config, names)
+                splits[split], _ = _image_folder(path, split, names)
     else:
-        train, names = _image_folder(directory, config)
-        splits = {"train": train}
+        splits = {}
+        splits["train"], names = _image_folder(directory, "train")
     if "train" not in splits:
         raise DataError(f"no training images in {directory}")
     if "val" not in splits:
-        _hold_out(splits, config.val_fraction)
-    splits.setdefault("test", (np.zeros((0, config.image_size, config.image_size, 3), np.uint8),
-                               np.zeros((0,), np.int32)))
+        splits["train"], splits["val"] = _hold_out(splits["train"], config.val_fraction)
     return splits, names
+
+
+# --- decoding ----------------------------------------------------------------------------
+
+def _decoder(split, config):
+    """record -> uint8 (S, S, 3)."""
+    size = config.image_size
+
+    def decode(record):
+        if "path" in record:
+            return decode_image(tf.io.read_file(record["path"]), config)
+        if "encoded" in record:
+            return decode_image(record["encoded"], config)
+        if "raw" in record:
+            pixels = tf.reshape(tf.io.decode_raw(record["raw"], tf.uint8),
+                                (*split.raw_shape, 1))  # (H, W, 1)
+            pixels = tf.repeat(pixels, 3, axis=-1)  # (H, W, 3)
+        else:
+            pixels = record["pixels"]
+        if tuple(pixels.shape[:2]) == (size, size):
+            return pixels
+        return resize_pixels(pixels[None], config)[0]
+
+    return decode
+
+
+def _reason(record):
+    contents = record["encoded"] if "encoded" in record else tf.io.read_file(record["path"])
+    return image_problem(contents)
+
+
+def image_source(split):
+    """record -> a string naming it for the log: its path, or split and id."""
+    def source(record):
+        if "path" in record:
+            return record["path"]
+        return tf.strings.format(f"{split.name} image {{}}", record["id"])
+    return source
+
+
+def _decoded(split, records, config, total, log_path=None):
+    """records -> (uint8 image (S, S, 3), int32 label), bad images skipped and named."""
+    decode = _decoder(split, config)
+
+    def pair(record):
+        return decode(record), record["label"]
+
+    if not split.can_fail:
+        return records.map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+    size = config.image_size
+    flagged = bad_examples.decode_or_flag(
+        records, pair, lambda r: (tf.zeros((size, size, 3), tf.uint8), r["label"]), _reason,
+        image_source(split))
+    return bad_examples.skip_bad(flagged, total, config.max_bad_share,
+                                 f"the {split.name} images", log_path)
+
+
+def batches(split, config, batch_size=None):
+    """(uint8 images (B, S, S, 3), int32 labels (B,)) of a split, in order, once. Under
+    several workers tf.distribute shards it by example."""
+    if split.count == 0:
+        raise DataError(f"the {split.name} split is empty")
+    decoded = _decoded(split, split.records, config, split.count)
+    dataset = decoded.batch(batch_size or config.batch_size).prefetch(tf.data.AUTOTUNE)
+    return example_stream.sharded_by_example(dataset)
+
+
+def training_start(split, config, consumed, worker=(0, 1), log_path=None):
+    """The stream position of a run resumed after `consumed` training examples (of this
+    worker's share), bad records named in `log_path` accounted for."""
+    split, _ = split.share(*worker)
+    bad = bad_examples.bad_ids(log_path) if log_path else set()
+    return example_stream.position_after(consumed, split.records, split.count, config.seed,
+                                         bad, split.shuffle_buffer(config))
+
+
+def training_batches(split, config, num_classes, start=0, worker=(0, 1), log_path=None,
+                     first_batch=0):
+    """The endless training stream from position `start`: (uint8 images (B, S, S, 3),
+    augmented, one-hot labels (B, C)) with B the global batch size. With `worker`
+    (index, count) it reads only that worker's share (`ImageSplit.share`) and is marked as
+    sharded. `first_batch`: the index of its first batch in the whole stream, which the
+    augmentation's random draws depend on."""
+    if split.count == 0:
+        raise DataError("the training split is empty")
+    split, _ = split.share(*worker)
+    stream = example_stream.training_stream(split.records, split.count, config.seed, start,
+                                            split.shuffle_buffer(config))
+    dataset = _decoded(split, stream, config, split.count, log_path)
+    dataset = dataset.batch(config.batch_size, drop_remainder=True)
+    if config.augment:
+        dataset = _augmented(dataset, config, first_batch)
+    dataset = one_hot(dataset, num_classes)
+    if worker[1] > 1:
+        dataset = example_stream.without_auto_sharding(dataset)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+SEED_STRIDE = 1 << 20  # random draws one batch's augmentation may take, at most
+
+
+def _augmented(batches, config, first_batch):
+    """Batches augmented with random draws that depend only on each batch's index in the
+    stream, so a resumed run augments as the uninterrupted one did: before each batch,
+    every seed generator of the Keras augmentation layers is set from that index. One
+    batch at a time, since the generators are shared state."""
+    augment = augmenter(config)
+    states = [v for v in augment.variables if v.path.endswith("seed_generator_state")]
+
+    def apply(index, batch):
+        images, labels = batch
+        assigned = [state.assign(tf.stack([tf.constant(config.seed * 7919 + number, tf.int64),
+                                           index * SEED_STRIDE]))
+                    for number, state in enumerate(states)]
+        with tf.control_dependencies(assigned):
+            images = augment(tf.cast(images, tf.float32), training=True)
+        return tf.cast(tf.clip_by_value(images, 0, 255), tf.uint8), labels
+
+    return batches.enumerate(start=first_batch).map(apply)
+
+
+def one_hot(dataset, num_classes):
+    return dataset.map(lambda x, y: (x, tf.one_hot(y, num_classes)))
 
 
 def augmenter(config):
@@ -191,21 +421,3 @@ def augmenter(config):
             value_range=(0, 255), factor=config.rand_augment_magnitude, seed=config.seed,
             name="rand_augment"))
     return keras.Sequential(layers, name="augment")
-
-
-def make_dataset(images, labels, config, training, num_classes):
-    """tf.data of (uint8 images (B, S, S, 3), one-hot labels (B, C))."""
-    if len(labels) == 0:
-        raise DataError("an empty split cannot be batched")
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-    if training:
-        dataset = dataset.shuffle(min(len(labels), 20000), seed=config.seed).repeat()
-    dataset = dataset.batch(config.batch_size, drop_remainder=training)
-    if training and config.augment:
-        augment = augmenter(config)
-        dataset = dataset.map(
-            lambda x, y: (tf.cast(tf.clip_by_value(augment(tf.cast(x, tf.float32), training=True),
-                                                   0, 255), tf.uint8), y),
-            num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.map(lambda x, y: (x, tf.one_hot(y, num_classes)))
-    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -6,8 +6,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from applications.common import bad_examples
 from applications.common.export_client import load_export
-from applications.image_classification.data import load_images
+from applications.image_classification import data
 from applications.image_classification.serving import export_class_names, export_preprocessing
 
 
@@ -44,10 +45,16 @@ def scores(probabilities, labels, k=5):
             "top5": 100.0 * float(np.mean((top[:, :k] == labels[:, None]).any(axis=1)))}
 
 
-def classify_pixels(pixels_fn, images, batch_size=256):
-    outputs = [pixels_fn(tf.constant(images[i:i + batch_size]))["probabilities"].numpy()
-               for i in range(0, len(images), batch_size)]
-    return np.concatenate(outputs)
+def classify_split(pixels_fn, split, config, batch_size=256):
+    """(probabilities (N, C), labels (N,)) for a split streamed from disk (bad images
+    skipped and named)."""
+    probabilities, labels = [], []
+    for images, batch_labels in data.batches(split, config, batch_size):
+        probabilities.append(pixels_fn(images)["probabilities"].numpy())
+        labels.append(batch_labels.numpy())
+    if not labels:
+        raise ValueError(f"no image of the {split.name} split could be decoded")
+    return np.concatenate(probabilities), np.concatenate(labels)
 
 
 def _export_classes(served, class_names, labels):
@@ -69,13 +76,14 @@ def evaluate(model_path, data_dir, config, split="test", output=None):
     # The images are loaded as the export resizes and crops them (its pixels signature takes
     # them as they are), whatever the preset says.
     config = dataclasses.replace(config, **export_preprocessing(served))
-    splits, class_names = load_images(data_dir, config)
-    images, labels = splits[split]
-    if len(labels) == 0:
+    splits, class_names = data.list_images(data_dir, config)
+    if split not in splits or splits[split].count == 0:
         raise ValueError(f"the {split} split of {data_dir or 'the built-in data'} is empty")
-    class_names, labels = _export_classes(served, class_names, labels)
     pixels = served.signatures["pixels"]
-    probabilities = classify_pixels(lambda x: pixels(pixels=x), images)
+    with bad_examples.bad_data_errors():
+        probabilities, labels = classify_split(lambda x: pixels(pixels=x), splits[split],
+                                               config)
+    class_names, labels = _export_classes(served, class_names, labels)
     result = scores(probabilities, labels)
     if output:
         matrix = confusion_matrix(labels, probabilities.argmax(1), len(class_names))

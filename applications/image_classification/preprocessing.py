@@ -72,3 +72,41 @@ def decode_image(image_bytes, config):
     frame of an animation); grayscale and RGBA become RGB."""
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
     return resize_pixels(image[None], config)[0]
+
+
+_MAGIC = {"jpeg": b"\xff\xd8\xff", "png": b"\x89PNG\r\n\x1a\n", "gif87": b"GIF87a",
+          "gif89": b"GIF89a", "bmp": b"BM"}
+
+
+def _holds(data, pattern):
+    """Whether uint8 `data` (N,) holds the bytes `pattern` in a row."""
+    size = tf.shape(data)[0] - len(pattern) + 1
+    found = tf.ones(tf.maximum(size, 0), tf.bool)
+    for offset, value in enumerate(pattern):
+        found &= tf.equal(data[offset:offset + tf.maximum(size, 0)], value)
+    return tf.reduce_any(found)
+
+
+def image_problem(contents):
+    """Why encoded bytes (scalar string) do not decode, as a sentence; never raises. Asked
+    only after decoding failed: it names the common damage (an empty file, another kind of
+    file, a JPEG or PNG cut short), else says the data is corrupt."""
+    def starts(kind):
+        magic = _MAGIC[kind]
+        return tf.equal(tf.strings.substr(contents, 0, len(magic)), magic)
+
+    length = tf.strings.length(contents)
+    tail = tf.io.decode_raw(tf.strings.substr(contents, tf.maximum(length - 1024, 0), 1024),
+                            tf.uint8)
+    known = starts("jpeg") | starts("png") | starts("gif87") | starts("gif89") | starts("bmp")
+    reasons = [
+        (tf.equal(length, 0), "the file is empty"),
+        (tf.logical_not(known), "not a JPEG, PNG, GIF or BMP image"),
+        (starts("jpeg") & tf.logical_not(_holds(tail, b"\xff\xd9")),
+         "a JPEG cut short (no end-of-image marker)"),
+        (starts("png") & tf.logical_not(_holds(tail, b"IEND")), "a PNG cut short (no IEND chunk)"),
+    ]
+    reason = tf.constant("corrupt image data")
+    for condition, text in reversed(reasons):
+        reason = tf.where(condition, text, reason)
+    return reason

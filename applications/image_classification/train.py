@@ -6,13 +6,14 @@ import os
 import keras
 import numpy as np
 
-from applications.common import distributed_fit, training_run
+from applications.common import bad_examples, distributed_fit, training_run
 from applications.common.callbacks import progress_verbosity, standard_callbacks, use_export_weights
 from applications.common.config import to_json
 from applications.common.precision import precision_policy
 from applications.common.quantization import quantize_for_export
 from applications.common.restore import write_run_info
 from applications.common.schedules import warmup_cosine_schedule
+from applications.common.strategy import input_worker
 from applications.image_classification import data, evaluate, fine_tuning, serving
 from applications.image_classification.model import build_vit
 from tfformer.optimizers import AdamW
@@ -36,18 +37,33 @@ def train(config, data_dir=None, workdir="runs/image_classification",
 def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
            mixed_precision, jit_compile, examples, init_from):
     keras.utils.set_random_seed(config.seed)
-    splits, class_names = data.load_images(data_dir, config)
-    os.makedirs(workdir, exist_ok=True)  # only once the data loaded: a run's config stays
+    splits, class_names = data.list_images(data_dir, config)
+    os.makedirs(workdir, exist_ok=True)  # only once the data listed: a run's config stays
     with open(os.path.join(workdir, "config.json"), "w") as handle:
         handle.write(to_json(config))
     write_run_info(workdir, class_names=list(class_names), **fine_tuning.origin(init_from))
-    print("data: " + ", ".join(f"{split} {len(labels)} images"
-                               for split, (_, labels) in splits.items())
+    print("data: " + ", ".join(f"{name} {split.count} images" for name, split in splits.items())
           + f"; {len(class_names)} classes at {config.image_size}x{config.image_size}")
     num_classes = len(class_names)
-    train_data = data.make_dataset(*splits["train"], config, True, num_classes)
-    val_data = data.make_dataset(*splits["val"], config, False, num_classes)
-    steps = config.steps_per_epoch or math.ceil(len(splits["train"][1]) / config.batch_size)
+    worker = input_worker(strategy)
+    if worker[1] > 1:
+        share, how = splits["train"].share(*worker)
+        print(f"worker {worker[0]} of {worker[1]} reads {share.count} of the "
+              f"{splits['train'].count} training images (sharded {how})")
+    steps = config.steps_per_epoch or math.ceil(splits["train"].count / config.batch_size)
+    os.makedirs(backup_dir, exist_ok=True)
+    bad_log = os.path.join(backup_dir, bad_examples.LOG_NAME)  # read back on resuming
+
+    def train_data(resume_at):
+        consumed = resume_at * steps * (config.batch_size // worker[1])
+        start = data.training_start(splits["train"], config, consumed, worker, bad_log)
+        if start:
+            print(f"resuming at epoch {resume_at + 1}: the training stream starts at image "
+                  f"{start} (counting every pass over the training images)")
+        return data.training_batches(splits["train"], config, num_classes, start, worker,
+                                     bad_log, first_batch=consumed // config.batch_size)
+
+    val_data = data.one_hot(data.batches(splits["val"], config), num_classes)
 
     schedule = warmup_cosine_schedule(config.learning_rate, config.warmup_fraction,
                                       steps * config.epochs)
@@ -68,18 +84,19 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     verbose = progress_verbosity(verbose)
     callbacks = standard_callbacks(workdir, monitor="val_accuracy", mode="max",
                                    backup_dir=backup_dir)
-    history = distributed_fit.fit(
-        model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
-        validation_data=val_data,
-        callbacks=callbacks, verbose=verbose,
-        backup_dir=backup_dir)
+    with bad_examples.bad_data_errors():
+        history = distributed_fit.fit(
+            model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
+            validation_data=val_data, callbacks=callbacks, verbose=verbose,
+            backup_dir=backup_dir)
     use_export_weights(model, workdir, config.export_weights)
     quantize_for_export(model, config.quantize, strategy)
 
     server = serving.ImageClassificationServer(model, class_names, config)
-    split = "test" if len(splits["test"][1]) else "val"
-    images, labels = splits[split]
-    probabilities = evaluate.classify_pixels(server.serve_pixels, images)
+    split = "test" if "test" in splits and splits["test"].count else "val"
+    with bad_examples.bad_data_errors():
+        probabilities, labels = evaluate.classify_split(server.serve_pixels, splits[split],
+                                                        config)
     scores = evaluate.scores(probabilities, labels)
     print(f"{split}: top-1 {scores['top1']:.1f}%, top-5 {scores['top5']:.1f}% "
           f"({len(labels)} images)")

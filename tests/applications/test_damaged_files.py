@@ -44,7 +44,7 @@ def test_damaged_idx_images_are_named(tmp_path, how):
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
     config = ImageClassificationConfig(**IMAGE_PRESETS["tiny"])
     with pytest.raises(DataError, match="cannot read .*train-images-idx3-ubyte.gz: "):
-        image_data.load_images(str(tmp_path), config)
+        image_data.list_images(str(tmp_path), config)
 
 
 @pytest.mark.parametrize("how", ["truncated", "corrupt"])

@@ -47,5 +47,5 @@ def test_ctrl_c_during_training_is_one_line_and_the_same_command_resumes(tmp_pat
     resumed = subprocess.run(_command(workdir, export_dir), cwd=ROOT, env=environment,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert "resuming at epoch 2: skipping 150 batches" in resumed.stdout
+    assert "resuming at epoch 2: the training stream starts at image 2400" in resumed.stdout
     assert sorted(os.listdir(export_dir)) == ["1"]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,3 +50,45 @@ def test_two_workers_train_in_sync_and_only_the_chief_exports(tmp_path):
     assert (workdir / "checkpoints" / "best.weights.h5").exists()
     assert any((workdir / "logs").rglob("*tfevents*"))
     assert "Epoch 2/2" in outputs[0]
+
+
+@pytest.mark.parametrize("layout", ["folder", "prepared"])
+def test_two_workers_read_every_training_image_once_a_pass(tmp_path, layout):
+    """44 numbered images, 4 held out: a pass of 40 is 5 steps of 8 (4 from each worker);
+    together the workers' replicas get every training image exactly once. An image folder
+    is split by example, 4 prepared shards by file."""
+    import tensorflow as tf
+
+    from applications import cli
+
+    for number in range(44):
+        folder = tmp_path / "data" / ("odd" if number % 2 else "even")
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = np.zeros((16, 16, 3), np.uint8)
+        pixels[0, 0, 0] = number + 1
+        (folder / f"{number:02d}.png").write_bytes(tf.io.encode_png(pixels).numpy())
+    data_dir = tmp_path / "data"
+    if layout == "prepared":
+        assert cli.main(["prepare", "image_classification", "--data", str(data_dir),
+                         "--output", str(tmp_path / "prepared"), "--shards", "4"]) == 0
+        data_dir = tmp_path / "prepared"
+    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    processes = []
+    for index in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "tests.support.multi_worker_images", str(data_dir),
+             str(tmp_path / f"worker{index}.npy")],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-4000:]
+        assert f"sharded {'by file' if layout == 'prepared' else 'by example'}" in output
+    first, second = (np.load(tmp_path / f"worker{index}.npy") for index in range(2))
+    assert len(first) == len(second) == 20
+    assert not set(first) & set(second)
+    together = sorted(np.concatenate([first, second]).tolist())
+    held_out = {10, 21, 32, 43}  # val: every eleventh of the 44 listed (sorted by class)
+    listed = [n + 1 for n in sorted(range(44), key=lambda n: (n % 2, n))]
+    assert together == sorted(v for i, v in enumerate(listed) if i not in held_out)

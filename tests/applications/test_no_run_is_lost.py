@@ -111,7 +111,8 @@ def test_a_damaged_newest_backup_falls_back_to_the_one_before(tmp_path, monkeypa
     printed = capsys.readouterr().out
     assert f"{backup / damaged} is damaged" in printed
     assert "resuming from the backup before it (epoch 1)" in printed
-    assert "resuming at epoch 2: skipping 3 batches" in printed  # the data where epoch 2 began
+    # the data where epoch 2 began: 3 steps of 16 images
+    assert "resuming at epoch 2: the training stream starts at image 48" in printed
     assert len(result["history"]["loss"]) == 1  # epoch 2 trained again
     assert sorted(os.listdir(export_dir)) == ["1"]
 

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from applications.common.bad_examples import bad_data_errors
 from applications.common.text_files import DataError
 from applications.image_classification import builtin_data, data
 from applications.image_classification.config import PRESETS, ImageClassificationConfig
 from applications.image_classification.model import build_vit
+from applications.image_classification.preprocessing import resize_pixels
 
 TINY = ImageClassificationConfig(**PRESETS["tiny"])
 
@@ -77,18 +79,31 @@ def _idx(path, array, magic):
     path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
 
 
+def _decoded(split, config=TINY):
+    """(images, labels) of a whole split, through the streaming pipeline."""
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in data.batches(split, config)])
+    return np.concatenate(images), np.concatenate(labels)
+
+
 def test_reads_mnist_idx_files_and_holds_out_validation(tmp_path):
     images = np.random.default_rng(0).integers(0, 255, size=(50, 28, 28))
     labels = np.arange(50) % 10
     _idx(tmp_path / "train-images-idx3-ubyte.gz", images, 2051)
     _idx(tmp_path / "train-labels-idx1-ubyte.gz", labels, 2049)
-    splits, names = data.load_images(str(tmp_path), TINY)
+    splits, names = data.list_images(str(tmp_path), TINY)
     assert names == [str(i) for i in range(10)]
-    assert splits["train"][0].shape == (45, 32, 32, 3) and len(splits["val"][1]) == 5
-    np.testing.assert_array_equal(splits["val"][1], labels[-5:])
+    assert (splits["train"].count, splits["val"].count) == (45, 5)
+    train_images, train_labels = _decoded(splits["train"])
+    val_images, val_labels = _decoded(splits["val"])
+    assert train_images.shape == (45, 32, 32, 3) and len(val_labels) == 5
+    held = [9, 19, 29, 39, 49]  # every tenth, spread over the file, not its tail
+    np.testing.assert_array_equal(val_labels, labels[held])
+    np.testing.assert_array_equal(train_labels, np.delete(labels, held))
+    rgb = images[held, :, :, None].repeat(3, -1).astype(np.uint8)
+    np.testing.assert_array_equal(val_images, resize_pixels(rgb, TINY))
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03junk"))
     with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz is not an IDX file"):
-        data.load_images(str(tmp_path), TINY)
+        data.list_images(str(tmp_path), TINY)
 
 
 def _encode(image, fmt):
@@ -104,7 +119,7 @@ def _encode(image, fmt):
     return buffer.getvalue()
 
 
-def test_reads_an_image_folder_of_mixed_formats_and_names_a_broken_file(tmp_path):
+def test_reads_an_image_folder_of_mixed_formats_and_skips_a_broken_file(tmp_path, capfd):
     rng = np.random.default_rng(1)
     for label, fmt in (("cats", "png"), ("cats", "jpg"), ("dogs", "bmp"), ("dogs", "gif")):
         folder = tmp_path / "train" / label
@@ -113,14 +128,19 @@ def test_reads_an_image_folder_of_mixed_formats_and_names_a_broken_file(tmp_path
         (folder / f"a.{fmt}").write_bytes(_encode(image, fmt))
     gray = rng.integers(0, 255, size=(20, 20, 1), dtype=np.uint8)
     (tmp_path / "train" / "dogs" / "gray.png").write_bytes(_encode(gray, "png"))
-    splits, names = data.load_images(str(tmp_path), TINY)
+    splits, names = data.list_images(str(tmp_path), TINY)
     assert names == ["cats", "dogs"]
-    train_images, train_labels = splits["train"]
-    assert len(train_labels) + len(splits["val"][1]) == 5
+    train_images, train_labels = _decoded(splits["train"])
+    assert len(train_labels) + splits["val"].count == 5
     assert train_images.shape[1:] == (32, 32, 3)
     (tmp_path / "train" / "dogs" / "broken.png").write_bytes(b"not an image")
-    with pytest.raises(DataError, match=r"cannot decode image .*broken.png"):
-        data.load_images(str(tmp_path), TINY)
+    splits, _ = data.list_images(str(tmp_path), dataclasses.replace(TINY, max_bad_share=0.5))
+    images, labels = _decoded(splits["train"], dataclasses.replace(TINY, max_bad_share=0.5))
+    assert len(labels) == splits["train"].count - 1
+    assert "broken.png: not a JPEG, PNG, GIF or BMP image" in capfd.readouterr().err
+    with pytest.raises(DataError, match=r"too many bad examples .*broken.png"):
+        with bad_data_errors():
+            _decoded(splits["train"])
 
 
 def test_an_empty_class_folder_is_refused_and_other_files_are_reported(tmp_path, capsys):
@@ -133,13 +153,13 @@ def test_an_empty_class_folder_is_refused_and_other_files_are_reported(tmp_path,
             (folder / f"{index}.png").write_bytes(_encode(image, "png"))
     (tmp_path / "cats" / "notes.txt").write_text("not an image")
     (tmp_path / "cats" / ".DS_Store").write_bytes(b"")  # hidden files are not news
-    _, names = data.load_images(str(tmp_path), TINY)
+    _, names = data.list_images(str(tmp_path), TINY)
     assert names == ["cats", "dogs"]
     printed = capsys.readouterr().out
     assert "skipped 1 files" in printed and "notes.txt" in printed
     (tmp_path / "birds").mkdir()
     with pytest.raises(DataError, match=r"class folder .*birds holds no JPEG/PNG/BMP/GIF"):
-        data.load_images(str(tmp_path), TINY)
+        data.list_images(str(tmp_path), TINY)
 
 
 def test_decoding_handles_rgba_grayscale_and_gif_the_same_way():
@@ -158,10 +178,11 @@ def test_training_batches_are_augmented_and_validation_batches_are_not():
     images = np.tile(np.arange(32, dtype=np.uint8)[None, None, :, None], (8, 32, 1, 3))
     labels = np.arange(8) % 2
     config = ImageClassificationConfig(**{**PRESETS["tiny"], "batch_size": 8})
-    val_images, val_labels = next(iter(data.make_dataset(images, labels, config, False, 2)))
+    split = data.from_arrays("train", images, labels)
+    val_images, val_labels = next(iter(data.one_hot(data.batches(split, config), 2)))
     np.testing.assert_array_equal(val_images, images)
     np.testing.assert_array_equal(val_labels.numpy().argmax(1), labels)
-    train_images, _ = next(iter(data.make_dataset(images, labels, config, True, 2)))
+    train_images, _ = next(iter(data.training_batches(split, config, 2)))
     assert train_images.dtype == tf.uint8 and not np.array_equal(train_images, images)
 
 
@@ -180,7 +201,8 @@ def test_rand_augment_runs_in_the_training_pipeline_only():
     changed = [not np.allclose(o, i) for o, i in zip(out, images)]
     assert sum(changed) >= 12  # two random operations per image; few are identities
     np.testing.assert_array_equal(rand_augment(x, training=False).numpy(), images)
-    batch, _ = next(iter(data.make_dataset(images, labels, config, True, 2)))
+    batch, _ = next(iter(data.training_batches(data.from_arrays("train", images, labels),
+                                               config, 2)))
     assert batch.dtype == tf.uint8 and batch.shape == images.shape
 
 
