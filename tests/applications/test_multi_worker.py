@@ -23,20 +23,29 @@ def _free_ports(count):
     return ports
 
 
-def test_two_workers_train_in_sync_and_only_the_chief_exports(tmp_path):
+def _run_two_workers(module, arguments, timeout):
+    """Runs `python -m module *arguments(index)` as workers 0 and 1 of a localhost TF_CONFIG
+    cluster; returns their outputs once both exited 0."""
     cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
-    workdir, export_dir = tmp_path / "run", tmp_path / "export"
     processes = []
     for index in range(2):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
             {"cluster": cluster, "task": {"type": "worker", "index": index}}))
         processes.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.support.multi_worker_train", str(workdir),
-             str(export_dir), str(tmp_path / f"worker{index}.npz")],
+            [sys.executable, "-m", module, *arguments(index)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    outputs = [process.communicate(timeout=timeout)[0] for process in processes]
     for process, output in zip(processes, outputs):
         assert process.returncode == 0, output[-4000:]
+    return outputs
+
+
+def test_two_workers_train_in_sync_and_only_the_chief_exports(tmp_path):
+    workdir, export_dir = tmp_path / "run", tmp_path / "export"
+    outputs = _run_two_workers(
+        "tests.support.multi_worker_train",
+        lambda index: [str(workdir), str(export_dir), str(tmp_path / f"worker{index}.npz")],
+        timeout=600)
     chief, worker = (np.load(tmp_path / f"worker{index}.npz") for index in range(2))
     weights = [name for name in chief.files if name.startswith("arr_")]
     assert weights and len(weights) == len([n for n in worker.files if n.startswith("arr_")])
@@ -72,18 +81,10 @@ def test_two_workers_read_every_training_image_once_a_pass(tmp_path, layout):
         assert cli.main(["prepare", "image_classification", "--data", str(data_dir),
                          "--output", str(tmp_path / "prepared"), "--shards", "4"]) == 0
         data_dir = tmp_path / "prepared"
-    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
-    processes = []
-    for index in range(2):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.support.multi_worker_images", str(data_dir),
-             str(tmp_path / f"worker{index}.npy")],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = [process.communicate(timeout=300)[0] for process in processes]
-    for process, output in zip(processes, outputs):
-        assert process.returncode == 0, output[-4000:]
+    outputs = _run_two_workers(
+        "tests.support.multi_worker_images",
+        lambda index: [str(data_dir), str(tmp_path / f"worker{index}.npy")], timeout=300)
+    for output in outputs:
         assert f"sharded {'by file' if layout == 'prepared' else 'by example'}" in output
     first, second = (np.load(tmp_path / f"worker{index}.npy") for index in range(2))
     assert len(first) == len(second) == 20
