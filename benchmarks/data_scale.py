@@ -2,20 +2,24 @@
 
     .venv/bin/python benchmarks/data_scale.py image_classification \\
         [--sizes 5000,50000,500000] [--root /tmp/tfformer_data_scale] [--baseline DIR]
+    .venv/bin/python benchmarks/data_scale.py translation [--sizes 20000,200000,2000000]
 
 For each size it writes a synthetic data set once (image classification: class folders of
 128x128 JPEGs of the built-in shapes, drawn from a pool of rendered images so that writing
-half a million files takes minutes), then measures, each in a fresh process, at the `small`
+half a million files takes minutes; translation: parallel text files `train.en`/`train.de`
+of random sentences over a 20,000-word vocabulary, each German word a fixed spelling of its
+English one, reordered in pairs), then measures, each in a fresh process, at the `small`
 preset:
 
 - peak resident memory of the training process;
 - seconds from the start of the process to the end of the first training step (listing,
   pipeline, model, tracing);
 - the input pipeline's throughput with the model removed, against the training step rate,
-  both in images per second: the pipeline must keep up on 2 cores.
+  both in examples per second: the pipeline must keep up on 2 cores.
 
 `--baseline DIR` measures the same with the code checked out in DIR (a `git worktree` of a
-commit before streaming, e.g. 1bf6ae9), whose loader decodes every image into memory first;
+commit before streaming: 1bf6ae9 for images, f71b4ff for translation), whose loader reads
+every example into memory first;
 sizes whose decoded images would not fit in the free memory are reported, not run. Results go
 to benchmarks/results/data_scale_<application>.json.
 """
@@ -60,6 +64,89 @@ def generate_images(directory, count, seed=0, pool_size=600):
         handle.write(str(count))
 
 
+def generate_text(directory, count, seed=0, words=20000):
+    """`count` sentence pairs: random English-like words; German spells each word its own way
+    and swaps neighbouring words, so there is something to learn."""
+    import numpy as np
+
+    if os.path.isfile(os.path.join(directory, "done")):
+        return
+    rng = np.random.default_rng(seed)
+    syllables = np.array(["ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "va", "de", "bu",
+                          "ge", "fi", "ho", "ja", "zu"])
+    english = ["".join(syllables[rng.integers(16, size=rng.integers(1, 4))]) + str(i % 7)
+               for i in range(words)]
+    german = [word[::-1].capitalize() for word in english]
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "train.en"), "w") as en, \
+            open(os.path.join(directory, "train.de"), "w") as de:
+        for _ in range(count):
+            chosen = rng.zipf(1.3, size=rng.integers(4, 24)) % words
+            en.write(" ".join(english[w] for w in chosen) + "\n")
+            swapped = [german[w] for w in chosen]
+            for i in range(0, len(swapped) - 1, 2):
+                swapped[i], swapped[i + 1] = swapped[i + 1], swapped[i]
+            de.write(" ".join(swapped) + "\n")
+    with open(os.path.join(directory, "done"), "w") as handle:
+        handle.write(str(count))
+
+
+def _rates(model, train, batch_size, steps, pipeline_batches):
+    """(seconds from the start of the process to the end of the first step, examples/s
+    trained, examples/s of the pipeline alone)."""
+    model.fit(train, steps_per_epoch=1, epochs=1, verbose=0)
+    first_step = time.time() - STARTED
+    started = time.time()
+    model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)
+    training = steps * batch_size / (time.time() - started)
+    batches = iter(train)
+    for _ in range(5):
+        next(batches)
+    started = time.time()
+    for _ in range(pipeline_batches):
+        next(batches)
+    return first_step, training, batch_size * pipeline_batches / (time.time() - started)
+
+
+def measure_text(data_dir, steps=20, pipeline_batches=100):
+    """One translation measurement in this process (see `measure_images`)."""
+    import keras
+
+    from applications.common.config import from_preset
+    from applications.translation import data
+    from applications.translation.config import PRESETS, TranslationConfig
+    from applications.translation.model import build_translator
+    from applications.translation.train import MaskedCrossEntropy
+    from applications.translation.vocabularies import SentencePieceVocabulary
+
+    config = from_preset(TranslationConfig, PRESETS, "small")
+    keras.utils.set_random_seed(0)
+    if hasattr(data, "training_batches"):  # streaming
+        from applications.translation import corpus
+
+        splits = corpus.list_corpus(data_dir, config)
+        sample = data.sample_pairs(splits["train"], config.tokenizer_sample)
+        source_proto, target_proto = data.train_tokenizers(sample, config)
+        source = SentencePieceVocabulary(source_proto, config.max_source_length)
+        target = SentencePieceVocabulary(target_proto)
+        train = data.training_batches(splits["train"], source, target, config)
+        count = splits["train"].count
+    else:  # the loader before streaming: every pair read and tokenized in memory
+        pairs = data.load_corpus(data_dir, config)["train"]
+        source_proto, target_proto = data.train_tokenizers(pairs, config)
+        source = SentencePieceVocabulary(source_proto, config.max_source_length)
+        target = SentencePieceVocabulary(target_proto)
+        train = data.make_dataset(pairs, source, target, config, training=True)
+        count = len(pairs)
+    model = build_translator(config, source.size, target.size, target.pad_id)
+    model.compile(optimizer="adam", loss=MaskedCrossEntropy(0.1, target.pad_id))
+    first_step, training, pipeline = _rates(model, train, config.batch_size, steps,
+                                            pipeline_batches)
+    return {"training_pairs": count, "seconds_to_first_step": round(first_step, 1),
+            "pipeline_pairs_per_s": round(pipeline), "training_pairs_per_s": round(training),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
 def measure_images(data_dir, steps=30, pipeline_batches=100):
     """One measurement in this process: {peak_rss_mb, seconds_to_first_step, ...}."""
     import keras
@@ -81,18 +168,8 @@ def measure_images(data_dir, steps=30, pipeline_batches=100):
         count = len(splits["train"][1])
     model = build_vit(config, len(names))
     model.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
-    model.fit(train, steps_per_epoch=1, epochs=1, verbose=0)
-    first_step = time.time() - STARTED
-    started = time.time()
-    model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)
-    training = steps * config.batch_size / (time.time() - started)
-    batches = iter(train)
-    for _ in range(5):
-        next(batches)
-    started = time.time()
-    for _ in range(pipeline_batches):
-        next(batches)
-    pipeline = pipeline_batches * config.batch_size / (time.time() - started)
+    first_step, training, pipeline = _rates(model, train, config.batch_size, steps,
+                                            pipeline_batches)
     return {"training_images": count, "seconds_to_first_step": round(first_step, 1),
             "pipeline_images_per_s": round(pipeline), "training_images_per_s": round(training),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
@@ -106,10 +183,10 @@ def _free_memory_bytes():
     return 0
 
 
-def _measure_in_subprocess(data_dir, code_dir):
+def _measure_in_subprocess(application, data_dir, code_dir):
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=code_dir)
     result = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--measure", data_dir],
+        [sys.executable, os.path.abspath(__file__), application, "--measure", data_dir],
         cwd=code_dir, env=environment, capture_output=True, text=True)
     if result.returncode:
         return {"error": (result.stdout + result.stderr).strip().splitlines()[-1][:300]}
@@ -118,41 +195,47 @@ def _measure_in_subprocess(data_dir, code_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("application", nargs="?", choices=["image_classification"])
-    parser.add_argument("--sizes", default="5000,50000,500000")
+    parser.add_argument("application", choices=["image_classification", "translation"])
+    parser.add_argument("--sizes", help="default 5000,50000,500000 images or "
+                        "20000,200000,2000000 pairs")
     parser.add_argument("--root", default="/tmp/tfformer_data_scale")
     parser.add_argument("--baseline", help="a checkout of the code before streaming")
     parser.add_argument("--measure", metavar="DATA_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    images = args.application == "image_classification"
     if args.measure:
-        print(json.dumps(measure_images(args.measure)))
+        print(json.dumps((measure_images if images else measure_text)(args.measure)))
         return
+    unit = "images" if images else "pairs"
+    sizes = args.sizes or ("5000,50000,500000" if images else "20000,200000,2000000")
     records = []
-    for size in [int(s) for s in args.sizes.split(",")]:
-        directory = os.path.join(args.root, f"images_{size}")
+    for size in [int(s) for s in sizes.split(",")]:
+        directory = os.path.join(args.root, f"{unit}_{size}")
         started = time.time()
-        generate_images(directory, size)
-        record = {"images": size, "generated_in_s": round(time.time() - started),
-                  "streaming": _measure_in_subprocess(directory, ROOT)}
+        (generate_images if images else generate_text)(directory, size)
+        record = {unit: size, "generated_in_s": round(time.time() - started),
+                  "streaming": _measure_in_subprocess(args.application, directory, ROOT)}
         if args.baseline:
-            needed = size * 32 * 32 * 3 * 3  # uint8 images, twice over while stacked, + labels
+            # uint8 images, twice over while stacked; a pair's strings and ids, several times
+            needed = size * (32 * 32 * 3 * 3 if images else 3000)
             if needed > _free_memory_bytes():
                 record["in_memory"] = {"not run": f"needs about {needed / 2**30:.1f} GiB"}
             else:
-                record["in_memory"] = _measure_in_subprocess(directory,
-                                                             os.path.abspath(args.baseline))
+                record["in_memory"] = _measure_in_subprocess(
+                    args.application, directory, os.path.abspath(args.baseline))
         print(json.dumps(record), flush=True)
         records.append(record)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    path = os.path.join(HERE, "results", "data_scale_image_classification.json")
-    earlier = {}
+    path = os.path.join(HERE, "results", f"data_scale_{args.application}.json")
+    earlier, kept = {}, {}
     if os.path.exists(path):  # sizes measured in another run are kept
         with open(path) as handle:
-            earlier = {r["images"]: r for r in json.load(handle)["sizes"]}
-    earlier.update({r["images"]: r for r in records})
+            kept = json.load(handle)
+        earlier = {r[unit]: r for r in kept.pop("sizes")}
+    earlier.update({r[unit]: r for r in records})
     with open(path, "w") as handle:
-        json.dump({"benchmark": "data_scale", "application": "image_classification",
-                   "preset": "small", "file_size": FILE_SIZE,
+        json.dump({**kept, "benchmark": "data_scale", "application": args.application,
+                   "preset": "small", **({"file_size": FILE_SIZE} if images else {}),
                    "sizes": [earlier[size] for size in sorted(earlier)]}, handle, indent=1)
 
 

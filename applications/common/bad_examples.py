@@ -96,6 +96,29 @@ def skip_bad(flagged, total, max_share, what, log_path=None):
             .map(lambda example, ok: example))
 
 
+def leave_out(elements, keep, total, describe, log_path=None):
+    """`elements` without those `keep(element)` rejects: examples that are not broken but
+    that training does not take (a target too long). They are not printed and not counted
+    as bad, but the first pass's are written to the log as bad ones are, so that a resumed
+    run finds its place (`example_stream.position_after`). `describe(element)` is
+    (id, source, reason)."""
+    if not log_path:
+        return elements.filter(keep)
+    log_stream = f"file://{os.path.abspath(log_path)}"
+
+    def count(seen, element):
+        kept = keep(element)
+        if not kept and seen < total:
+            tf.print(tf.strings.join([tf.strings.as_string(describe(element)[0]),
+                                      *describe(element)[1:]], separator="\t"),
+                     output_stream=log_stream)
+        return seen + 1, (element, kept)
+
+    return (elements.scan(tf.constant(0, tf.int64), count)
+            .filter(lambda element, kept: kept)
+            .map(lambda element, kept: element))
+
+
 def bad_ids(log_path):
     """The record ids a log written by `skip_bad` names (an empty set without one)."""
     try:
@@ -115,5 +138,6 @@ def bad_data_errors():
         if not match:
             raise
         text = match.group(0).split("\n")[0].rstrip().rstrip("]")
+        text = text.replace("\\'", "'")  # Assert prints its message as a quoted string
         raise DataError(f"{text}. Fix or remove the bad files, or allow more with "
                         f"--set max_bad_share=...") from None

@@ -35,7 +35,8 @@ def is_prepared(directory):
     how to finish it."""
     if os.path.isfile(os.path.join(directory, METADATA)):
         return True
-    if any(name.endswith((".tfrecord", ".tfrecord.partial")) for name in os.listdir(directory)):
+    if any(name.endswith((".tfrecord", ".tfrecord.partial", ".tfrecord.scatter"))
+           for name in os.listdir(directory)):
         raise DataError(f"{directory} holds shards but no {METADATA}: an unfinished "
                         "`tfformer prepare`; run the same command again to finish it")
     return False
@@ -72,6 +73,28 @@ def intact_shards(directory, split_metadata):
             damaged.append((path, f"cut short ({size:,} of {shard['bytes']:,} bytes)",
                             shard["examples"]))
     return intact, damaged
+
+
+def usable_shards(directory, metadata, max_bad_share, unit):
+    """{split: [(path, examples)] of its intact shards} of a prepared directory (splits
+    with none left out). A damaged shard is named and its examples count as bad: more than
+    `max_bad_share` of a split is an error. `unit` names the examples ("images")."""
+    from applications.common.bad_examples import TOO_MANY
+
+    usable = {}
+    for name, split in metadata["splits"].items():
+        intact, damaged = intact_shards(directory, split)
+        lost = sum(examples for _, _, examples in damaged)
+        for path, problem, examples in damaged:
+            print(f"skipping shard {path}: {problem}; its {examples} {unit} are lost")
+        if lost > max_bad_share * split["examples"]:
+            raise DataError(f"{TOO_MANY} in the {name} {unit}: the shards "
+                            f"{', '.join(p for p, _, _ in damaged)} are damaged ({lost} of "
+                            f"{split['examples']} {unit}), more than max_bad_share="
+                            f"{max_bad_share:g}; prepare the data again")
+        if intact:
+            usable[name] = intact
+    return usable
 
 
 def read_records(paths, parse):
@@ -147,6 +170,46 @@ class ShardWriter:
             self.writer.close()
             os.remove(self.paths[self.current] + ".partial")
             self.writer = None
+
+
+def write_shuffled(directory, split, count, examples, seed):
+    """Writes `examples` (serialized, in any order) into `count` shards in a random order,
+    with memory for one shard: each goes to a random shard's scatter file (every shard
+    gets one of each `count` examples, so shards differ by one at most), then each
+    scatter file is shuffled whole and written as its shard (`.partial`, renamed). A shard
+    already written is kept, so an interrupted run finishes with the same command; returns
+    the shard list for dataset.json. (Text read in order needs this: a file's neighbours
+    are alike, and a training stream shuffles only a block at a time.)"""
+    import numpy as np
+
+    paths = [os.path.join(directory, shard_name(split, i, count)) for i in range(count)]
+    undone = [i for i, p in enumerate(paths) if not (os.path.isfile(p)
+                                                     and os.path.isfile(p + ".json"))]
+    if undone:
+        scattered = {i: tf.io.TFRecordWriter(paths[i] + ".scatter") for i in undone}
+        choose = np.random.default_rng([seed, count])
+        for index, serialized in enumerate(examples):
+            if index % count == 0:  # each run of `count` examples: one to every shard
+                order = choose.permutation(count)
+            shard = int(order[index % count])
+            if shard in scattered:
+                scattered[shard].write(serialized)
+        for writer in scattered.values():
+            writer.close()
+        for i in undone:
+            records = list(tf.data.TFRecordDataset(paths[i] + ".scatter").as_numpy_iterator())
+            with tf.io.TFRecordWriter(paths[i] + ".partial") as writer:
+                for index in np.random.default_rng([seed, i]).permutation(len(records)):
+                    writer.write(records[index])
+            os.replace(paths[i] + ".partial", paths[i])
+            _write_json(paths[i] + ".json", {"examples": len(records),
+                                             "bytes": os.path.getsize(paths[i])})
+            os.remove(paths[i] + ".scatter")
+    shards = []
+    for path in paths:
+        with open(path + ".json", encoding="utf-8") as handle:
+            shards.append({"file": os.path.basename(path), **json.load(handle)})
+    return shards
 
 
 def _write_json(path, content):

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from applications.common import bad_examples, example_stream, shards
+from applications.common.record_split import RecordSplit
 from applications.common.text_files import (
     READ_ERRORS,
     DataError,
@@ -45,29 +46,12 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 @dataclasses.dataclass
-class ImageSplit:
-    """One split's records, undecoded: a finite dataset of dicts with an int64 "id", an
-    int32 "label" and one of "path" (an image file), "encoded" (image bytes), "raw"
-    (an IDX image's bytes, `raw_shape`) or "pixels" (uint8 (H, W, 3))."""
+class ImageSplit(RecordSplit):
+    """One split's records, undecoded (`RecordSplit`): dicts with an int64 "id", an int32
+    "label" and one of "path" (an image file), "encoded" (image bytes), "raw" (an IDX
+    image's bytes, `raw_shape`) or "pixels" (uint8 (H, W, 3))."""
 
-    records: tf.data.Dataset
-    count: int
-    name: str
     raw_shape: tuple = ()
-    files: tuple = ()  # a prepared split's shards: ((path, examples), ...)
-
-    def share(self, worker, workers):
-        """(this worker's part of the split, how it was split): whole shards when there are
-        at least as many as workers, else every workers-th record."""
-        if workers == 1:
-            return self, "whole"
-        if len(self.files) >= workers:
-            files = self.files[worker::workers]
-            return (ImageSplit(_shard_records([path for path, _ in files]),
-                               sum(n for _, n in files), self.name, files=files), "by file")
-        return (ImageSplit(self.records.shard(workers, worker),
-                           example_stream.shard_size(self.count, worker, workers), self.name,
-                           self.raw_shape), "by example")
 
     @property
     def can_fail(self):
@@ -134,7 +118,7 @@ def _idx_split(name, images_path, labels_path):
     with gzip.open(labels_path) if labels_path.endswith(".gz") else open(labels_path,
                                                                          "rb") as handle:
         top = max(handle.read()[8:])
-    return ImageSplit(records, count, name, (rows, cols)), int(top)
+    return ImageSplit(records, count, name, raw_shape=(rows, cols)), int(top)
 
 
 def _list_idx(directory):
@@ -210,34 +194,12 @@ def _list_prepared(directory, config):
     cut short or missing is named, and its images count as bad)."""
     metadata = shards.read_metadata(directory, "image_classification")
     splits = {}
-    for name, split in metadata["splits"].items():
-        intact, damaged = shards.intact_shards(directory, split)
-        lost = sum(examples for _, _, examples in damaged)
-        for path, problem, examples in damaged:
-            print(f"skipping shard {path}: {problem}; its {examples} images are lost")
-        if lost > config.max_bad_share * split["examples"]:
-            raise DataError(f"{bad_examples.TOO_MANY} in the {name} images: the shards "
-                            f"{', '.join(p for p, _, _ in damaged)} are damaged ({lost} of "
-                            f"{split['examples']} images), more than max_bad_share="
-                            f"{config.max_bad_share:g}; prepare the data again")
-        if intact:
-            splits[name] = ImageSplit(_shard_records([p for p, _ in intact]),
-                                      sum(n for _, n in intact), name, files=tuple(intact))
+    for name, intact in shards.usable_shards(directory, metadata, config.max_bad_share,
+                                             "images").items():
+        splits[name] = ImageSplit(_shard_records([p for p, _ in intact]),
+                                  sum(n for _, n in intact), name, files=tuple(intact),
+                                  read_files=_shard_records)
     return splits, list(metadata["class_names"])
-
-
-def _hold_out(split, fraction):
-    """(train, val): `fraction` of the records, evenly spread (a class-sorted folder gives
-    every class to both), by their ids."""
-    held = max(1, int(split.count * fraction))
-
-    def is_held(record):
-        index = record["id"]
-        return (index + 1) * held // split.count != index * held // split.count
-
-    return (ImageSplit(split.records.filter(lambda r: tf.logical_not(is_held(r))),
-                       split.count - held, "train", split.raw_shape),
-            ImageSplit(split.records.filter(is_held), held, "val", split.raw_shape))
 
 
 def list_images(directory, config):
@@ -269,7 +231,7 @@ def list_images(directory, config):
     if "train" not in splits:
         raise DataError(f"no training images in {directory}")
     if "val" not in splits:
-        splits["train"], splits["val"] = _hold_out(splits["train"], config.val_fraction)
+        splits["train"], splits["val"] = splits["train"].held_out(config.val_fraction)
     return splits, names
 
 

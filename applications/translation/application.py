@@ -51,6 +51,7 @@ APPLICATION = Application.in_package(
     plot_attention=deferred(f"{__package__}.attention_plot", "plot_translation_attention"),
     attention_input='a sentence to translate, e.g. "A red apple."',
     architecture=ARCHITECTURE,
+    prepare=deferred(f"{__package__}.prepare", "prepare"),
     import_checkpoint=deferred(f"{__package__}.import_marian", "import_checkpoint"),
     import_from="a Hugging Face Marian (opus-mt) directory: config.json, model.safetensors "
                 "or pytorch_model.bin, source.spm, target.spm, vocab.json",

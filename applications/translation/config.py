@@ -44,7 +44,8 @@ class TranslationConfig:
     label_smoothing: float = 0.1
     warmup_steps: int = 4000  # the paper's learning-rate warm-up steps
     learning_rate_scale: float = 1.0  # multiplies the paper's schedule
-    shuffle_buffer: int = 20000
+    shuffle_buffer: int = 20000  # pairs shuffled together: text is read in blocks this big
+    max_bad_share: float = 0.001  # more bad lines than this share of the data stops the run
     seed: int = 0
     # Which weights are evaluated and exported: "best" (the epoch with the best validation
     # score, as Keras' restore_best_weights) or "last" (those training ended with).
@@ -71,7 +72,7 @@ class TranslationConfig:
         "intermediate_dim": at_least(1), "dropout": fraction(), "batch_size": at_least(1),
         "epochs": at_least(1), "steps_per_epoch": at_least(1), "label_smoothing": fraction(),
         "warmup_steps": at_least(0), "learning_rate_scale": above(0),
-        "shuffle_buffer": at_least(1), "beam_size": at_least(1), "length_penalty": at_least(0),
+        "shuffle_buffer": at_least(1), "max_bad_share": fraction(), "beam_size": at_least(1), "length_penalty": at_least(0),
         "max_decode_ratio": above(0), "max_decode_extra": at_least(0),
     }
 

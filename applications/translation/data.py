@@ -1,122 +1,29 @@
-"""Translation data: corpora on disk or built in, SentencePiece tokenizers, tf.data.
+"""Translation data, streamed: corpora on disk or built in (`corpus`), SentencePiece
+tokenizers, and the tf.data pipelines that tokenize in the graph.
 
-Layouts read by `load_corpus(directory, config)`:
-
-- plain parallel files, one sentence per line, optionally gzipped:
-  `train.<src>` + `train.<tgt>`, then `val|valid|dev.*` and `test.*`
-  (the Multi30k layout);
-- tab-separated pairs: `train.tsv`, `val.tsv`, `test.tsv` (optionally .gz),
-  `source<TAB>target` per line;
-- a TFDS dataset directory already on disk (with `dataset_info.json`) whose
-  features are named by the language codes, as TFDS' translation sets are.
+`training_batches` reads the training pairs pass after pass from any position
+(`applications.common.example_stream`), checks and tokenizes them in parallel,
+and batches pairs of like length: each pool of `POOL_BATCHES` batches is sorted
+by length and cut into batches, served in a seeded order. Every batch holds
+exactly `batch_size` pairs, so a resumed run's place is a count of pairs.
+Lines that are not valid UTF-8 and TSV lines without one tab are bad examples:
+skipped, named, counted (`applications.common.bad_examples`). Pairs whose target
+is longer than `max_target_length` are left out (and logged, not printed).
 """
 
 import io
-import os
 
 import sentencepiece
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from applications.common import bad_examples, example_stream
 from applications.common.sampling import evenly_spread
-from applications.common.text_files import (
-    DataError,
-    find_file,
-    find_tfds_directory,
-    read_lines,
-)
-from applications.translation import builtin_data
+from applications.common.text_files import DataError
+from applications.translation import corpus as corpora
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
-_SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid", "dev", "validation"),
-                "test": ("test", "test2016", "test_2016_flickr")}
-
-
-def _parallel_files(directory, names, source, target):
-    for name in names:
-        source_path = find_file(directory, f"{name}.{source}")
-        target_path = find_file(directory, f"{name}.{target}")
-        if source_path and target_path:
-            source_lines, target_lines = read_lines(source_path), read_lines(target_path)
-            if len(source_lines) != len(target_lines):
-                raise DataError(
-                    f"{source_path} has {len(source_lines)} lines but {target_path} has "
-                    f"{len(target_lines)}; parallel files must align line by line")
-            return list(zip(source_lines, target_lines))
-    return None
-
-
-def _tsv_file(directory, names):
-    for name in names:
-        path = find_file(directory, f"{name}.tsv")
-        if path:
-            pairs = []
-            for number, line in enumerate(read_lines(path), start=1):
-                if not line.strip():
-                    continue
-                fields = line.split("\t")
-                if len(fields) != 2:
-                    raise DataError(
-                        f"{path}, line {number}: expected 'source<TAB>target', found "
-                        f"{len(fields)} tab-separated fields")
-                pairs.append((fields[0], fields[1]))
-            return pairs
-    return None
-
-
-def _load_tfds(directory, source, target):
-    import tensorflow_datasets as tfds  # only needed for this layout
-
-    builder = tfds.builder_from_directory(directory)
-    corpus = {}
-    for split, names in _SPLIT_NAMES.items():
-        for name in names:
-            if name in builder.info.splits:
-                dataset = builder.as_dataset(split=name)
-                corpus[split] = [
-                    (example[source].decode("utf-8"), example[target].decode("utf-8"))
-                    for example in tfds.as_numpy(dataset)
-                ]
-                break
-    return corpus
-
-
-def load_corpus(directory, config):
-    """{"train", "val", "test"} -> [(source, target)]; built in when `directory` is None.
-
-    A missing validation split is carved from training (2%); a missing test
-    split is left empty.
-    """
-    if directory is None:
-        if (config.source_language, config.target_language) != ("en", "de"):
-            raise DataError(
-                f"the built-in data is English to German; source_language="
-                f"{config.source_language!r} and target_language={config.target_language!r} "
-                "choose the files of a corpus given with --data")
-        return builtin_data.generate(config.builtin_examples, seed=config.seed)
-    if not os.path.isdir(directory):
-        raise DataError(f"data directory {directory} does not exist")
-    source, target = config.source_language, config.target_language
-    tfds_root = find_tfds_directory(directory)
-    if tfds_root and not find_file(directory, f"train.{source}"):
-        corpus = _load_tfds(tfds_root, source, target)
-    else:
-        corpus = {}
-        for split, names in _SPLIT_NAMES.items():
-            pairs = _parallel_files(directory, names, source, target)
-            if pairs is None:
-                pairs = _tsv_file(directory, names)
-            if pairs is not None:
-                corpus[split] = pairs
-    if not corpus.get("train"):
-        raise DataError(
-            f"no training data in {directory}: expected train.{source}[.gz] and "
-            f"train.{target}[.gz], train.tsv[.gz], or a TFDS dataset directory")
-    if not corpus.get("val"):
-        held_out = max(1, len(corpus["train"]) // 50)
-        corpus["val"], corpus["train"] = corpus["train"][:held_out], corpus["train"][held_out:]
-    corpus.setdefault("test", [])
-    return corpus
+POOL_BATCHES = 16  # batches sorted by length together: like lengths, yet random batches
 
 
 def train_sentencepiece(sentences, vocabulary_size, model_type="unigram", seed=0):
@@ -167,59 +74,207 @@ def encode_source(tokens, max_length):
     return tf.concat([tokens, tf.RaggedTensor.from_tensor(eos)], axis=1)
 
 
-def _tokenize_split(pairs, source_vocabulary, target_vocabulary, config):
-    """Source and target (start ... end) ids as ragged tensors, long targets dropped."""
-    sources = source_vocabulary.tokenize(tf.constant([s for s, _ in pairs]))
-    targets = target_vocabulary.tokenize(tf.constant([t for _, t in pairs]))  # end last
-    keep = targets.row_lengths().numpy() <= config.max_target_length
-    dropped = int((~keep).sum())
-    start = tf.RaggedTensor.from_tensor(
-        tf.fill([targets.nrows(), 1], target_vocabulary.start_id))
-    targets = tf.concat([start, targets], axis=1)
-    return tf.ragged.boolean_mask(sources, keep), tf.ragged.boolean_mask(targets, keep), dropped
+# --- checking records ------------------------------------------------------------------
+
+def _is_utf8(text):
+    return tf.equal(tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace"),
+                    text)
 
 
-def make_dataset(pairs, source_vocabulary, target_vocabulary, config, training, name="data"):
-    """tf.data of ({"source_ids", "target_ids"}, labels), batched by similar length.
+def _flagged(split, records):
+    """records -> (example, ok, reason, source, id): example a dict of "source" and
+    "target" strings, "id" and "number"; ok False for a line that is not valid UTF-8 or a
+    TSV line without exactly one tab. Checked without raising, so no try/except is
+    needed (cf. `bad_examples.decode_or_flag`)."""
+    def check(record):
+        if "line" in record:
+            fields = tf.strings.split(record["line"], "\t")
+            found = tf.size(fields)
+            padded = tf.concat([fields, tf.constant(["", ""])], 0)
+            source, target = padded[0], padded[1]
+            fields_ok = tf.equal(found, 2)
+            fields_problem = tf.strings.format(
+                "expected 'source<TAB>target', found {} tab-separated fields", found)
+        else:
+            source, target = record["source"], record["target"]
+            fields_ok, fields_problem = tf.constant(True), tf.constant("")
+        source_ok, target_ok = _is_utf8(source), _is_utf8(target)
+        reason = tf.where(tf.logical_not(fields_ok), fields_problem, tf.where(
+            source_ok, "the target is not valid UTF-8", "the source is not valid UTF-8"))
+        ok = fields_ok & source_ok & target_ok
+        name = tf.strings.join([split.path, ", line ", tf.strings.as_string(record["number"])])
+        example = {"source": source, "target": target, "id": record["id"],
+                   "number": record["number"]}
+        return example, ok, tf.where(ok, "", reason), name, record["id"]
 
-    The vocabularies are `applications.translation.vocabularies`' (the target's without a
-    length limit). `target_ids` is start + target, labels are target + end, both padded
-    with the vocabularies' pad ids. Training data is shuffled and repeated. Prints how
-    many pairs were dropped for exceeding `max_target_length` (sources are truncated, not
-    dropped).
-    """
-    if not pairs:
-        raise DataError(f"the {name} split is empty")
-    sources, targets, dropped = _tokenize_split(pairs, source_vocabulary, target_vocabulary,
-                                                config)
-    if dropped:
-        print(f"{name}: dropped {dropped} of {len(pairs)} pairs whose target is longer than "
-              f"max_target_length={config.max_target_length} tokens")
-    count = int(sources.nrows())
-    if count == 0:
-        raise DataError(f"every pair of the {name} split is longer than max_target_length")
-    dataset = tf.data.Dataset.from_tensor_slices((sources, targets)).map(
-        lambda s, t: (tf.convert_to_tensor(s), tf.convert_to_tensor(t)))  # rows as dense 1-D
-    if training:
-        dataset = dataset.shuffle(min(count, config.shuffle_buffer), seed=config.seed,
-                                  reshuffle_each_iteration=True).repeat()
-    # Padding to bucket boundaries keeps the number of shapes (and retraces) small.
+    return records.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def good_pairs(split, records, config, total, log_path=None):
+    """records -> the examples of `_flagged` that are good; bad ones skipped, named on
+    stderr, logged, and more than `config.max_bad_share` of them an error."""
+    return bad_examples.skip_bad(_flagged(split, records), total, config.max_bad_share,
+                                 f"the {split.name} pairs", log_path)
+
+
+def sample_pairs(split, limit):
+    """At most `limit` good (source, target) pairs of `split`, spread across it
+    (`corpus.sampled`); bad ones are left out silently (the training stream names them)."""
+    sample = corpora.sampled(split, limit)
+    good = _flagged(sample, sample.records).filter(lambda example, ok, *_: ok)
+    return [(example["source"].decode("utf-8"), example["target"].decode("utf-8"))
+            for example, *_ in good.as_numpy_iterator()]
+
+
+def read_pairs(split, config):
+    """Every good (source, target) pair of a split, in order (bad ones named): for the
+    evaluation splits, which are decoded whole."""
+    return [(example["source"].decode("utf-8"), example["target"].decode("utf-8"))
+            for example in good_pairs(split, split.records, config, split.count)
+            .as_numpy_iterator()]
+
+
+def load_corpus(directory, config):
+    """{"train", "val", "test"} -> [(source, target)], read whole (small corpora, tests)."""
+    with bad_examples.bad_data_errors():
+        return {name: read_pairs(split, config)
+                for name, split in corpora.list_corpus(directory, config).items()}
+
+
+# --- tokenizing and batching ---------------------------------------------------------------
+
+TOKENIZE_BATCH = 256
+
+
+def _tokenized(examples, source_vocabulary, target_vocabulary):
+    """examples -> {"source_ids" (n,), "target_ids" (start + target + end,), "id",
+    "number"}, tokenized a batch at a time, in order."""
+    def tokenize(batch):
+        targets = target_vocabulary.tokenize(batch["target"])
+        start = tf.RaggedTensor.from_tensor(
+            tf.fill([targets.nrows(), 1], target_vocabulary.start_id))
+        return {"source_ids": source_vocabulary.tokenize(batch["source"]),
+                "target_ids": tf.concat([start, targets], axis=1),
+                "id": batch["id"], "number": batch["number"]}
+
+    return (examples.batch(TOKENIZE_BATCH).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE,
+                                               deterministic=True).unbatch())
+
+
+def _short_enough(config):
+    return lambda example: tf.shape(example["target_ids"])[0] - 1 <= config.max_target_length
+
+
+def _bucket_widths(config):
+    """Padded lengths: a few sizes, so that few shapes are traced."""
     longest = max(config.max_source_length, config.max_target_length + 1)
     boundaries = [b for b in (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256) if b < longest]
-    boundaries.append(longest + 1)
-    dataset = dataset.bucket_by_sequence_length(
+    return boundaries + [longest + 1]
+
+
+def _split_target(source, target):
+    # Teacher forcing: the decoder reads start + target, predicts target + end.
+    return {"source_ids": source, "target_ids": target[:, :-1]}, target[:, 1:]
+
+
+def _pooled_batches(examples, config, pads, first_pool, skip_batches):
+    """examples -> padded (source (B, W), target (B, W)) batches of exactly B pairs: each
+    pool of POOL_BATCHES * B is sorted by padded width and cut into batches, whose order is
+    shuffled with the pool's index (`first_pool` is the first one's)."""
+    size = config.batch_size
+    widths = tf.constant(_bucket_widths(config), tf.int64) - 1
+
+    def arrange(index, pool):
+        sources, targets = pool
+        lengths = tf.maximum(sources.row_lengths(), targets.row_lengths())
+        # By padded width, not length: within a width the stream's random order stays.
+        buckets = tf.searchsorted(widths, lengths, side="left")
+        order = tf.reshape(tf.argsort(buckets, stable=True), [POOL_BATCHES, size])
+        order = tf.gather(order, tf.random.experimental.stateless_shuffle(
+            tf.range(POOL_BATCHES), seed=tf.stack([tf.constant(config.seed, tf.int64), index])))
+        order = tf.reshape(order, [-1])
+        return tuple(tf.RaggedTensor.from_uniform_row_length(tf.gather(ids, order), size)
+                     for ids in (sources, targets))
+
+    def padded(sources, targets):
+        longest = tf.maximum(sources.bounding_shape(1), targets.bounding_shape(1))
+        width = tf.reduce_min(tf.boolean_mask(widths, widths >= longest))
+        return tuple(ids.to_tensor(pad, shape=tf.stack([tf.cast(size, tf.int64), width]))
+                     for ids, pad in zip((sources, targets), pads))
+
+    batches = (examples.map(lambda e: (e["source_ids"], e["target_ids"]))
+               .ragged_batch(POOL_BATCHES * size, drop_remainder=True)
+               .enumerate(start=first_pool).map(arrange).unbatch())
+    if skip_batches:
+        batches = batches.skip(skip_batches)
+    return batches.map(padded, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def training_start(split, config, consumed, worker=(0, 1), log_path=None):
+    """Where a run resumed after `consumed` training pairs (of this worker's share) starts:
+    (stream position of the pool it was in, that pool's index, batches of it to skip),
+    with the records that `log_path` names (bad, or left out) accounted for."""
+    pool = POOL_BATCHES * config.batch_size
+    pool_index, within = divmod(consumed, pool)
+    split, _ = split.share(*worker)
+    left_out = bad_examples.bad_ids(log_path) if log_path else set()
+    start = example_stream.position_after(pool_index * pool, split.records, split.count,
+                                          config.seed, left_out, split.shuffle_buffer(config))
+    return start, pool_index, within // config.batch_size
+
+
+def training_batches(split, source_vocabulary, target_vocabulary, config, start=(0, 0, 0),
+                     worker=(0, 1), log_path=None):
+    """The endless training stream from `start` (`training_start`): ({"source_ids" (B, W),
+    "target_ids" (B, W')}, labels (B, W')), B the global batch size, padded with the
+    vocabularies' pad ids; `target_ids` is start + target, labels target + end. With
+    `worker` (index, count) it reads only that worker's share and is marked as sharded."""
+    if split.count == 0:
+        raise DataError("the training split is empty")
+    position, first_pool, skip_batches = start
+    split, _ = split.share(*worker)
+    stream = example_stream.training_stream(split.records, split.count, config.seed, position,
+                                            split.shuffle_buffer(config))
+    examples = good_pairs(split, stream, config, split.count, log_path)
+    examples = bad_examples.leave_out(
+        _tokenized(examples, source_vocabulary, target_vocabulary), _short_enough(config),
+        split.count,
+        lambda e: (e["id"], tf.strings.join([split.path, ", line ",
+                                             tf.strings.as_string(e["number"])]),
+                   tf.strings.format("a target of {} tokens, more than max_target_length",
+                                     tf.shape(e["target_ids"])[0] - 1)),
+        log_path)
+    dataset = _pooled_batches(examples, config,
+                              (source_vocabulary.pad_id, target_vocabulary.pad_id),
+                              first_pool, skip_batches)
+    dataset = dataset.map(_split_target, num_parallel_calls=tf.data.AUTOTUNE)
+    if worker[1] > 1:
+        dataset = example_stream.without_auto_sharding(dataset)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def batches(split, source_vocabulary, target_vocabulary, config, name=None):
+    """A split once, in batches of like length (validation): as `training_batches`'
+    elements, the last batches smaller. Under several workers tf.distribute shards it by
+    example."""
+    if split.count == 0:
+        raise DataError(f"the {name or split.name} split is empty")
+    examples = _tokenized(good_pairs(split, split.records, config, split.count),
+                          source_vocabulary, target_vocabulary).filter(_short_enough(config))
+    boundaries = _bucket_widths(config)
+    dataset = examples.map(lambda e: (e["source_ids"], e["target_ids"])).bucket_by_sequence_length(
         element_length_func=lambda s, t: tf.maximum(tf.shape(s)[0], tf.shape(t)[0]),
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[config.batch_size] * (len(boundaries) + 1),
         pad_to_bucket_boundary=True,
-        padding_values=(source_vocabulary.pad_id, target_vocabulary.pad_id),
-        drop_remainder=training,
-    )
+        padding_values=(source_vocabulary.pad_id, target_vocabulary.pad_id))
+    dataset = dataset.map(_split_target, num_parallel_calls=tf.data.AUTOTUNE)
+    return example_stream.sharded_by_example(dataset.prefetch(tf.data.AUTOTUNE))
 
-    def split_target(source, target):
-        # Teacher forcing: the decoder reads start + target, predicts target + end.
-        return {"source_ids": source, "target_ids": target[:, :-1]}, target[:, 1:]
 
-    return dataset.map(split_target, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-        tf.data.AUTOTUNE)
-
+def long_share(pairs, target_vocabulary, config):
+    """The share of `pairs` (a sample) whose target is longer than max_target_length."""
+    if not pairs:
+        return 0.0
+    lengths = target_vocabulary.tokenize(tf.constant([t for _, t in pairs])).row_lengths()
+    return float(tf.reduce_mean(tf.cast(lengths > config.max_target_length, tf.float32)))

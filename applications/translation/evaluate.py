@@ -3,9 +3,10 @@
 import sacrebleu
 import tensorflow as tf
 
+from applications.common.bad_examples import bad_data_errors
 from applications.common.export_client import load_export
 from applications.common.text_files import write_lines
-from applications.translation.data import load_corpus
+from applications.translation import corpus, data
 
 
 def score(hypotheses, references):
@@ -48,8 +49,9 @@ def translate_batches(translate_fn, sentences, batch_size=64):
 def evaluate(model_path, data_dir, config, split="test", output=None, batch_size=64):
     """Translates a split with an export, as TF Serving would, and scores it."""
     served = load_export(model_path, "text")  # another kind of export: named at once
-    corpus = load_corpus(data_dir, config)
-    pairs = corpus.get(split) or []
+    splits = corpus.list_corpus(data_dir, config)
+    with bad_data_errors():
+        pairs = data.read_pairs(splits[split], config) if split in splits else []
     if not pairs:
         raise ValueError(f"the {split} split of {data_dir or 'the built-in data'} is empty")
     translate = served.signatures["serving_default"]

@@ -9,14 +9,16 @@ import warnings
 import keras
 from keras import ops
 
-from applications.common import distributed_fit, training_run
+from applications.common import bad_examples, distributed_fit, training_run
 from applications.common.callbacks import progress_verbosity, standard_callbacks, use_export_weights
 from applications.common.config import ConfigError, to_json
 from applications.common.precision import precision_policy
 from applications.common.quantization import quantize_for_export
 from applications.common.replica_metrics import global_mean
 from applications.common.restore import restore_weights, write_run_info
-from applications.translation import data, evaluate, serving, vocabularies
+from applications.common.strategy import input_worker
+from applications.common.text_files import DataError
+from applications.translation import corpus, data, evaluate, serving, vocabularies
 from applications.translation.config import TranslationConfig
 from applications.translation.model import build_translator
 from tfformer.losses import sparse_categorical_crossentropy
@@ -76,8 +78,8 @@ class MaskedAccuracy(keras.metrics.Metric):
 
 def _tokenizers(workdir, config, pairs, same_tokenizer_config, init_from=None):
     """Writes the run's tokenizer to `workdir/tokenizer/`: `init_from`'s, or SentencePiece
-    models trained on `pairs` unless the run resumes with the same tokenizer settings (the
-    checkpoint's embeddings index them)."""
+    models trained on `pairs` (a sample of the training data) unless the run resumes with
+    the same tokenizer settings (the checkpoint's embeddings index them)."""
     directory, names = vocabularies.tokenizer_files(workdir, config)
     paths = [os.path.join(directory, name) for name in names]
     if init_from:
@@ -95,6 +97,19 @@ def _tokenizers(workdir, config, pairs, same_tokenizer_config, init_from=None):
     for path, proto in zip(paths, protos):
         with open(path, "wb") as handle:
             handle.write(proto)
+
+
+def _check_lengths(sample, target_vocabulary, config):
+    """Says how much of the training data is left out for its length, from the sample."""
+    share = data.long_share(sample, target_vocabulary, config)
+    if sample and share == 1.0:
+        raise DataError(f"every pair of a sample of {len(sample)} training pairs has a target "
+                        f"longer than max_target_length={config.max_target_length} tokens: "
+                        "raise it with --set max_target_length=...")
+    if share:
+        print(f"about {100 * share:.2g}% of the training pairs (in a sample of {len(sample)}) "
+              f"have targets longer than max_target_length={config.max_target_length} "
+              "tokens; they are left out")
 
 
 # The fields a trained tokenizer depends on; others (epochs, model size) may change
@@ -146,22 +161,40 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     # Length-bucketed validation data has no known size, and Keras warns at its
     # (expected) end on every epoch.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
-    corpus = data.load_corpus(data_dir, config)
-    print("data: " + ", ".join(f"{split} {len(pairs)} pairs" for split, pairs in corpus.items()))
+    splits = corpus.list_corpus(data_dir, config)
+    print("data: " + ", ".join(f"{name} {split.count} pairs" for name, split in splits.items()))
     same_tokenizer_config = _same_tokenizer_config(workdir, config)
-    os.makedirs(workdir, exist_ok=True)  # only once the data loaded: a run's config stays
+    os.makedirs(workdir, exist_ok=True)  # only once the data listed: a run's config stays
     with open(os.path.join(workdir, "config.json"), "w") as handle:
         handle.write(to_json(config))
-    _tokenizers(workdir, config, corpus["train"], same_tokenizer_config, init_from)
+    with bad_examples.bad_data_errors():
+        sample = data.sample_pairs(splits["train"], config.tokenizer_sample)
+    _tokenizers(workdir, config, sample, same_tokenizer_config, init_from)
     source_vocabulary, target_vocabulary = vocabularies.load_vocabularies(workdir, config)
     source_size, target_size = source_vocabulary.size, target_vocabulary.size
     print(f"vocabulary: {source_size} subwords shared by both languages"
           if config.shared_vocabulary else
           f"vocabulary: {source_size} source and {target_size} target subwords")
-    train_data = data.make_dataset(corpus["train"], source_vocabulary, target_vocabulary,
-                                   config, training=True, name="train")
-    val_data = data.make_dataset(corpus["val"], source_vocabulary, target_vocabulary, config,
-                                 training=False, name="val")
+    _check_lengths(sample, target_vocabulary, config)
+    worker = input_worker(strategy)
+    if worker[1] > 1:
+        share, how = splits["train"].share(*worker)
+        print(f"worker {worker[0]} of {worker[1]} reads {share.count} of the "
+              f"{splits['train'].count} training pairs (sharded {how})")
+    steps = config.steps_per_epoch or math.ceil(splits["train"].count / config.batch_size)
+    os.makedirs(backup_dir, exist_ok=True)
+    skipped_log = os.path.join(backup_dir, bad_examples.LOG_NAME)  # read back on resuming
+
+    def train_data(resume_at):
+        consumed = resume_at * steps * (config.batch_size // worker[1])
+        start = data.training_start(splits["train"], config, consumed, worker, skipped_log)
+        if start[0]:
+            print(f"resuming at epoch {resume_at + 1}: the training stream starts at pair "
+                  f"{start[0]} (counting every pass over the training pairs)")
+        return data.training_batches(splits["train"], source_vocabulary, target_vocabulary,
+                                     config, start, worker, skipped_log)
+
+    val_data = data.batches(splits["val"], source_vocabulary, target_vocabulary, config)
     padding_id = target_vocabulary.pad_id
 
     with strategy.scope(), precision_policy(mixed_precision):
@@ -178,20 +211,21 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
             metrics=[MaskedAccuracy(padding_id)],
             jit_compile=jit_compile,
         )
-    steps = config.steps_per_epoch or math.ceil(len(corpus["train"]) / config.batch_size)
     verbose = progress_verbosity(verbose)
     callbacks = standard_callbacks(workdir, backup_dir=backup_dir)
-    history = distributed_fit.fit(
-        model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
-        validation_data=val_data,
-        callbacks=callbacks, verbose=verbose,
-        backup_dir=backup_dir)
+    with bad_examples.bad_data_errors():
+        history = distributed_fit.fit(
+            model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
+            validation_data=val_data,
+            callbacks=callbacks, verbose=verbose,
+            backup_dir=backup_dir)
     use_export_weights(model, workdir, config.export_weights)
     quantize_for_export(model, config.quantize, strategy)
 
     server = serving.TranslationServer(model, config, workdir)
-    split = "test" if corpus["test"] else "val"
-    pairs = corpus[split]
+    split = "test" if splits["test"].count else "val"
+    with bad_examples.bad_data_errors():
+        pairs = data.read_pairs(splits[split], config)
     hypotheses = evaluate.translate_batches(server.serve, [s for s, _ in pairs])
     scores = evaluate.score(hypotheses, [t for _, t in pairs])
     print(f"{split}: {evaluate.describe(scores, data_dir is None)} ({len(pairs)} sentences, "

@@ -93,3 +93,34 @@ def test_two_workers_read_every_training_image_once_a_pass(tmp_path, layout):
     held_out = {10, 21, 32, 43}  # val: every eleventh of the 44 listed (sorted by class)
     listed = [n + 1 for n in sorted(range(44), key=lambda n: (n % 2, n))]
     assert together == sorted(v for i, v in enumerate(listed) if i not in held_out)
+
+
+@pytest.mark.parametrize("layout", ["text", "prepared"])
+def test_two_workers_read_every_training_pair_once_a_pass(tmp_path, layout):
+    """65 numbered pairs, the last held out: 64 to train, 32 for each worker (by example
+    from text files, by file from 4 prepared shards of 16). A worker takes 2 pairs a step,
+    so 32 steps are two passes over its share, one length-sorted pool of 16 batches of 4:
+    together the replicas get every training pair exactly twice."""
+    from applications import cli
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.en").write_text(
+        "".join(f"n{n} " + "the cat " * (n % 4) + "\n" for n in range(65)))
+    (tmp_path / "data" / "train.de").write_text(
+        "".join(f"z{n} " + "die Katze " * (n % 3) + "\n" for n in range(65)))
+    data_dir = tmp_path / "data"
+    if layout == "prepared":
+        assert cli.main(["prepare", "translation", "--data", str(data_dir),
+                         "--output", str(tmp_path / "prepared"), "--shards", "4"]) == 0
+        data_dir = tmp_path / "prepared"
+    outputs = _run_two_workers(
+        "tests.support.multi_worker_text",
+        lambda index: [str(data_dir), str(tmp_path / f"worker{index}.npy"), "32"],
+        timeout=300)
+    for output in outputs:
+        assert f"sharded {'by file' if layout == 'prepared' else 'by example'}" in output
+    first, second = (np.load(tmp_path / f"worker{index}.npy") for index in range(2))
+    assert len(first) == len(second) == 64
+    assert not set(first) & set(second)
+    together = sorted(np.concatenate([first, second]).tolist())
+    assert together == sorted(list(range(64)) * 2)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from applications.common.text_files import DataError
-from applications.translation import data
+from applications.translation import corpus, data
 from applications.translation.config import PRESETS, TranslationConfig
 from applications.translation.vocabularies import MarianVocabulary, SentencePieceVocabulary
 
@@ -32,22 +32,34 @@ def test_reads_gzipped_parallel_files_in_the_multi30k_layout(tmp_path):
     assert corpus["val"] == [("a cat", "eine Katze")] and corpus["test"] == []
 
 
-def test_reads_tsv_and_names_a_bad_line(tmp_path):
-    _write(tmp_path / "train.tsv", ["a dog\tein Hund", "", "no tab here"])
-    with pytest.raises(DataError, match=r"train.tsv, line 3: expected 'source<TAB>target'"):
+def test_reads_tsv_skipping_blank_lines_and_naming_a_bad_one(tmp_path, capfd):
+    _write(tmp_path / "train.tsv", ["a dog\tein Hund", "", "no tab here"]
+           + ["two cats\tzwei Katzen"] * 58)
+    config = dataclasses.replace(CONFIG, max_bad_share=0.05)
+    corpus = data.load_corpus(str(tmp_path), config)
+    assert len(corpus["val"]) + len(corpus["train"]) == 59  # the bad line left out
+    assert len(corpus["val"]) == 1  # 2% of the 60 listed held out, evenly spread
+    assert ("a dog", "ein Hund") in corpus["train"]
+    assert (f"{tmp_path / 'train.tsv'}, line 3: expected 'source<TAB>target', found 1 "
+            "tab-separated fields") in capfd.readouterr().err
+    with pytest.raises(DataError, match=r"too many bad examples in the train pairs: 1 of .*"
+                       r"train.tsv, line 3: expected 'source<TAB>target'.*max_bad_share"):
         data.load_corpus(str(tmp_path), CONFIG)
-    _write(tmp_path / "train.tsv", ["a dog\tein Hund"] * 60)
-    corpus = data.load_corpus(str(tmp_path), CONFIG)
-    assert len(corpus["val"]) == 1 and len(corpus["train"]) == 59  # 2% held out
 
 
-def test_misaligned_and_undecodable_files_are_named(tmp_path):
+def test_misaligned_and_undecodable_files_are_named(tmp_path, capfd):
     _write(tmp_path / "train.en", ["a", "b"])
     _write(tmp_path / "train.de", ["a"])
     with pytest.raises(DataError, match="train.en has 2 lines but .*train.de has 1"):
         data.load_corpus(str(tmp_path), CONFIG)
-    (tmp_path / "train.de").write_bytes(b"ok\n\xff\xfe broken\n")
-    with pytest.raises(DataError, match=r"train.de, line 2: not valid UTF-8"):
+    _write(tmp_path / "train.en", ["a", "b", "c"] * 20)
+    (tmp_path / "train.de").write_bytes(b"ok\n\xff\xfe broken\n" + b"fine\n" * 58)
+    corpus = data.load_corpus(str(tmp_path), dataclasses.replace(CONFIG, max_bad_share=0.05))
+    assert len(corpus["train"]) + len(corpus["val"]) == 59
+    assert "train.{en,de}, line 2: the target is not valid UTF-8" in capfd.readouterr().err
+    (tmp_path / "train.en.gz").write_bytes(gzip.compress(b"a\nb\n" * 1000)[:-40])
+    (tmp_path / "train.en").unlink()
+    with pytest.raises(DataError, match=r"cannot read .*train.en.gz: it ends early"):
         data.load_corpus(str(tmp_path), CONFIG)
     with pytest.raises(DataError, match="does not exist"):
         data.load_corpus(str(tmp_path / "missing_dir"), CONFIG)
@@ -56,16 +68,19 @@ def test_misaligned_and_undecodable_files_are_named(tmp_path):
         data.load_corpus(str(tmp_path / "empty"), CONFIG)
 
 
-def test_dataset_shifts_targets_drops_long_pairs_and_says_so(capsys):
+def _vocabularies(pairs, config):
+    source_proto, target_proto = data.train_tokenizers(pairs, config)
+    return (SentencePieceVocabulary(source_proto, config.max_source_length),
+            SentencePieceVocabulary(target_proto))
+
+
+def test_batches_shift_targets_and_leave_out_long_pairs():
     pairs = [("one dog", "ein Hund"), ("two cats", "zwei Katzen"),
              ("many", "sehr " * 30), ("three birds", "drei Vögel")] * 3
-    source_proto, target_proto = data.train_tokenizers(pairs, CONFIG)
-    source = SentencePieceVocabulary(source_proto, CONFIG.max_source_length)
-    dataset = data.make_dataset(pairs, source, SentencePieceVocabulary(target_proto), CONFIG,
-                                training=False)
-    assert "dropped 3 of 12 pairs" in capsys.readouterr().out
+    source, target = _vocabularies(pairs, CONFIG)
+    assert data.long_share(pairs, target, CONFIG) == 0.25  # what training reports
     seen = 0
-    for inputs, labels in dataset:
+    for inputs, labels in data.batches(corpus.from_pairs("val", pairs), source, target, CONFIG):
         target_in, labels = inputs["target_ids"].numpy(), labels.numpy()
         assert (target_in[:, 0] == data.BOS_ID).all()
         for row_in, row_out in zip(target_in, labels):
@@ -98,7 +113,7 @@ def test_marian_training_data_has_marian_tokenizers_labels():
     config = TranslationConfig(**{**PRESETS["tiny"], "batch_size": 8, "max_source_length": 64,
                                   "max_target_length": 30, "tokenizer": "marian"})
     labels_seen = {}
-    for inputs, labels in data.make_dataset(pairs, source, target, config, training=False):
+    for inputs, labels in data.batches(corpus.from_pairs("val", pairs), source, target, config):
         target_in, labels = inputs["target_ids"].numpy(), labels.numpy()
         assert (target_in[:, 0] == pad).all()
         for row_in, row_out, row_source in zip(target_in, labels, inputs["source_ids"].numpy()):
