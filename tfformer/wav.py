@@ -139,6 +139,56 @@ def decode_wav(contents):
     return tf.reshape(samples, (-1, tf.cast(channels, tf.int32))), tf.cast(rate, tf.int32)
 
 
+def problem(contents):
+    """Why `decode_wav` refuses `contents`, as a string scalar, computed without raising:
+    the same checks, for naming a bad file in a log. An empty string when the header is
+    readable (the samples may still be NaN).
+
+    >>> problem(b"fLaC....").numpy()
+    b'a FLAC file: convert it to WAV'
+    """
+    contents = tf.convert_to_tensor(contents, tf.string)
+    length = tf.cast(tf.strings.length(contents), tf.int64)
+    header = tf.strings.substr(tf.strings.join([contents, tf.constant(b"\0" * 12)]), 0, 12)
+    is_wave = tf.logical_and(tf.equal(tf.strings.substr(header, 0, 4), "RIFF"),
+                             tf.equal(tf.strings.substr(header, 8, 4), "WAVE"))
+
+    def not_wave():
+        return tf.where(
+            tf.equal(length, 0), "the file is empty",
+            tf.where(tf.equal(tf.strings.substr(header, 0, 4), "fLaC"),
+                     "a FLAC file: convert it to WAV",
+                     tf.strings.join(["not a WAV file: it begins with ",
+                                      _printable(tf.strings.substr(contents, 0, 12))])))
+
+    def chunks():
+        fmt, fmt_size, data, _ = _find_chunks(contents, length)
+        encoding = _unsigned(contents, tf.maximum(fmt, 0), 2)
+        encoding = tf.where(tf.logical_and(tf.equal(encoding, EXTENSIBLE), fmt_size >= 26),
+                            _unsigned(contents, tf.maximum(fmt, 0) + 24, 2), encoding)
+        bits = _unsigned(contents, tf.maximum(fmt, 0) + 14, 2)
+        supported = tf.reduce_any([tf.logical_and(tf.equal(encoding, e), tf.equal(bits, b))
+                                   for e, b in SUPPORTED])
+        found = [
+            (fmt < 0, "WAV file has no fmt chunk"),
+            (tf.logical_or(fmt_size < 16, fmt + 16 > length), "WAV file ends inside its fmt "
+             "chunk"),
+            (data < 0, "WAV file has no data chunk"),
+            (tf.equal(_unsigned(contents, tf.maximum(fmt, 0) + 2, 2), 0),
+             "WAV file says it has 0 channels"),
+            (tf.equal(_unsigned(contents, tf.maximum(fmt, 0) + 4, 4), 0),
+             "WAV file says its sample rate is 0"),
+            (tf.logical_not(supported), tf.strings.format(
+                "unsupported WAV encoding: format tag {} with {} bits per sample", (encoding,
+                                                                                   bits)))]
+        reason = tf.constant("")
+        for failed, text in reversed(found):
+            reason = tf.where(failed, text, reason)
+        return reason
+
+    return tf.cond(tf.logical_and(length >= 12, is_wave), chunks, not_wave)
+
+
 def error_reason(error):
     """The readable reason in a decoding error's message, without TensorFlow's node trace:
     `assertion failed: [not a WAV file: ...] [b'ID3 ...']` -> `not a WAV file: ... b'ID3 ...'`."""

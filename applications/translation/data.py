@@ -17,7 +17,7 @@ import sentencepiece
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from applications.common import bad_examples, example_stream
+from applications.common import bad_examples, example_stream, length_pools
 from applications.common.sampling import evenly_spread
 from applications.common.text_files import DataError
 from applications.translation import corpus as corpora
@@ -177,36 +177,25 @@ def _split_target(source, target):
     return {"source_ids": source, "target_ids": target[:, :-1]}, target[:, 1:]
 
 
-def _pooled_batches(examples, config, pads, first_pool, skip_batches):
-    """examples -> padded (source (B, W), target (B, W)) batches of exactly B pairs: each
-    pool of POOL_BATCHES * B is sorted by padded width and cut into batches, whose order is
-    shuffled with the pool's index (`first_pool` is the first one's)."""
-    size = config.batch_size
+def _padded_pools(examples, config, pads, first_pool, skip_batches):
+    """examples -> padded (source (B, W), target (B, W)) batches of exactly B pairs, of like
+    padded width W (`length_pools`)."""
     widths = tf.constant(_bucket_widths(config), tf.int64) - 1
 
-    def arrange(index, pool):
-        sources, targets = pool
-        lengths = tf.maximum(sources.row_lengths(), targets.row_lengths())
-        # By padded width, not length: within a width the stream's random order stays.
-        buckets = tf.searchsorted(widths, lengths, side="left")
-        order = tf.reshape(tf.argsort(buckets, stable=True), [POOL_BATCHES, size])
-        order = tf.gather(order, tf.random.experimental.stateless_shuffle(
-            tf.range(POOL_BATCHES), seed=tf.stack([tf.constant(config.seed, tf.int64), index])))
-        order = tf.reshape(order, [-1])
-        return tuple(tf.RaggedTensor.from_uniform_row_length(tf.gather(ids, order), size)
-                     for ids in (sources, targets))
+    def width_bucket(pool):
+        lengths = tf.maximum(pool[0].row_lengths(), pool[1].row_lengths())
+        return tf.searchsorted(widths, lengths, side="left")
 
     def padded(sources, targets):
         longest = tf.maximum(sources.bounding_shape(1), targets.bounding_shape(1))
         width = tf.reduce_min(tf.boolean_mask(widths, widths >= longest))
-        return tuple(ids.to_tensor(pad, shape=tf.stack([tf.cast(size, tf.int64), width]))
-                     for ids, pad in zip((sources, targets), pads))
+        shape = tf.stack([tf.cast(config.batch_size, tf.int64), width])
+        return tuple(ids.to_tensor(pad, shape=shape) for ids, pad in zip((sources, targets),
+                                                                          pads))
 
-    batches = (examples.map(lambda e: (e["source_ids"], e["target_ids"]))
-               .ragged_batch(POOL_BATCHES * size, drop_remainder=True)
-               .enumerate(start=first_pool).map(arrange).unbatch())
-    if skip_batches:
-        batches = batches.skip(skip_batches)
+    pairs = examples.map(lambda e: (e["source_ids"], e["target_ids"]))
+    batches = length_pools.pooled_batches(pairs, width_bucket, config.batch_size,
+                                          POOL_BATCHES, config.seed, first_pool, skip_batches)
     return batches.map(padded, num_parallel_calls=tf.data.AUTOTUNE)
 
 
@@ -214,13 +203,13 @@ def training_start(split, config, consumed, worker=(0, 1), log_path=None):
     """Where a run resumed after `consumed` training pairs (of this worker's share) starts:
     (stream position of the pool it was in, that pool's index, batches of it to skip),
     with the records that `log_path` names (bad, or left out) accounted for."""
-    pool = POOL_BATCHES * config.batch_size
-    pool_index, within = divmod(consumed, pool)
+    pool_index, before, skip = length_pools.resume_point(consumed, config.batch_size,
+                                                         POOL_BATCHES)
     split, _ = split.share(*worker)
     left_out = bad_examples.bad_ids(log_path) if log_path else set()
-    start = example_stream.position_after(pool_index * pool, split.records, split.count,
-                                          config.seed, left_out, split.shuffle_buffer(config))
-    return start, pool_index, within // config.batch_size
+    start = example_stream.position_after(before, split.records, split.count, config.seed,
+                                          left_out, split.shuffle_buffer(config))
+    return start, pool_index, skip
 
 
 def training_batches(split, source_vocabulary, target_vocabulary, config, start=(0, 0, 0),
@@ -244,7 +233,7 @@ def training_batches(split, source_vocabulary, target_vocabulary, config, start=
                    tf.strings.format("a target of {} tokens, more than max_target_length",
                                      tf.shape(e["target_ids"])[0] - 1)),
         log_path)
-    dataset = _pooled_batches(examples, config,
+    dataset = _padded_pools(examples, config,
                               (source_vocabulary.pad_id, target_vocabulary.pad_id),
                               first_pool, skip_batches)
     dataset = dataset.map(_split_target, num_parallel_calls=tf.data.AUTOTUNE)
