@@ -20,6 +20,8 @@ class SpeechRecognitionConfig:
     # Kaldi-style speed perturbation: each training recording is also added resampled by
     # these factors (1.1 = 10% faster and higher), e.g. [0.9, 1.1] triples the recordings.
     speed_perturbation: tuple[float, ...] = ()
+    shuffle_buffer: int = 20000  # clips of prepared shards shuffled together
+    max_bad_share: float = 0.001  # more clips that do not decode than this share stops the run
     # Front end (log-mel with tf.signal)
     frame_length_ms: float = 25.0  # analysis window of a log-mel frame
     frame_step_ms: float = 10.0  # hop between frames
@@ -90,6 +92,7 @@ class SpeechRecognitionConfig:
         "window_right": at_least(0), "position": one_of("rotary", "relative"),
         "subsampling_filters": at_least(1), "convolution_kernel_size": [at_least(1), ODD],
         "batch_size": at_least(1), "epochs": at_least(1), "steps_per_epoch": at_least(1),
+        "shuffle_buffer": at_least(1), "max_bad_share": fraction(),
         "learning_rate": above(0), "warmup_fraction": fraction(high_included=True),
         "weight_decay": at_least(0), "gradient_clip_norm": above(0), "beam_size": at_least(1),
         "silence_threshold": at_least(0), "chunk_frames": at_least(1),

@@ -1,271 +1,37 @@
-"""Speech data: built-in DTMF clips, manifests, LibriSpeech-style folders and FSDD
-recordings (folder or tarball) -> waveforms at the model's rate and transcripts -> tf.data."""
+"""Speech data, streamed: clips listed (`clips`), then read, decoded, resampled, perturbed,
+joined into connected utterances and turned into log-mel features inside tf.data.
 
-import csv
-import io
-import json
-import os
-import re
-import tarfile
+`training_batches` reads the training clips pass after pass from any position
+(`applications.common.example_stream`) and batches clips of like length
+(`applications.common.length_pools`), so a resumed run's place is a count of clips.
 
-import numpy as np
+- Speed perturbation (`speed_perturbation`) lists each training clip once more per factor;
+  the copy is resampled as it is read, never stored.
+- Connected digits (`connected_digits`) lists `connected_examples` utterances, each a seeded
+  draw of 1..n recordings joined by 50-250 ms pauses, built as it is read. Utterance k is
+  the same in every pass (as a stored set would be), so a resumed run sees what the
+  uninterrupted one did.
+- A clip that does not decode (a broken WAV, a FLAC file) is a bad example: skipped, named,
+  counted (`applications.common.bad_examples`, reasons from `tfformer.wav.problem`).
+- Training clips longer than `max_seconds` are left out, and logged.
+"""
+
+import dataclasses
+
 import tensorflow as tf
 
-from applications.common.text_files import READ_ERRORS, DataError, read_error, read_lines
-from applications.speech_recognition import builtin_data
+from applications.common import bad_examples, example_stream, length_pools
+from applications.common.text_files import DataError
+from applications.speech_recognition import clips
+from applications.speech_recognition.clips import DIGIT_WORDS, normalize_transcript  # noqa: F401
 from applications.speech_recognition.features import FrontEnd, decode_wav, resample
 from tfformer import wav
 
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
-MANIFEST_SUFFIXES = (".tsv", ".csv", ".jsonl")
-
-
-def normalize_transcript(text):
-    """Lowercase, single spaces, no surrounding blanks."""
-    return " ".join(text.lower().split())
-
-
-def read_wav(source, sample_rate, name=None):
-    """A WAV file path (or its bytes) -> mono float32 numpy waveform at `sample_rate`."""
-    name = name or source
-    try:
-        if isinstance(source, (bytes, bytearray)):
-            contents = bytes(source)
-        else:
-            with open(source, "rb") as handle:
-                contents = handle.read()
-        waveform = _decode_wav(contents, sample_rate)
-    except OSError as error:
-        raise DataError(f"cannot read {name}: {error}") from None
-    except tf.errors.InvalidArgumentError as error:
-        hint = " (FLAC is not supported: convert it to WAV)" if str(name).endswith(".flac") else ""
-        raise DataError(f"{name} is not a readable WAV file{hint}: "
-                        f"{wav.error_reason(error)}") from None
-    return waveform.numpy()
-
-
-@tf.function(input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32)])
-def _decode_wav(contents, sample_rate):
-    """The served signatures' decoder, traced once for the loaders."""
-    return decode_wav(contents, sample_rate)
-
-
-# ---- manifests: path and transcript per row --------------------------------------------------
-
-def _manifest_rows(path):
-    if path.endswith(".jsonl"):
-        rows = []
-        for number, line in enumerate(read_lines(path), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise DataError(f"{path}, line {number}: not JSON ({error.msg})") from None
-        return rows
-    delimiter = "\t" if path.endswith(".tsv") else ","
-    return list(csv.DictReader(io.StringIO("\n".join(read_lines(path))), delimiter=delimiter))
-
-
-def _read_manifest(path, sample_rate):
-    waveforms, transcripts = [], []
-    base = os.path.dirname(path)
-    for number, row in enumerate(_manifest_rows(path), start=1):
-        if "path" not in row or "transcript" not in row:
-            raise DataError(f"{path}, row {number}: needs 'path' and 'transcript' fields, "
-                            f"got {sorted(row)}")
-        waveforms.append(read_wav(os.path.join(base, row["path"]), sample_rate))
-        transcripts.append(normalize_transcript(row["transcript"]))
-    return waveforms, transcripts
-
-
-def _find_manifests(directory):
-    found = {}
-    for split, stems in (("train", ("train", "manifest")), ("val", ("val", "dev", "valid")),
-                         ("test", ("test",))):
-        for stem in stems:
-            for suffix in MANIFEST_SUFFIXES:
-                if os.path.isfile(os.path.join(directory, stem + suffix)):
-                    found.setdefault(split, os.path.join(directory, stem + suffix))
-    return found
-
-
-# ---- LibriSpeech layout: <split>/<speaker>/<chapter>/<id>.trans.txt ---------------------------
-
-def _librispeech_split(directory, transcript_path):
-    top = os.path.relpath(transcript_path, directory).split(os.sep)[0].lower()
-    if top.startswith(("dev", "val")):
-        return "val"
-    return "test" if top.startswith("test") else "train"
-
-
-def _read_librispeech(directory, sample_rate):
-    splits = {"train": ([], []), "val": ([], []), "test": ([], [])}
-    for root, _, files in sorted(os.walk(directory)):
-        for name in sorted(f for f in files if f.endswith(".trans.txt")):
-            path = os.path.join(root, name)
-            waveforms, transcripts = splits[_librispeech_split(directory, path)]
-            for number, line in enumerate(read_lines(path), start=1):
-                if not line.strip():
-                    continue
-                utterance, _, text = line.partition(" ")
-                audio = os.path.join(root, utterance + ".wav")
-                if not os.path.isfile(audio) and os.path.isfile(audio[:-4] + ".flac"):
-                    audio = audio[:-4] + ".flac"
-                waveforms.append(read_wav(audio, sample_rate))
-                transcripts.append(normalize_transcript(text))
-    return splits
-
-
-# ---- FSDD: <digit>_<speaker>_<index>.wav in a folder or a tarball -----------------------------
-
-def _fsdd_files(directory):
-    """(name, bytes) of every FSDD recording under `directory`, unpacked or in *.tar.gz."""
-    for root, _, files in sorted(os.walk(directory)):
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            if FSDD_NAME.match(name):
-                with open(path, "rb") as handle:
-                    yield name, handle.read()
-            elif name.endswith((".tar.gz", ".tgz", ".tar")):
-                # The whole archive is read before any recording is used, so that one cut
-                # short or corrupt is named as such (gzip checks its CRC only at the end).
-                try:
-                    with tarfile.open(path) as archive:
-                        recordings = [
-                            (os.path.basename(member.name), archive.extractfile(member).read())
-                            for member in sorted(archive.getmembers(), key=lambda m: m.name)
-                            if member.isfile() and FSDD_NAME.match(os.path.basename(member.name))]
-                        while archive.fileobj.read(1 << 20):  # to the end: the CRC check
-                            pass
-                except (tarfile.TarError, *READ_ERRORS) as error:
-                    raise read_error(path, error) from None
-                yield from recordings
-
-
-def _read_fsdd(directory, config):
-    """Index 0-4 is FSDD's official test split, 5-9 our validation, the rest training;
-    with `holdout_speaker` that speaker's recordings are the validation set instead."""
-    splits = {"train": ([], []), "val": ([], []), "test": ([], [])}
-    for name, contents in _fsdd_files(directory):
-        digit, speaker, index = FSDD_NAME.match(name).groups()
-        if config.holdout_speaker:
-            split = "val" if speaker == config.holdout_speaker else "train"
-        else:
-            split = "test" if int(index) < 5 else "val" if int(index) < 10 else "train"
-        waveforms, transcripts = splits[split]
-        waveforms.append(read_wav(contents, config.sample_rate, name=os.path.join(directory, name)))
-        transcripts.append(DIGIT_WORDS[int(digit)])
-    if config.holdout_speaker and not splits["val"][0]:
-        raise DataError(f"no FSDD recordings of holdout_speaker={config.holdout_speaker!r} "
-                        f"in {directory}")
-    return splits
-
-
-def connect_words(waveforms, transcripts, count, max_words, sample_rate, seed):
-    """`count` utterances of 1..max_words recordings joined by 50-250 ms pauses."""
-    rng = np.random.default_rng(seed)
-    joined, texts = [], []
-    for _ in range(count):
-        picks = rng.integers(0, len(waveforms), size=rng.integers(1, max_words + 1))
-        pieces = []
-        for position, pick in enumerate(picks):
-            if position:
-                pieces.append(np.zeros(int(rng.uniform(0.05, 0.25) * sample_rate), np.float32))
-            pieces.append(waveforms[pick])
-        joined.append(np.concatenate(pieces))
-        texts.append(" ".join(transcripts[pick] for pick in picks))
-    return joined, texts
-
-
-def perturb_speed(waveforms, transcripts, factors, sample_rate):
-    """The recordings, then a copy of them played `factor` times faster for each factor.
-
-    Playing faster shortens a clip and raises its pitch together, as a tape does
-    (Ko et al. 2015): resample from `sample_rate` to `sample_rate / factor`.
-    """
-    if any(not factor > 0 for factor in factors):
-        raise ValueError(f"speed_perturbation factors must be positive, got {tuple(factors)}")
-    waves, texts = list(waveforms), list(transcripts)
-    for factor in factors:
-        waves += [resample(wave, sample_rate, sample_rate / factor).numpy() for wave in waveforms]
-        texts += list(transcripts)
-    return waves, texts
-
-
-def _hold_out(splits, fraction, seed):
-    waveforms, transcripts = splits["train"]
-    order = np.random.default_rng(seed).permutation(len(waveforms))
-    held = max(1, int(len(order) * fraction))
-    pick = lambda indices: ([waveforms[i] for i in indices], [transcripts[i] for i in indices])
-    splits["val"], splits["train"] = pick(order[:held]), pick(order[held:])
-    return splits
-
-
-def load_speech(directory, config):
-    """{"train", "val", "test": (waveforms [float32 numpy], transcripts)} at the model's rate.
-
-    `directory` None: built-in DTMF clips. Otherwise, first match wins:
-    manifests (train/val/test .tsv/.csv/.jsonl with `path` and `transcript`
-    columns), LibriSpeech-style `*.trans.txt` folders, FSDD recordings.
-    """
-    def fsdd_only(source):
-        if config.holdout_speaker:
-            raise DataError(f"holdout_speaker={config.holdout_speaker!r} picks an FSDD speaker, "
-                            f"but the data is {source}")
-
-    if directory is None:
-        fsdd_only("the built-in DTMF clips")
-        splits = builtin_data.builtin_splits(config.builtin_examples, config.sample_rate,
-                                             config.seed)
-    elif not os.path.isdir(directory):
-        raise DataError(f"data directory {directory} does not exist")
-    else:
-        manifests = _find_manifests(directory)
-        if manifests:
-            fsdd_only(f"manifests in {directory}")
-            splits = {split: _read_manifest(path, config.sample_rate)
-                      for split, path in manifests.items()}
-        elif any(f.endswith(".trans.txt") for _, _, fs in os.walk(directory) for f in fs):
-            fsdd_only(f"a LibriSpeech-style tree in {directory}")
-            splits = _read_librispeech(directory, config.sample_rate)
-        else:
-            splits = _read_fsdd(directory, config)
-        for split in ("train", "val", "test"):
-            splits.setdefault(split, ([], []))
-        if not splits["train"][0]:
-            raise DataError(f"no training audio found in {directory}: expected train.tsv/.csv/"
-                            ".jsonl manifests, LibriSpeech-style *.trans.txt folders, or FSDD "
-                            "recordings named <digit>_<speaker>_<index>.wav")
-        if not splits["val"][0]:
-            splits = _hold_out(splits, config.val_fraction, config.seed)
-    if config.speed_perturbation:
-        splits["train"] = perturb_speed(*splits["train"], config.speed_perturbation,
-                                        config.sample_rate)
-    if config.connected_digits > 0:
-        for split, seed_offset in (("train", 10), ("val", 11), ("test", 12)):
-            waveforms, transcripts = splits[split]
-            if waveforms:
-                count = config.connected_examples if split == "train" else len(waveforms)
-                splits[split] = connect_words(waveforms, transcripts, count,
-                                              config.connected_digits, config.sample_rate,
-                                              config.seed + seed_offset)
-    return _drop_long(splits, config)
-
-
-def _drop_long(splits, config):
-    limit = int(config.max_seconds * config.sample_rate)
-    waveforms, transcripts = splits["train"]
-    keep = [i for i, w in enumerate(waveforms) if len(w) <= limit]
-    if len(keep) < len(waveforms):
-        print(f"data: dropped {len(waveforms) - len(keep)} training clips longer than "
-              f"max_seconds={config.max_seconds}")
-        splits["train"] = ([waveforms[i] for i in keep], [transcripts[i] for i in keep])
-    return splits
-
-
+POOL_BATCHES = 8  # batches sorted by length together (`length_pools`)
 OUTPUT_UNITS = ("characters", "words")
 
+
+# ---- transcripts and their symbols ---------------------------------------------------------
 
 def transcript_symbols(text, units):
     """The CTC symbols of one transcript: its characters (spaces included) or its words."""
@@ -291,34 +57,307 @@ def encode_transcripts(transcripts, vocabulary, units="characters"):
             for text in transcripts]
 
 
-def _ragged(arrays, dtype):
-    lengths = [len(a) for a in arrays]
-    values = np.concatenate([np.asarray(a, dtype) for a in arrays]) if arrays else np.zeros(0, dtype)
-    return tf.RaggedTensor.from_row_lengths(values, np.asarray(lengths, np.int64))
+def _label_encoder(vocabulary, units):
+    """transcript string -> int32 symbol ids (unknown symbols dropped), in the graph."""
+    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(list(vocabulary), tf.string), tf.range(len(vocabulary), dtype=tf.int32)),
+        default_value=-1)
+    transcript_symbols("", units)  # checks `units`
+
+    def encode(transcript):
+        symbols = (tf.strings.split(transcript) if units == "words"
+                   else tf.strings.unicode_split(transcript, "UTF-8"))
+        ids = table.lookup(symbols)
+        return tf.boolean_mask(ids, ids >= 0)
+
+    return encode
 
 
-def make_dataset(waveforms, transcripts, vocabulary, config, training):
-    """Batches of ({"features" (B, F, M), "feature_lengths" (B,)},
-    {"labels" (B, L), "label_lengths" (B,)}), bucketed by length; features cached."""
-    if not waveforms:
-        raise DataError("no audio clips to make a dataset from")
-    front_end = FrontEnd(config)
-    labels = encode_transcripts(transcripts, vocabulary, config.output_units)
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (_ragged(waveforms, np.float32), _ragged(labels, np.int32)))
+# ---- what a split streams: its clips, perturbed copies, or connected utterances ----------
 
-    def features(waveform, label):
-        frames, count = front_end.one(waveform)
-        return ({"features": frames, "feature_lengths": count},
-                {"labels": label, "label_lengths": tf.size(label)})
+@dataclasses.dataclass
+class Source:
+    """What one split streams: `records` (dicts with an int64 "id" and a "transcript"),
+    `count` of them a pass, and how a record becomes a waveform (`waveform(record)`)."""
 
-    dataset = dataset.map(features, num_parallel_calls=tf.data.AUTOTUNE).cache()
-    if training:
-        dataset = dataset.shuffle(len(waveforms), seed=config.seed, reshuffle_each_iteration=True)
-    frames = sorted(1 + len(w) // front_end.frame_step for w in waveforms)
-    boundaries = sorted({frames[int(len(frames) * q)] for q in (0.25, 0.5, 0.75)} - {0})
-    dataset = dataset.bucket_by_sequence_length(
-        lambda x, y: x["feature_lengths"], boundaries, [config.batch_size] * (len(boundaries) + 1),
+    split: clips.ClipSplit
+    records: tf.data.Dataset
+    count: int
+    waveform: object
+    describe: object  # record -> a string naming it for the log
+
+
+def _read(record, sample_rate):
+    """One listed clip's record -> float32 waveform at `sample_rate`."""
+    if "path" in record:
+        return decode_wav(tf.io.read_file(record["path"]), sample_rate)
+    if "encoded" in record:
+        return decode_wav(record["encoded"], sample_rate)
+    return record["waveform"]
+
+
+def _speeds(config, training):
+    return (1.0, *config.speed_perturbation) if training else (1.0,)
+
+
+def _at_speed(waveform, speed, sample_rate):
+    """Played `speed` times faster (shorter and higher, as a tape: Ko et al. 2015)."""
+    return tf.cond(tf.equal(speed, 1.0), lambda: waveform,
+                   lambda: resample(waveform, sample_rate, sample_rate / speed))
+
+
+def _clip_name(split):
+    def describe(record):
+        if "path" in record:
+            return record["path"]
+        return tf.strings.join([f"{split.name} clip ", tf.strings.as_string(record["id"])])
+    return describe
+
+
+def source(split, config, training):
+    """The records a split streams (see the module docstring)."""
+    speeds = tf.constant(_speeds(config, training), tf.float32)
+    copies = int(speeds.shape[0])
+    rate = config.sample_rate
+    if config.connected_digits > 0 and split.count:
+        return _connected(split, config, training, speeds)
+    if copies == 1:
+        return Source(split, split.records, split.count, lambda r: _read(r, rate),
+                      _clip_name(split))
+
+    def expand(record):
+        return tf.data.Dataset.range(copies).map(lambda k: {
+            **record, "id": record["id"] * copies + k, "speed": tf.gather(speeds, k)})
+
+    def describe(record):
+        return tf.strings.join([_clip_name(split)(record), " at speed ",
+                                tf.strings.as_string(record["speed"], shortest=True)])
+
+    return Source(split, split.records.flat_map(expand), split.count * copies,
+                  lambda r: _at_speed(_read(r, rate), r["speed"], rate), describe)
+
+
+def _connected(split, config, training, speeds):
+    """`connected_examples` utterances (training) or as many as the split has clips (val,
+    test), each of 1..`connected_digits` of the split's recordings at any of `speeds`, joined
+    by 50-250 ms pauses: drawn from the utterance's index and the seed, read as needed."""
+    if not split.column:
+        raise DataError("connected_digits joins recordings listed from a folder, a tarball or "
+                        "a manifest, not prepared shards")
+    kind, listed = split.column
+    values = (tf.ragged.stack([tf.constant(w, tf.float32) for w in listed])
+              if kind == "waveform" else tf.constant(list(listed), tf.string))
+    transcripts = tf.constant(list(split.transcripts), tf.string)
+    copies, rate, most = int(speeds.shape[0]), config.sample_rate, config.connected_digits
+    pool = split.count * copies
+    offset = {"train": 10, "val": 11, "test": 12}.get(split.name, 13)
+    count = config.connected_examples if training else split.count
+    seed = config.seed + offset
+
+    def draw(index):
+        key = tf.stack([tf.constant(seed, tf.int64), index])
+        words = tf.random.stateless_uniform([], key, 1, most + 1, tf.int32)
+        picks = tf.random.stateless_uniform([most], key + [0, 1 << 40], 0, pool, tf.int64)[:words]
+        gaps = tf.random.stateless_uniform([most], key + [0, 2 << 40], int(0.05 * rate),
+                                           int(0.25 * rate), tf.int32)[:words]
+        gaps = tf.concat([[0], gaps[1:]], 0)
+        return {"id": index, "picks": picks, "gaps": gaps,
+                "transcript": tf.strings.reduce_join(
+                    tf.gather(transcripts, picks // copies), separator=" ")}
+
+    def piece(pick, gap):
+        clip = pick // copies
+        record = ({kind: values[clip]} if kind != "waveform" else {"waveform": values[clip]})
+        wave = _at_speed(_read(record, rate), tf.gather(speeds, pick % copies), rate)
+        return tf.concat([tf.zeros([gap], tf.float32), wave], 0)
+
+    def waveform(record):
+        pieces = tf.map_fn(lambda args: piece(*args), (record["picks"], record["gaps"]),
+                           fn_output_signature=tf.RaggedTensorSpec([None], tf.float32, 0))
+        return pieces.flat_values if isinstance(pieces, tf.RaggedTensor) else tf.reshape(
+            pieces, [-1])
+
+    def describe(record):
+        return tf.strings.join([
+            f"{split.name} connected utterance ", tf.strings.as_string(record["id"]),
+            " of clips ", tf.strings.reduce_join(tf.strings.as_string(
+                record["picks"] // copies), separator=",")])
+
+    return Source(split, tf.data.Dataset.range(count).map(draw), count, waveform, describe)
+
+
+# ---- decoding, features and labels ----------------------------------------------------------
+
+def _problem(record):
+    if "path" in record:
+        return wav.problem(tf.io.read_file(record["path"]))
+    if "encoded" in record:
+        return wav.problem(record["encoded"])
+    return tf.constant("")
+
+
+def waveforms(src, records, config, total, log_path=None):
+    """records -> {"waveform", "transcript", "id", "name"} of the clips that decode; bad ones
+    skipped and named, more than `max_bad_share` an error."""
+    def decoded(record):
+        return {"waveform": src.waveform(record), "transcript": record["transcript"],
+                "id": record["id"], "name": src.describe(record)}
+
+    def placeholder(record):
+        return {"waveform": tf.zeros([0], tf.float32), "transcript": record["transcript"],
+                "id": record["id"], "name": src.describe(record)}
+
+    def reason(record):
+        found = _problem(record) if "picks" not in record else tf.constant("")
+        return tf.where(tf.equal(found, ""), "the audio does not decode", found)
+
+    flagged = bad_examples.decode_or_flag(records, decoded, placeholder, reason, src.describe)
+    return bad_examples.skip_bad(flagged, total, config.max_bad_share,
+                                 f"the {src.split.name} clips", log_path)
+
+
+def _features(config, vocabulary):
+    front_end, encode = FrontEnd(config), _label_encoder(vocabulary, config.output_units)
+
+    def features(example):
+        frames, count = front_end.one(example["waveform"])
+        labels = encode(example["transcript"])
+        return {"features": frames, "feature_lengths": count, "labels": labels,
+                "label_lengths": tf.size(labels)}
+
+    return features
+
+
+def _as_inputs(example):
+    return ({"features": example["features"], "feature_lengths": example["feature_lengths"]},
+            {"labels": example["labels"], "label_lengths": example["label_lengths"]})
+
+
+def frame_boundaries(lengths, config):
+    """Bucket boundaries in frames: the quartiles of `lengths` (samples, a sample of clips)."""
+    frames = sorted(1 + int(n) // FrontEnd(config).frame_step for n in lengths) or [1]
+    return sorted({frames[int(len(frames) * q)] for q in (0.25, 0.5, 0.75)} - {0})
+
+
+def training_start(split, config, consumed, worker=(0, 1), log_path=None):
+    """(stream position, pool index, batches to skip) of a run resumed after `consumed`
+    training clips of this worker's share; clips the log names (bad, too long) counted."""
+    pool_index, before, skip = length_pools.resume_point(consumed, config.batch_size,
+                                                         POOL_BATCHES)
+    split, _ = split.share(*worker)
+    src = source(split, config, training=True)
+    left_out = bad_examples.bad_ids(log_path) if log_path else set()
+    start = example_stream.position_after(before, src.records, src.count, config.seed,
+                                          left_out, split.shuffle_buffer(config))
+    return start, pool_index, skip
+
+
+def training_batches(split, vocabulary, config, boundaries, start=(0, 0, 0), worker=(0, 1),
+                     log_path=None):
+    """The endless training stream from `start` (`training_start`): ({"features" (B, F, M),
+    "feature_lengths" (B,)}, {"labels" (B, L), "label_lengths" (B,)}), B the global batch
+    size, clips of like length together (`boundaries` in frames)."""
+    position, first_pool, skip_batches = start
+    split, _ = split.share(*worker)
+    src = source(split, config, training=True)
+    if src.count == 0:
+        raise DataError("the training split is empty")
+    stream = example_stream.training_stream(src.records, src.count, config.seed, position,
+                                            split.shuffle_buffer(config))
+    decoded = waveforms(src, stream, config, src.count, log_path)
+    limit = int(config.max_seconds * config.sample_rate)
+    kept = bad_examples.leave_out(
+        decoded, lambda e: tf.size(e["waveform"]) <= limit, src.count,
+        lambda e: (e["id"], e["name"], tf.strings.format(
+            "{} s long, more than max_seconds", tf.size(e["waveform"]) // config.sample_rate)),
+        log_path)
+    examples = kept.map(_features(config, vocabulary), num_parallel_calls=tf.data.AUTOTUNE)
+    edges = tf.constant(boundaries or [1], tf.int32)
+
+    def bucket(pool):
+        return tf.searchsorted(edges, pool["feature_lengths"], side="right")
+
+    def padded(batch):
+        return _as_inputs({**batch, "features": batch["features"].to_tensor(),
+                           "labels": batch["labels"].to_tensor()})
+
+    dataset = length_pools.pooled_batches(examples, bucket, config.batch_size, POOL_BATCHES,
+                                          config.seed, first_pool, skip_batches)
+    dataset = dataset.map(padded, num_parallel_calls=tf.data.AUTOTUNE)
+    if worker[1] > 1:
+        dataset = example_stream.without_auto_sharding(dataset)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def batches(split, vocabulary, config, boundaries):
+    """A split once (validation), bucketed by length; under several workers tf.distribute
+    shards it by example."""
+    src = source(split, config, training=False)
+    if src.count == 0:
+        raise DataError(f"no audio clips in the {split.name} split")
+    examples = waveforms(src, src.records, config, src.count).map(
+        _features(config, vocabulary), num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = examples.map(_as_inputs).bucket_by_sequence_length(
+        lambda x, y: x["feature_lengths"], boundaries or [1],
+        [config.batch_size] * (len(boundaries or [1]) + 1),
         padded_shapes=({"features": [None, config.num_mel_bins], "feature_lengths": []},
                        {"labels": [None], "label_lengths": []}))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return example_stream.sharded_by_example(dataset.prefetch(tf.data.AUTOTUNE))
+
+
+def sampled_waveforms(split, config, limit, training=True):
+    """Decoded waveforms of at most `limit` of a split's streamed records, evenly spread
+    (bad ones left out silently: the stream names them): the bounded sample that the global
+    normalisation and the length buckets come from. A dataset, read as it is used."""
+    src = source(split, config, training)
+    step = max(1, -(-src.count // limit))
+
+    def empty(record):
+        return tf.zeros([0], tf.float32)
+
+    def unnamed(record):
+        return tf.constant("")
+
+    chosen = src.records.filter(lambda record: record["id"] % step == 0)
+    flagged = bad_examples.decode_or_flag(chosen, src.waveform, empty, unnamed, src.describe)
+    return flagged.filter(lambda wave, ok, *_: ok).map(lambda wave, *_: wave)
+
+
+def normalization_features(split, config):
+    """(1, F, M) log-mel features of the normalisation sample, clip by clip (no padding
+    enters the statistics)."""
+    front_end = FrontEnd(config)
+    return sampled_waveforms(split, config, config.normalization_sample).map(
+        lambda wave: front_end.one(wave)[0][None], num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def read_split(split, config):
+    """(waveforms [float32 numpy], transcripts) of a whole split, as evaluation streams it
+    (connected utterances built, no perturbation); bad clips named and left out."""
+    src = source(split, config, training=False)
+    waves, texts = [], []
+    if src.count:
+        for example in waveforms(src, src.records, config, src.count).as_numpy_iterator():
+            waves.append(example["waveform"])
+            texts.append(example["transcript"].decode("utf-8"))
+    return waves, texts
+
+
+def load_speech(directory, config):
+    """{"train", "val", "test": (waveforms, transcripts)}, read whole as evaluation reads a
+    split (small data sets, benchmarks, tests)."""
+    with bad_examples.bad_data_errors():
+        return {name: read_split(split, config)
+                for name, split in clips.list_clips(directory, config).items()}
+
+
+def sample_lengths(split, config, limit=2000):
+    """Sample counts of at most `limit` training clips, evenly spread."""
+    return [len(wave) for wave in
+            sampled_waveforms(split, config, limit).as_numpy_iterator()]
+
+
+def as_split(name, waveforms_, transcripts):
+    """A ClipSplit of waveforms in memory (float32 at the model's rate)."""
+    return clips.in_memory(name, transcripts, waveform=list(waveforms_))
+

@@ -4,9 +4,10 @@ import jiwer
 import numpy as np
 import tensorflow as tf
 
+from applications.common.bad_examples import bad_data_errors
 from applications.common.export_client import load_export
 from applications.common.text_files import write_lines
-from applications.speech_recognition.data import load_speech
+from applications.speech_recognition import clips, data
 
 
 def score(hypotheses, references):
@@ -41,8 +42,10 @@ def transcribe_batches(audio_fn, waveforms, sample_rate, batch_size=32):
 def evaluate(model_path, data_dir, config, split="test", output=None, batch_size=32):
     """Transcribes a split through the export's WAV signature, as TF Serving would, and scores it."""
     served = load_export(model_path, "audio_bytes")  # another kind of export: named at once
-    splits = load_speech(data_dir, config)
-    waveforms, references = splits[split]
+    splits = clips.list_clips(data_dir, config)
+    with bad_data_errors():
+        waveforms, references = (data.read_split(splits[split], config) if split in splits
+                                 else ([], []))
     if not waveforms:
         raise ValueError(f"the {split} split of {data_dir or 'the built-in data'} is empty")
     signature = served.signatures["serving_default"]

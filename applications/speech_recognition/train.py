@@ -1,19 +1,19 @@
 """Training the speech recognizer: data, fit with CTC, evaluation, export."""
 
+import math
 import os
 
 import keras
-import tensorflow as tf
 
-from applications.common import distributed_fit, training_run
+from applications.common import bad_examples, distributed_fit, training_run
 from applications.common.callbacks import progress_verbosity, standard_callbacks, use_export_weights
 from applications.common.config import to_json
 from applications.common.precision import precision_policy
 from applications.common.quantization import quantize_for_export
 from applications.common.restore import write_run_info
-from applications.common.sampling import evenly_spread
 from applications.common.schedules import warmup_cosine_schedule
-from applications.speech_recognition import data, evaluate, serving
+from applications.common.strategy import input_worker
+from applications.speech_recognition import clips, data, evaluate, serving
 from applications.speech_recognition.decoding import check_decoding
 from applications.speech_recognition.model import build_recognizer
 from tfformer.optimizers import AdamW
@@ -28,60 +28,67 @@ def train(config, data_dir=None, workdir="runs/speech_recognition",
         mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples)
 
 
-def _normalization_sample(split, count):
-    """(waveforms, transcripts) of at most `count` clips, evenly spread (`evenly_spread`):
-    the global statistics need a sample, not the whole data set."""
-    waveforms, transcripts = split
-    chosen = evenly_spread(list(range(len(transcripts))), count)
-    return [waveforms[i] for i in chosen], [transcripts[i] for i in chosen]
-
-
 def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
            mixed_precision, jit_compile, examples):
     keras.utils.set_random_seed(config.seed)
     check_decoding(config.beam_size, config.lexicon_decoding)
-    splits = data.load_speech(data_dir, config)
-    os.makedirs(workdir, exist_ok=True)  # only once the data loaded: a run's config stays
+    splits = clips.list_clips(data_dir, config)
+    os.makedirs(workdir, exist_ok=True)  # only once the data listed: a run's config stays
     with open(os.path.join(workdir, "config.json"), "w") as handle:
         handle.write(to_json(config))
-    print("data: " + ", ".join(
-        f"{split} {len(waves)} clips ({sum(len(w) for w in waves) / config.sample_rate / 60:.1f} min)"
-        for split, (waves, _) in splits.items()))
-    vocabulary = data.build_vocabulary(splits["train"][1], config.output_units)
-    lexicon = (data.build_vocabulary(splits["train"][1], "words")
-               if config.lexicon_decoding else None)
+    print("data: " + ", ".join(f"{name} {split.count} clips" for name, split in splits.items()))
+    transcripts = splits["train"].all_transcripts()  # text only: one pass at most
+    vocabulary = data.build_vocabulary(transcripts, config.output_units)
+    lexicon = data.build_vocabulary(transcripts, "words") if config.lexicon_decoding else None
     write_run_info(workdir, vocabulary=list(vocabulary), lexicon=lexicon)
-    train_data = data.make_dataset(*splits["train"], vocabulary, config, training=True)
-    val_data = data.make_dataset(*splits["val"], vocabulary, config, training=False)
-    # Bucketing hides the batch count; stating it keeps Keras from warning that data ran out.
-    val_data = val_data.apply(
-        tf.data.experimental.assert_cardinality(distributed_fit.count_batches(val_data)))
-    steps = config.steps_per_epoch or distributed_fit.count_batches(train_data)
-    train_data = train_data.repeat()
+    with bad_examples.bad_data_errors():
+        boundaries = data.frame_boundaries(data.sample_lengths(splits["train"], config),
+                                           config)
+    worker = input_worker(strategy)
+    if worker[1] > 1:
+        share, how = splits["train"].share(*worker)
+        print(f"worker {worker[0]} of {worker[1]} reads {share.count} of the "
+              f"{splits['train'].count} training clips (sharded {how})")
+    streamed = data.source(splits["train"], config, training=True).count
+    steps = config.steps_per_epoch or math.ceil(streamed / config.batch_size)
+    os.makedirs(backup_dir, exist_ok=True)
+    skipped_log = os.path.join(backup_dir, bad_examples.LOG_NAME)  # read back on resuming
+
+    def train_data(resume_at):
+        consumed = resume_at * steps * (config.batch_size // worker[1])
+        start = data.training_start(splits["train"], config, consumed, worker, skipped_log)
+        if start[0]:
+            print(f"resuming at epoch {resume_at + 1}: the training stream starts at clip "
+                  f"{start[0]} (counting every pass over the training clips)")
+        return data.training_batches(splits["train"], vocabulary, config, boundaries, start,
+                                     worker, skipped_log)
+
+    val_data = data.batches(splits["val"], vocabulary, config, boundaries)
 
     schedule = warmup_cosine_schedule(config.learning_rate, config.warmup_fraction,
                                       steps * config.epochs)
     with strategy.scope(), precision_policy(mixed_precision):
         model = build_recognizer(config, len(vocabulary))
-        model.adapt_normalization(data.make_dataset(
-            *_normalization_sample(splits["train"], config.normalization_sample), vocabulary,
-            config, False).map(lambda x, y: x["features"]))
+        with bad_examples.bad_data_errors():
+            model.adapt_normalization(data.normalization_features(splits["train"], config))
         model.compile(
             optimizer=AdamW(schedule, weight_decay=config.weight_decay,
                             clipnorm=config.gradient_clip_norm),
             jit_compile=jit_compile)
     print(f"model: {model.count_params():,} parameters; vocabulary {vocabulary}")
     callbacks = standard_callbacks(workdir, backup_dir=backup_dir)
-    history = distributed_fit.fit(
-        model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
-        validation_data=val_data,
-        callbacks=callbacks, verbose=progress_verbosity(verbose), backup_dir=backup_dir)
+    with bad_examples.bad_data_errors():
+        history = distributed_fit.fit(
+            model, strategy, train_data, epochs=config.epochs, steps_per_epoch=steps,
+            validation_data=val_data,
+            callbacks=callbacks, verbose=progress_verbosity(verbose), backup_dir=backup_dir)
     use_export_weights(model, workdir, config.export_weights)
     quantize_for_export(model, config.quantize, strategy)
 
     server = serving.SpeechServer(model, vocabulary, config, lexicon=lexicon)
-    split = "test" if splits["test"][0] else "val"
-    waveforms, references = splits[split]
+    split = "test" if splits["test"].count else "val"
+    with bad_examples.bad_data_errors():
+        waveforms, references = data.read_split(splits[split], config)
     hypotheses = evaluate.transcribe_batches(server.serve, waveforms, config.sample_rate)
     scores = evaluate.score(hypotheses, references)
     print(f"{split}: WER {scores['wer']:.2f}%, CER {scores['cer']:.2f}%, "

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from applications.common.text_files import DataError
-from applications.speech_recognition import builtin_data, data
+from applications.speech_recognition import builtin_data, clips, data
 from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
 from applications.speech_recognition.features import FrontEnd, decode_wav, resample
 from tests.support.wav_files import ENCODINGS, encode
@@ -139,7 +139,8 @@ def test_librispeech_layout_and_errors_that_name_the_file(tmp_path):
     splits = data.load_speech(str(tmp_path), dataclasses.replace(CONFIG, val_fraction=0.5))
     assert sorted(splits["train"][1] + splits["val"][1]) == ["good bye", "hello there"]
     (chapter / "19-198-0002.wav").write_bytes(b"not audio at all")
-    with pytest.raises(DataError, match="19-198-0002.wav is not a readable WAV file: not a WAV"):
+    with pytest.raises(DataError, match="too many bad examples in the .* clips: .*"
+                       "19-198-0002.wav: not a WAV file: it begins with not audio at"):
         data.load_speech(str(tmp_path), CONFIG)
     with pytest.raises(DataError, match="does not exist"):
         data.load_speech(str(tmp_path / "missing"), CONFIG)
@@ -148,35 +149,47 @@ def test_librispeech_layout_and_errors_that_name_the_file(tmp_path):
         data.load_speech(str(tmp_path / "empty"), CONFIG)
 
 
-def test_connected_words_join_recordings_and_transcripts():
-    waves = [np.ones(100, np.float32), 2 * np.ones(50, np.float32)]
-    joined, texts = data.connect_words(waves, ["one", "two"], 20, 3, 8000, seed=0)
+def _streamed(split, config, training=True):
+    """(waveforms, transcripts) of one pass of what `split` streams, in listed order."""
+    src = data.source(split, config, training)
+    return tuple(zip(*[(e["waveform"], e["transcript"].decode()) for e in data.waveforms(
+        src, src.records, config, src.count).as_numpy_iterator()]))
+
+
+def test_connected_utterances_join_recordings_and_transcripts_as_they_are_read():
+    split = clips.in_memory("train", ["one", "two"], waveform=[
+        np.ones(100, np.float32), 2 * np.ones(50, np.float32)])
+    config = dataclasses.replace(CONFIG, connected_digits=3, connected_examples=20)
+    joined, texts = _streamed(split, config)
     assert len(joined) == 20 and any(len(t.split()) == 3 for t in texts)
     for wave, text in zip(joined, texts):
         words = text.split()
         assert 1 <= len(words) <= 3
         assert np.count_nonzero(wave == 1) == 100 * words.count("one")
         assert np.count_nonzero(wave == 2) == 50 * words.count("two")
+        pause = len(wave) - 100 * words.count("one") - 50 * words.count("two")
+        assert 400 * (len(words) - 1) <= pause <= 2000 * (len(words) - 1)  # 50-250 ms
+    again, _ = _streamed(split, config)  # the same utterances every pass
+    assert all(np.array_equal(a, b) for a, b in zip(joined, again))
 
 
-def test_speed_perturbation_adds_faster_and_slower_copies_of_training_clips_only(tmp_path):
+def test_speed_perturbation_streams_faster_and_slower_copies_of_training_clips_only(tmp_path):
     _fsdd_folder(tmp_path)
     config = dataclasses.replace(CONFIG, speed_perturbation=(0.9, 1.1))
-    plain = data.load_speech(str(tmp_path), CONFIG)
-    perturbed = data.load_speech(str(tmp_path), config)
-    waves, texts = perturbed["train"]
-    count = len(plain["train"][0])
-    assert len(waves) == 3 * count and texts == plain["train"][1] * 3
-    assert all(np.array_equal(a, b) for a, b in zip(waves[:count], plain["train"][0]))
-    slow, fast = waves[count], waves[2 * count]
+    split = clips.list_clips(str(tmp_path), config)["train"]
+    plain_waves, plain_texts = _streamed(split, CONFIG)
+    waves, texts = _streamed(split, config)
+    assert len(waves) == 3 * len(plain_waves)  # each clip, then its two copies
+    assert list(texts) == [t for t in plain_texts for _ in range(3)]
+    assert all(np.array_equal(a, b) for a, b in zip(waves[::3], plain_waves))
+    slow, fast = waves[1], waves[2]
     assert abs(len(slow) - len(waves[0]) / 0.9) <= 1 and abs(len(fast) - len(waves[0]) / 1.1) <= 1
     # Pitch moves with tempo: a 300 Hz tone ("zero") becomes 270 Hz and 330 Hz.
     assert abs(_peak_frequency(slow, 8000) - 270) < 12
     assert abs(_peak_frequency(fast, 8000) - 330) < 12
-    for split in ("val", "test"):
-        assert all(np.array_equal(a, b) for a, b in zip(perturbed[split][0], plain[split][0]))
-    with pytest.raises(ValueError, match="factors must be positive"):
-        data.perturb_speed(waves, texts, (0.0,), 8000)
+    assert len(_streamed(split, config, training=False)[0]) == len(plain_waves)
+    with pytest.raises(ValueError, match="speed_perturbation must be above 0"):
+        dataclasses.replace(CONFIG, speed_perturbation=(0.0,))
 
 
 def test_word_units_give_one_symbol_per_word():
@@ -190,21 +203,25 @@ def test_word_units_give_one_symbol_per_word():
         data.build_vocabulary(texts, "phonemes")
 
 
-def test_dataset_batches_features_and_labels_with_their_lengths():
+def test_training_batches_hold_every_clip_once_a_pass_with_features_and_labels():
     waves, texts = builtin_data.generate_split(40, 8000, seed=0)
+    texts = [f"{i} {t}" for i, t in enumerate(texts)]  # tells the clips apart
     vocabulary = data.build_vocabulary(texts)
     config = dataclasses.replace(CONFIG, batch_size=8)
-    seen = 0
-    for x, y in data.make_dataset(waves, texts, vocabulary, config, training=True):
+    split = clips.in_memory("train", texts, waveform=waves)
+    boundaries = data.frame_boundaries([len(w) for w in waves], config)
+    seen = []
+    # A pool is 8 batches of 8 clips: 5 pools are 8 passes of 40.
+    for x, y in data.training_batches(split, vocabulary, config, boundaries).take(40):
         lengths = x["feature_lengths"].numpy()
-        assert x["features"].shape[1] == lengths.max()
+        assert len(lengths) == 8 and x["features"].shape[1] == lengths.max()
         for row, count in zip(y["labels"].numpy(), y["label_lengths"].numpy()):
-            text = "".join(vocabulary[i] for i in row[:count])
-            assert text in texts
-        seen += len(lengths)
-    assert seen == 40
-    with pytest.raises(DataError, match="no audio clips"):
-        data.make_dataset([], [], vocabulary, config, training=False)
+            seen.append("".join(vocabulary[i] for i in row[:count]))
+    assert sorted(seen) == sorted(texts * 8)
+    val = [len(y["labels"]) for _, y in data.batches(split, vocabulary, config, boundaries)]
+    assert sum(val) == 40
+    with pytest.raises(DataError, match="no audio clips in the val split"):
+        data.batches(clips.in_memory("val", [], path=[]), vocabulary, config, boundaries)
 
 
 def test_a_manifest_of_every_wav_encoding_loads_as_the_reference_decode(tmp_path):
@@ -224,16 +241,15 @@ def test_a_manifest_of_every_wav_encoding_loads_as_the_reference_decode(tmp_path
     for encoding, waveform, reference in zip(ENCODINGS, waveforms, references):
         np.testing.assert_allclose(waveform, reference, atol=1e-6, rtol=0, err_msg=encoding)
     (tmp_path / "pcm8.wav").write_bytes(b"RIFF\x04\0\0\0WAVE")
-    with pytest.raises(DataError, match="pcm8.wav is not a readable WAV file: .*no fmt chunk"):
+    with pytest.raises(DataError, match="pcm8.wav: WAV file has no fmt chunk"):
         data.load_speech(str(tmp_path), CONFIG)
 
 
 def test_the_global_statistics_come_from_a_bounded_sample_spread_across_the_clips():
-    from applications.speech_recognition.train import _normalization_sample
-
-    waveforms = [np.full(10, i, np.float32) for i in range(10)]
-    transcripts = [str(i) for i in range(10)]
-    chosen_waveforms, chosen = _normalization_sample((waveforms, transcripts), 4)
-    assert chosen == ["0", "3", "6", "9"]
-    assert [int(w[0]) for w in chosen_waveforms] == [0, 3, 6, 9]
-    assert _normalization_sample((waveforms, transcripts), 20)[1] == transcripts
+    waveforms = [np.full(10 + i, i, np.float32) for i in range(10)]
+    split = clips.in_memory("train", [str(i) for i in range(10)], waveform=waveforms)
+    chosen = list(data.sampled_waveforms(split, CONFIG, 4).as_numpy_iterator())
+    assert [int(w[0]) for w in chosen] == [0, 3, 6, 9]
+    assert len(list(data.sampled_waveforms(split, CONFIG, 20).as_numpy_iterator())) == 10
+    features = list(data.normalization_features(split, CONFIG).as_numpy_iterator())
+    assert len(features) == 10 and all(f.shape[0] == 1 for f in features)  # (1, F, M) each
