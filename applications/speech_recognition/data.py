@@ -86,6 +86,13 @@ class Source:
     waveform: object
     describe: object  # record -> a string naming it for the log
 
+    @property
+    def can_fail(self):
+        """Whether reading a record can fail: it reads a file or decodes bytes."""
+        kinds = {self.split.column[0]} if self.split.column else set(
+            self.split.records.element_spec)
+        return bool({"path", "encoded"} & kinds)
+
 
 def _read(record, sample_rate):
     """One listed clip's record -> float32 waveform at `sample_rate`."""
@@ -211,6 +218,8 @@ def waveforms(src, records, config, total, log_path=None):
         found = _problem(record) if "picks" not in record else tf.constant("")
         return tf.where(tf.equal(found, ""), "the audio does not decode", found)
 
+    if not src.can_fail:  # waveforms in memory: no try/except per clip
+        return records.map(decoded, num_parallel_calls=tf.data.AUTOTUNE)
     flagged = bad_examples.decode_or_flag(records, decoded, placeholder, reason, src.describe)
     return bad_examples.skip_bad(flagged, total, config.max_bad_share,
                                  f"the {src.split.name} clips", log_path)

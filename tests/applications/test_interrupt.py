@@ -10,7 +10,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SETTINGS = ["builtin_examples=200", "num_layers=1", "d_model=32", "num_heads=2",
-            "intermediate_dim=64", "epochs=2", "steps_per_epoch=150", "batch_size=16",
+            "intermediate_dim=64", "epochs=2", "steps_per_epoch=500", "batch_size=16",
             "image_size=32", "patch_size=8"]
 
 
@@ -47,5 +47,5 @@ def test_ctrl_c_during_training_is_one_line_and_the_same_command_resumes(tmp_pat
     resumed = subprocess.run(_command(workdir, export_dir), cwd=ROOT, env=environment,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert "resuming at epoch 2: the training stream starts at image 2400" in resumed.stdout
+    assert "resuming at epoch 2: the training stream starts at image 8000" in resumed.stdout
     assert sorted(os.listdir(export_dir)) == ["1"]
