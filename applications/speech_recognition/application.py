@@ -1,7 +1,7 @@
 """Speech recognition, as the `tfformer` command line sees it (see
 `applications.common.registry`)."""
 
-from applications.common.registry import Application, ClientCommand
+from applications.common.registry import Application, ClientCommand, deferred
 from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
 
 
@@ -67,4 +67,5 @@ APPLICATION = Application.in_package(
                          "transcribe WAV files with an export, or stream live audio",
                          _transcribe_arguments, _transcribe),
     evaluate_output="transcripts, one per line",
+    prepare=deferred(f"{__package__}.prepare", "prepare"),
 )

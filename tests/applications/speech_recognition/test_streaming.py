@@ -76,3 +76,25 @@ def test_a_resumed_stream_continues_exactly_where_the_whole_one_was(tmp_path, ep
             resumed.take(6).as_numpy_iterator(), whole[consumed // 4:]):
         np.testing.assert_array_equal(inputs["features"], whole_inputs["features"])
         np.testing.assert_array_equal(labels["labels"], whole_labels["labels"])
+
+
+def test_prepared_shards_hold_the_clips_that_decode_and_train_as_the_folder(tmp_path):
+    from applications import cli
+
+    (tmp_path / "clips").mkdir()
+    splits = _manifest(tmp_path / "clips")
+    assert cli.main(["prepare", "speech_recognition", "--data", str(tmp_path / "clips"),
+                     "--output", str(tmp_path / "prepared"), "--shards", "3",
+                     "--set", "max_bad_share=0.3"]) == 0
+    prepared = clips.list_clips(str(tmp_path / "prepared"), CONFIG)
+    assert prepared["train"].count == 10 and len(prepared["train"].files) == 3  # 2 bad left out
+    plain = dataclasses.replace(CONFIG, speed_perturbation=())
+    folder = data.read_split(splits["train"], plain)
+    shards = data.read_split(prepared["train"], plain)
+    assert sorted(shards[1]) == sorted(folder[1]) and shards[1] != folder[1]  # shuffled
+    for wave, text in zip(*shards):  # 16-bit WAV: equal to the decoded folder's clip
+        np.testing.assert_allclose(wave, folder[0][folder[1].index(text)], atol=1 / 32767)
+    assert sorted(prepared["train"].all_transcripts()) == sorted(folder[1])
+    with pytest.raises(Exception, match="holds audio at 8000 Hz, but sample_rate=16000"):
+        clips.list_clips(str(tmp_path / "prepared"),
+                         dataclasses.replace(CONFIG, sample_rate=16000))
