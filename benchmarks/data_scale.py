@@ -3,13 +3,16 @@
     .venv/bin/python benchmarks/data_scale.py image_classification \\
         [--sizes 5000,50000,500000] [--root /tmp/tfformer_data_scale] [--baseline DIR]
     .venv/bin/python benchmarks/data_scale.py translation [--sizes 20000,200000,2000000]
+    .venv/bin/python benchmarks/data_scale.py speech_recognition [--sizes 2000,20000,200000]
 
 For each size it writes a synthetic data set once (image classification: class folders of
 128x128 JPEGs of the built-in shapes, drawn from a pool of rendered images so that writing
 half a million files takes minutes; translation: parallel text files `train.en`/`train.de`
 of random sentences over a 20,000-word vocabulary, each German word a fixed spelling of its
-English one, reordered in pairs), then measures, each in a fresh process, at the `small`
-preset:
+English one, reordered in pairs; speech: a manifest of 8 kHz 16-bit WAV files of the built-in
+DTMF clips, about 1.2 s each, drawn from a pool of rendered clips, trained with the FSDD
+recipe's speed perturbation [0.9, 1.1]), then measures, each in a fresh process, at the
+`small` preset:
 
 - peak resident memory of the training process;
 - seconds from the start of the process to the end of the first training step (listing,
@@ -25,6 +28,7 @@ to benchmarks/results/data_scale_<application>.json.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -89,6 +93,82 @@ def generate_text(directory, count, seed=0, words=20000):
             de.write(" ".join(swapped) + "\n")
     with open(os.path.join(directory, "done"), "w") as handle:
         handle.write(str(count))
+
+
+def generate_clips(directory, count, seed=0, pool_size=400):
+    """`count` WAV files and a `train.tsv` manifest (a pool of rendered clips, written again
+    and again)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from applications.speech_recognition import builtin_data
+
+    if os.path.isfile(os.path.join(directory, "done")):
+        return
+    waves, texts = builtin_data.generate_split(pool_size, 8000, seed)
+    pool = [tf.audio.encode_wav(w[:, None], 8000).numpy() for w in waves]
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.join(directory, "audio"), exist_ok=True)
+    with open(os.path.join(directory, "train.tsv"), "w") as manifest:
+        manifest.write("path\ttranscript\n")
+        for number in range(count):
+            index = int(rng.integers(pool_size))
+            name = f"audio/{number:07d}.wav"
+            with open(os.path.join(directory, name), "wb") as handle:
+                handle.write(pool[index])
+            manifest.write(f"{name}\t{texts[index]}\n")
+    with open(os.path.join(directory, "done"), "w") as handle:
+        handle.write(str(count))
+
+
+def measure_clips(data_dir, steps=20, pipeline_batches=60):
+    """One speech measurement in this process (see `measure_images`)."""
+    import keras
+
+    from applications.common.config import from_preset
+    from applications.speech_recognition import data
+    from applications.speech_recognition.config import PRESETS, SpeechRecognitionConfig
+    from applications.speech_recognition.model import build_recognizer
+
+    config = dataclasses.replace(from_preset(SpeechRecognitionConfig, PRESETS, "small"),
+                                 speed_perturbation=(0.9, 1.1))
+    keras.utils.set_random_seed(0)
+    if hasattr(data, "training_batches"):  # streaming
+        from applications.speech_recognition import clips
+
+        splits = clips.list_clips(data_dir, config)
+        vocabulary = data.build_vocabulary(splits["train"].all_transcripts())
+        boundaries = data.frame_boundaries(data.sample_lengths(splits["train"], config), config)
+        train = data.training_batches(splits["train"], vocabulary, config, boundaries)
+        normalization = data.normalization_features(splits["train"], config)
+        count = splits["train"].count
+    else:  # the loader before streaming: every clip decoded (and perturbed) in memory
+        splits = data.load_speech(data_dir, config)
+        vocabulary = data.build_vocabulary(splits["train"][1])
+        train = data.make_dataset(*splits["train"], vocabulary, config, training=True)
+        normalization = train.map(lambda x, y: x["features"]).take(50)
+        train = train.repeat()
+        count = len(splits["train"][1]) // 3
+    model = build_recognizer(config, len(vocabulary))
+    model.adapt_normalization(normalization)
+    model.compile(optimizer="adam")
+    first_step, training, pipeline = _rates(model, train, config.batch_size, steps,
+                                            pipeline_batches)
+    return {"training_clips": count, "seconds_to_first_step": round(first_step, 1),
+            "pipeline_clips_per_s": round(pipeline), "training_clips_per_s": round(training),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+# application -> (unit, default sizes, generate, measure, bytes an example takes in memory
+# in the loader before streaming: uint8 images twice over while stacked; a pair's strings
+# and ids several times; a clip's float32 samples, three speeds, and its cached features)
+APPLICATIONS = {
+    "image_classification": ("images", "5000,50000,500000", generate_images, "measure_images",
+                             32 * 32 * 3 * 3),
+    "translation": ("pairs", "20000,200000,2000000", generate_text, "measure_text", 3000),
+    "speech_recognition": ("clips", "2000,20000,200000", generate_clips, "measure_clips",
+                           int(1.2 * 8000 * 4 * 3 * 2)),
+}
 
 
 def _rates(model, train, batch_size, steps, pipeline_batches):
@@ -195,29 +275,27 @@ def _measure_in_subprocess(application, data_dir, code_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("application", choices=["image_classification", "translation"])
-    parser.add_argument("--sizes", help="default 5000,50000,500000 images or "
-                        "20000,200000,2000000 pairs")
+    parser.add_argument("application", choices=sorted(APPLICATIONS))
+    parser.add_argument("--sizes", help="default 5000,50000,500000 images, "
+                        "20000,200000,2000000 pairs or 2000,20000,200000 clips")
     parser.add_argument("--root", default="/tmp/tfformer_data_scale")
     parser.add_argument("--baseline", help="a checkout of the code before streaming")
     parser.add_argument("--measure", metavar="DATA_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    unit, default_sizes, generate, measure, in_memory_bytes = APPLICATIONS[args.application]
     images = args.application == "image_classification"
     if args.measure:
-        print(json.dumps((measure_images if images else measure_text)(args.measure)))
+        print(json.dumps(globals()[measure](args.measure)))
         return
-    unit = "images" if images else "pairs"
-    sizes = args.sizes or ("5000,50000,500000" if images else "20000,200000,2000000")
     records = []
-    for size in [int(s) for s in sizes.split(",")]:
+    for size in [int(s) for s in (args.sizes or default_sizes).split(",")]:
         directory = os.path.join(args.root, f"{unit}_{size}")
         started = time.time()
-        (generate_images if images else generate_text)(directory, size)
+        generate(directory, size)
         record = {unit: size, "generated_in_s": round(time.time() - started),
                   "streaming": _measure_in_subprocess(args.application, directory, ROOT)}
         if args.baseline:
-            # uint8 images, twice over while stacked; a pair's strings and ids, several times
-            needed = size * (32 * 32 * 3 * 3 if images else 3000)
+            needed = size * in_memory_bytes
             if needed > _free_memory_bytes():
                 record["in_memory"] = {"not run": f"needs about {needed / 2**30:.1f} GiB"}
             else:
