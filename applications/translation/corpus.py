@@ -78,14 +78,29 @@ def _text_lines(path):
                                    else None)
 
 
+LIST_BATCH = 4096  # lines numbered together: a per-line step would dominate the reading
+
+
+def _numbered(batches, columns):
+    """Batches of lines -> records {"id", "number" (id + 1, unless `columns` gives it),
+    **columns(batch)}, one per line, numbered a batch at a time."""
+    def number(index, batch):
+        values = columns(batch)
+        size = tf.shape(tf.nest.flatten(values)[0], out_type=tf.int64)[0]
+        ids = index * LIST_BATCH + tf.range(size)
+        return {"id": ids, "number": ids + 1, **values}
+
+    return batches.enumerate().map(number).unbatch()
+
+
 def _parallel_split(name, source_path, target_path):
     count, target_count = _line_count(source_path), _line_count(target_path)
     if count != target_count:
         raise DataError(f"{source_path} has {count} lines but {target_path} has "
                         f"{target_count}; parallel files must align line by line")
     records = tf.data.Dataset.zip(_text_lines(source_path), _text_lines(target_path))
-    records = records.enumerate().map(lambda index, pair: {
-        "id": index, "number": index + 1, "source": pair[0], "target": pair[1]})
+    records = _numbered(records.batch(LIST_BATCH), lambda pair: {"source": pair[0],
+                                                                  "target": pair[1]})
     common = os.path.commonprefix([source_path, target_path])
     label = f"{common}{{{source_path[len(common):]},{target_path[len(common):]}}}"
     return TextSplit(records, count, name, path=label)
@@ -94,8 +109,8 @@ def _parallel_split(name, source_path, target_path):
 def _tsv_split(name, path):
     lines = _text_lines(path).enumerate(start=1).filter(
         lambda number, line: tf.strings.length(tf.strings.strip(line)) > 0)
-    records = lines.enumerate().map(lambda index, numbered: {
-        "id": index, "number": numbered[0], "line": numbered[1]})
+    records = _numbered(lines.batch(LIST_BATCH), lambda numbered: {
+        "line": numbered[1], "number": numbered[0]})  # the line number in the file
     return TextSplit(records, _line_count(path, skip_blank=True), name, path=path)
 
 

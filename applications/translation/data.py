@@ -81,33 +81,39 @@ def _is_utf8(text):
                     text)
 
 
+CHECK_BATCH = 1024  # records checked together: the checks are vectorized
+
+
 def _flagged(split, records):
     """records -> (example, ok, reason, source, id): example a dict of "source" and
     "target" strings, "id" and "number"; ok False for a line that is not valid UTF-8 or a
     TSV line without exactly one tab. Checked without raising, so no try/except is
-    needed (cf. `bad_examples.decode_or_flag`)."""
-    def check(record):
-        if "line" in record:
-            fields = tf.strings.split(record["line"], "\t")
-            found = tf.size(fields)
-            padded = tf.concat([fields, tf.constant(["", ""])], 0)
-            source, target = padded[0], padded[1]
+    needed (cf. `bad_examples.decode_or_flag`), a batch of records at a time."""
+    def check(batch):
+        if "line" in batch:
+            fields = tf.strings.split(batch["line"], "\t")
+            found = tf.cast(fields.row_lengths(), tf.int32)
+            padded = fields.to_tensor("", shape=[None, 2])
+            source, target = padded[:, 0], padded[:, 1]
             fields_ok = tf.equal(found, 2)
-            fields_problem = tf.strings.format(
-                "expected 'source<TAB>target', found {} tab-separated fields", found)
+            fields_problem = tf.strings.join([
+                "expected 'source<TAB>target', found ", tf.strings.as_string(found),
+                " tab-separated fields"])
         else:
-            source, target = record["source"], record["target"]
-            fields_ok, fields_problem = tf.constant(True), tf.constant("")
+            source, target = batch["source"], batch["target"]
+            fields_ok = tf.ones_like(source, tf.bool)
+            fields_problem = tf.zeros_like(source)
         source_ok, target_ok = _is_utf8(source), _is_utf8(target)
-        reason = tf.where(tf.logical_not(fields_ok), fields_problem, tf.where(
-            source_ok, "the target is not valid UTF-8", "the source is not valid UTF-8"))
+        reason = tf.where(fields_ok, tf.where(source_ok, "the target is not valid UTF-8",
+                                              "the source is not valid UTF-8"), fields_problem)
         ok = fields_ok & source_ok & target_ok
-        name = tf.strings.join([split.path, ", line ", tf.strings.as_string(record["number"])])
-        example = {"source": source, "target": target, "id": record["id"],
-                   "number": record["number"]}
-        return example, ok, tf.where(ok, "", reason), name, record["id"]
+        name = tf.strings.join([split.path, ", line ", tf.strings.as_string(batch["number"])])
+        example = {"source": source, "target": target, "id": batch["id"],
+                   "number": batch["number"]}
+        return example, ok, tf.where(ok, "", reason), name, batch["id"]
 
-    return records.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return (records.batch(CHECK_BATCH)
+            .map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch())
 
 
 def good_pairs(split, records, config, total, log_path=None):
@@ -122,16 +128,23 @@ def sample_pairs(split, limit):
     (`corpus.sampled`); bad ones are left out silently (the training stream names them)."""
     sample = corpora.sampled(split, limit)
     good = _flagged(sample, sample.records).filter(lambda example, ok, *_: ok)
-    return [(example["source"].decode("utf-8"), example["target"].decode("utf-8"))
-            for example, *_ in good.as_numpy_iterator()]
+    return _as_pairs(good.map(lambda example, *_: example))
+
+
+def _as_pairs(examples):
+    """[(source, target)] of a dataset of examples, read in large batches (a Python step
+    per element would cost more than the tokenizer)."""
+    pairs = []
+    for batch in examples.batch(8192).as_numpy_iterator():
+        pairs += [(s.decode("utf-8"), t.decode("utf-8"))
+                  for s, t in zip(batch["source"], batch["target"])]
+    return pairs
 
 
 def read_pairs(split, config):
     """Every good (source, target) pair of a split, in order (bad ones named): for the
     evaluation splits, which are decoded whole."""
-    return [(example["source"].decode("utf-8"), example["target"].decode("utf-8"))
-            for example in good_pairs(split, split.records, config, split.count)
-            .as_numpy_iterator()]
+    return _as_pairs(good_pairs(split, split.records, config, split.count))
 
 
 def load_corpus(directory, config):
