@@ -310,6 +310,9 @@ def main():
         with open(path) as handle:
             kept = json.load(handle)
         earlier = {r[unit]: r for r in kept.pop("sizes")}
+    for record in records:  # a size measured again without --baseline keeps its baseline
+        if "in_memory" in earlier.get(record[unit], {}) and "in_memory" not in record:
+            record["in_memory"] = earlier[record[unit]]["in_memory"]
     earlier.update({r[unit]: r for r in records})
     with open(path, "w") as handle:
         json.dump({**kept, "benchmark": "data_scale", "application": args.application,
