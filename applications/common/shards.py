@@ -212,6 +212,33 @@ def write_shuffled(directory, split, count, examples, seed):
     return shards
 
 
+def write_splits(output, splits, serialized, seed, num_shards, unit):
+    """Writes every split as shards: {name: split (with .count)} and `serialized(split)`,
+    the split's (position, serialized example) in order; the training split shuffled whole
+    (`write_shuffled`), the others in order (`ShardWriter`). Returns (the shard lists for
+    `write_metadata`, a summary such as "train 120 clips in 8 shards")."""
+    written, lines = {}, []
+    for name, split in splits.items():
+        if not split.count:
+            continue
+        count = max(1, min(num_shards, split.count))
+        if name == "train":
+            written[name] = write_shuffled(output, name, count,
+                                           (s for _, s in serialized(split)), seed)
+        else:
+            writer = ShardWriter(output, name, count, split.count)
+            try:
+                for position, example in serialized(split):
+                    writer.write(position, example)
+            except BaseException:
+                writer.abandon()  # finished shards stay: the same command goes on from them
+                raise
+            written[name] = writer.close()
+        lines.append(f"{name} {sum(s['examples'] for s in written[name])} {unit} in "
+                     f"{count} shards")
+    return written, ", ".join(lines)
+
+
 def _write_json(path, content):
     with open(path + ".tmp", "w", encoding="utf-8") as handle:
         json.dump(content, handle, indent=1)

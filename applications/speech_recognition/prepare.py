@@ -36,26 +36,9 @@ def prepare(data_dir, output, config, num_shards=8):
         raise ValueError("--output must be another directory than --data")
     splits = clips.list_clips(data_dir, config)
     os.makedirs(output, exist_ok=True)
-    written, lines = {}, []
     with bad_examples.bad_data_errors():
-        for name, split in splits.items():
-            if not split.count:
-                continue
-            count = max(1, min(num_shards, split.count))
-            if name == "train":
-                written[name] = shards.write_shuffled(
-                    output, name, count, (s for _, s in _serialized(split, config)),
-                    config.seed)
-            else:
-                writer = shards.ShardWriter(output, name, count, split.count)
-                try:
-                    for position, serialized in _serialized(split, config):
-                        writer.write(position, serialized)
-                except BaseException:
-                    writer.abandon()
-                    raise
-                written[name] = writer.close()
-            lines.append(f"{name} {sum(s['examples'] for s in written[name])} clips in "
-                         f"{count} shards")
+        written, summary = shards.write_splits(
+            output, splits, lambda split: _serialized(split, config), config.seed, num_shards,
+            "clips")
     shards.write_metadata(output, clips.APPLICATION, written, sample_rate=config.sample_rate)
-    return f"prepared {data_dir} in {output}: " + ", ".join(lines)
+    return f"prepared {data_dir} in {output}: {summary}"
