@@ -164,13 +164,18 @@ def _connected(split, config, training, speeds):
     def draw(index):
         key = tf.stack([tf.constant(seed, tf.int64), index])
         words = tf.random.stateless_uniform([], key, 1, most + 1, tf.int32)
-        picks = tf.random.stateless_uniform([most], key + [0, 1 << 40], 0, pool, tf.int64)[:words]
+        # Every record holds `most` picks and gaps, of which the first `words` are used: a
+        # pass shuffles its records in batches, so they must all have one shape.
+        picks = tf.random.stateless_uniform([most], key + [0, 1 << 40], 0, pool, tf.int64)
         gaps = tf.random.stateless_uniform([most], key + [0, 2 << 40], int(0.05 * rate),
-                                           int(0.25 * rate), tf.int32)[:words]
+                                           int(0.25 * rate), tf.int32)
         gaps = tf.concat([[0], gaps[1:]], 0)
-        return {"id": index, "picks": picks, "gaps": gaps,
+        return {"id": index, "picks": picks, "gaps": gaps, "words": words,
                 "transcript": tf.strings.reduce_join(
-                    tf.gather(transcripts, picks // copies), separator=" ")}
+                    tf.gather(transcripts, picks[:words] // copies), separator=" ")}
+
+    def used(record):
+        return record["picks"][:record["words"]], record["gaps"][:record["words"]]
 
     def piece(pick, gap):
         clip = pick // copies
@@ -179,7 +184,7 @@ def _connected(split, config, training, speeds):
         return tf.concat([tf.zeros([gap], tf.float32), wave], 0)
 
     def waveform(record):
-        pieces = tf.map_fn(lambda args: piece(*args), (record["picks"], record["gaps"]),
+        pieces = tf.map_fn(lambda args: piece(*args), used(record),
                            fn_output_signature=tf.RaggedTensorSpec([None], tf.float32, 0))
         return pieces.flat_values if isinstance(pieces, tf.RaggedTensor) else tf.reshape(
             pieces, [-1])
@@ -188,7 +193,7 @@ def _connected(split, config, training, speeds):
         return tf.strings.join([
             f"{split.name} connected utterance ", tf.strings.as_string(record["id"]),
             " of clips ", tf.strings.reduce_join(tf.strings.as_string(
-                record["picks"] // copies), separator=",")])
+                used(record)[0] // copies), separator=",")])
 
     return Source(split, tf.data.Dataset.range(count).map(draw), count, waveform, describe)
 

@@ -171,6 +171,11 @@ def test_connected_utterances_join_recordings_and_transcripts_as_they_are_read()
         assert 400 * (len(words) - 1) <= pause <= 2000 * (len(words) - 1)  # 50-250 ms
     again, _ = _streamed(split, config)  # the same utterances every pass
     assert all(np.array_equal(a, b) for a, b in zip(joined, again))
+    # Training streams them in shuffled passes, batched with speed-perturbed copies.
+    config = dataclasses.replace(config, batch_size=4, speed_perturbation=(0.9, 1.1))
+    vocabulary = data.build_vocabulary(["one two"], config.output_units)
+    batches = list(data.training_batches(split, vocabulary, config, [10]).take(10))
+    assert sum(int(tf.size(labels["label_lengths"])) for _, labels in batches) == 40
 
 
 def test_speed_perturbation_streams_faster_and_slower_copies_of_training_clips_only(tmp_path):
