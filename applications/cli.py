@@ -98,7 +98,35 @@ def _train_run(application, args):
                       strategy=args.strategy, mixed_precision=args.mixed_precision,
                       jit_compile=args.jit_compile,
                       resume="fresh" if args.fresh else "require" if args.resume else "auto",
-                      **({"init_from": args.init_from} if args.init_from else {}))
+                      **({"init_from": args.init_from} if args.init_from else {}),
+                      **({"data_service": args.data_service} if args.data_service else {}))
+    return 0
+
+
+def _data_service(args):
+    import socket
+
+    from applications.common import data_service
+
+    port = args.port or (5050 if args.role == "dispatcher" else 5051)
+    if args.role == "dispatcher":
+        if not args.workers:
+            raise ConfigError("a dispatcher needs its workers' addresses: --workers "
+                              "HOST:PORT,HOST:PORT (each worker splits every pass with the "
+                              "others, so the dispatcher must know them all)")
+        server = data_service.dispatcher(port, args.workers.split(","), args.work_dir)
+        print(f"tf.data service dispatcher on port {port} for {args.workers}; train with "
+              f"--data-service grpc://{socket.getfqdn()}:{port}", flush=True)
+    else:
+        if not args.dispatcher:
+            raise ConfigError("a worker needs --dispatcher grpc://HOST:PORT")
+        address = args.address or f"{socket.getfqdn()}:{port}"
+        server = data_service.worker(args.dispatcher, port, address)
+        print(f"tf.data service worker {address} of {args.dispatcher}", flush=True)
+    try:
+        server.join()
+    except KeyboardInterrupt:
+        print("stopped")
     return 0
 
 
@@ -262,6 +290,9 @@ def build_parser(applications=None):
                        "tokenizer) of a finished or imported run, or of a checkpoint directory "
                        "that `tfformer import` reads, with its architecture: fine-tuning; "
                        "--set changes training settings")
+    train.add_argument("--data-service", metavar="grpc://HOST:PORT",
+                       help="run the training input pipeline on the workers of this tf.data "
+                       "service dispatcher (`tfformer data-service`)")
     starts = train.add_mutually_exclusive_group()
     starts.add_argument("--resume", action="store_true",
                         help="require a backup in --workdir to resume (without it, a backup is "
@@ -309,6 +340,22 @@ def build_parser(applications=None):
         prepare.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                              help="override a config field (repeatable), e.g. max_bad_share")
         prepare.set_defaults(handler=_prepare)
+
+    service = commands.add_parser(
+        "data-service", help="run a tf.data service dispatcher or worker, for `train "
+        "--data-service`: input pipelines on other machines' CPUs")
+    service.add_argument("role", choices=("dispatcher", "worker"))
+    service.add_argument("--port", type=int, help="port to serve on (default 5050 for the "
+                         "dispatcher, 5051 for a worker)")
+    service.add_argument("--workers", metavar="HOST:PORT,...", help="dispatcher: every "
+                         "worker's address, as each worker gives it with --address")
+    service.add_argument("--work-dir", help="dispatcher: keep its state here, to survive a "
+                         "restart")
+    service.add_argument("--dispatcher", metavar="grpc://HOST:PORT",
+                         help="worker: the dispatcher's address")
+    service.add_argument("--address", metavar="HOST:PORT", help="worker: the address the "
+                         "dispatcher lists for it (default this host's name and --port)")
+    service.set_defaults(handler=_data_service)
 
     evaluate = commands.add_parser("evaluate", help="score an export on a data split",
                                    add_help=False)

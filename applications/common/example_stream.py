@@ -18,6 +18,8 @@ True
 import numpy as np
 import tensorflow as tf
 
+from applications.common import data_service
+
 PASS_SEED_STRIDE = 1_000_003  # a prime: (seed, pass) pairs give distinct shuffle seeds
 
 
@@ -39,15 +41,17 @@ def one_pass(records, count, seed, index, shuffle_buffer=None):
     return records.batch(block).enumerate().map(shuffled).unbatch()
 
 
-def training_stream(records, count, seed, start=0, shuffle_buffer=None):
+def training_stream(records, count, seed, start=0, shuffle_buffer=None, offloaded=False):
     """The endless stream of `count` records, pass after pass, from absolute position
-    `start` (pass start // count, record start % count of it)."""
+    `start` (pass start // count, record start % count of it). `offloaded`: it will run on
+    tf.data service workers, each of which keeps its share from here on
+    (`data_service.shard_point`)."""
     if count <= 0:
         raise ValueError("a training stream needs at least one record")
     first_pass, offset = divmod(int(start), count)
     stream = tf.data.Dataset.counter(first_pass).flat_map(
         lambda index: one_pass(records, count, seed, index, shuffle_buffer))
-    return stream.skip(offset) if offset else stream
+    return data_service.shard_point(stream.skip(offset) if offset else stream, offloaded)
 
 
 def position_after(consumed, records, count, seed, bad, shuffle_buffer=None):

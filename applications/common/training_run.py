@@ -14,6 +14,7 @@ import shutil
 import tempfile
 
 from applications.common.config import ConfigError
+from applications.common.data_service import check_address
 from applications.common.precision import check_mixed_precision
 from applications.common.resume import backup_dir, check_resume, resume_epoch
 from applications.common.run_lock import run_lock
@@ -55,6 +56,10 @@ def run_training(body, config, data_dir, workdir, export_dir, strategy, resume="
     rules applied: only the chief keeps logs, checkpoints and the export. A backup in
     `workdir` is resumed (see `check_resume`). Ctrl-C raises `TrainingInterrupted`, whose
     message says where training stood and what the same command will do."""
+    if options.get("data_service"):
+        options["data_service"] = check_address(options["data_service"])
+        print(f"training input: run by the tf.data service workers of "
+              f"{options['data_service']}, each pass split between them")
     strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:

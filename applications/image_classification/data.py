@@ -310,17 +310,18 @@ def training_start(split, config, consumed, worker=(0, 1), log_path=None):
 
 
 def training_batches(split, config, num_classes, start=0, worker=(0, 1), log_path=None,
-                     first_batch=0):
+                     first_batch=0, offloaded=False):
     """The endless training stream from position `start`: (uint8 images (B, S, S, 3),
     augmented, one-hot labels (B, C)) with B the global batch size. With `worker`
     (index, count) it reads only that worker's share (`ImageSplit.share`) and is marked as
     sharded. `first_batch`: the index of its first batch in the whole stream, which the
-    augmentation's random draws depend on."""
+    augmentation's random draws depend on. `offloaded`: for tf.data service workers, which
+    split it (`data_service`)."""
     if split.count == 0:
         raise DataError("the training split is empty")
     split, _ = split.share(*worker)
     stream = example_stream.training_stream(split.records, split.count, config.seed, start,
-                                            split.shuffle_buffer(config))
+                                            split.shuffle_buffer(config), offloaded)
     dataset = _decoded(split, stream, config, split.count, log_path)
     dataset = dataset.batch(config.batch_size, drop_remainder=True)
     if config.augment:

@@ -9,6 +9,7 @@ import numpy as np
 from applications.common import bad_examples, distributed_fit, training_run
 from applications.common.callbacks import progress_verbosity, standard_callbacks, use_export_weights
 from applications.common.config import to_json
+from applications.common.data_service import offloaded
 from applications.common.precision import precision_policy
 from applications.common.quantization import quantize_for_export
 from applications.common.restore import write_run_info
@@ -22,20 +23,22 @@ from tfformer.optimizers import AdamW
 def train(config, data_dir=None, workdir="runs/image_classification",
           export_dir="saved_models/image_classification", strategy="auto", verbose="auto",
           mixed_precision="none", jit_compile=False, examples=5, resume="auto",
-          init_from=None):
+          init_from=None, data_service=None):
     """Trains, evaluates and exports; returns history, scores, export path, server.
 
     `init_from`: the directory of a finished or imported run (`tfformer import`) to start
     from: fine-tuning (see `fine_tuning`). `config` must have its architecture
-    (`config.ARCHITECTURE`); the image size and the classes may change."""
+    (`config.ARCHITECTURE`); the image size and the classes may change. `data_service`: a
+    tf.data service dispatcher ("grpc://HOST:PORT") whose workers run the training input
+    pipeline (`applications.common.data_service`)."""
     return training_run.run_training(
         _train, config, data_dir, workdir, export_dir, strategy, resume=resume, verbose=verbose,
         mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples,
-        init_from=init_from)
+        init_from=init_from, data_service=data_service)
 
 
 def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
-           mixed_precision, jit_compile, examples, init_from):
+           mixed_precision, jit_compile, examples, init_from, data_service):
     keras.utils.set_random_seed(config.seed)
     splits, class_names = data.list_images(data_dir, config)
     os.makedirs(workdir, exist_ok=True)  # only once the data listed: a run's config stays
@@ -60,8 +63,10 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         if start:
             print(f"resuming at epoch {resume_at + 1}: the training stream starts at image "
                   f"{start} (counting every pass over the training images)")
-        return data.training_batches(splits["train"], config, num_classes, start, worker,
-                                     bad_log, first_batch=consumed // config.batch_size)
+        return offloaded(data.training_batches(
+            splits["train"], config, num_classes, start, worker, bad_log,
+            first_batch=consumed // config.batch_size, offloaded=bool(data_service)),
+            data_service)
 
     val_data = data.one_hot(data.batches(splits["val"], config), num_classes)
 

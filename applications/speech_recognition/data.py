@@ -267,17 +267,18 @@ def training_start(split, config, consumed, worker=(0, 1), log_path=None):
 
 
 def training_batches(split, vocabulary, config, boundaries, start=(0, 0, 0), worker=(0, 1),
-                     log_path=None):
+                     log_path=None, offloaded=False):
     """The endless training stream from `start` (`training_start`): ({"features" (B, F, M),
     "feature_lengths" (B,)}, {"labels" (B, L), "label_lengths" (B,)}), B the global batch
-    size, clips of like length together (`boundaries` in frames)."""
+    size, clips of like length together (`boundaries` in frames). `offloaded`: for tf.data
+    service workers, which split it (`data_service`)."""
     position, first_pool, skip_batches = start
     split, _ = split.share(*worker)
     src = source(split, config, training=True)
     if src.count == 0:
         raise DataError("the training split is empty")
     stream = example_stream.training_stream(src.records, src.count, config.seed, position,
-                                            split.shuffle_buffer(config))
+                                            split.shuffle_buffer(config), offloaded)
     decoded = waveforms(src, stream, config, src.count, log_path)
     limit = int(config.max_seconds * config.sample_rate)
     kept = bad_examples.leave_out(

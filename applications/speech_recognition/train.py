@@ -8,6 +8,7 @@ import keras
 from applications.common import bad_examples, distributed_fit, training_run
 from applications.common.callbacks import progress_verbosity, standard_callbacks, use_export_weights
 from applications.common.config import to_json
+from applications.common.data_service import offloaded
 from applications.common.precision import precision_policy
 from applications.common.quantization import quantize_for_export
 from applications.common.restore import write_run_info
@@ -21,15 +22,19 @@ from tfformer.optimizers import AdamW
 
 def train(config, data_dir=None, workdir="runs/speech_recognition",
           export_dir="saved_models/speech_recognition", strategy="auto", verbose="auto",
-          mixed_precision="none", jit_compile=False, examples=5, resume="auto"):
-    """Trains, evaluates and exports; returns history, scores, export path, server."""
+          mixed_precision="none", jit_compile=False, examples=5, resume="auto",
+          data_service=None):
+    """Trains, evaluates and exports; returns history, scores, export path, server.
+    `data_service`: a tf.data service dispatcher ("grpc://HOST:PORT") whose workers run the
+    training input pipeline (`applications.common.data_service`)."""
     return training_run.run_training(
         _train, config, data_dir, workdir, export_dir, strategy, resume=resume, verbose=verbose,
-        mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples)
+        mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples,
+        data_service=data_service)
 
 
 def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
-           mixed_precision, jit_compile, examples):
+           mixed_precision, jit_compile, examples, data_service):
     keras.utils.set_random_seed(config.seed)
     check_decoding(config.beam_size, config.lexicon_decoding)
     splits = clips.list_clips(data_dir, config)
@@ -60,8 +65,9 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         if start[0]:
             print(f"resuming at epoch {resume_at + 1}: the training stream starts at clip "
                   f"{start[0]} (counting every pass over the training clips)")
-        return data.training_batches(splits["train"], vocabulary, config, boundaries, start,
-                                     worker, skipped_log)
+        return offloaded(data.training_batches(
+            splits["train"], vocabulary, config, boundaries, start, worker, skipped_log,
+            offloaded=bool(data_service)), data_service)
 
     val_data = data.batches(splits["val"], vocabulary, config, boundaries)
 

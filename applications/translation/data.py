@@ -226,17 +226,18 @@ def training_start(split, config, consumed, worker=(0, 1), log_path=None):
 
 
 def training_batches(split, source_vocabulary, target_vocabulary, config, start=(0, 0, 0),
-                     worker=(0, 1), log_path=None):
+                     worker=(0, 1), log_path=None, offloaded=False):
     """The endless training stream from `start` (`training_start`): ({"source_ids" (B, W),
     "target_ids" (B, W')}, labels (B, W')), B the global batch size, padded with the
     vocabularies' pad ids; `target_ids` is start + target, labels target + end. With
-    `worker` (index, count) it reads only that worker's share and is marked as sharded."""
+    `worker` (index, count) it reads only that worker's share and is marked as sharded.
+    `offloaded`: for tf.data service workers, which split it (`data_service`)."""
     if split.count == 0:
         raise DataError("the training split is empty")
     position, first_pool, skip_batches = start
     split, _ = split.share(*worker)
     stream = example_stream.training_stream(split.records, split.count, config.seed, position,
-                                            split.shuffle_buffer(config))
+                                            split.shuffle_buffer(config), offloaded)
     examples = good_pairs(split, stream, config, split.count, log_path)
     examples = bad_examples.leave_out(
         _tokenized(examples, source_vocabulary, target_vocabulary), _short_enough(config),

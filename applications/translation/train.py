@@ -12,6 +12,7 @@ from keras import ops
 from applications.common import bad_examples, distributed_fit, training_run
 from applications.common.callbacks import progress_verbosity, standard_callbacks, use_export_weights
 from applications.common.config import ConfigError, to_json
+from applications.common.data_service import offloaded
 from applications.common.precision import precision_policy
 from applications.common.quantization import quantize_for_export
 from applications.common.replica_metrics import global_mean
@@ -134,13 +135,15 @@ def _same_tokenizer_config(workdir, config):
 def train(config, data_dir=None, workdir="runs/translation",
           export_dir="saved_models/translation", strategy="auto", verbose="auto",
           mixed_precision="none", jit_compile=False, examples=5, resume="auto",
-          init_from=None):
+          init_from=None, data_service=None):
     """Trains, evaluates on the test split (val if there is none) and exports.
 
     `mixed_precision` is "none", "bf16" or "fp16" (with loss scaling);
     `jit_compile` compiles the training step with XLA. `init_from`: the directory of a
     finished or imported run (`tfformer import`) to start from, its weights and tokenizer:
     fine-tuning. `config` must have its architecture (see `config.ARCHITECTURE`).
+    `data_service`: a tf.data service dispatcher ("grpc://HOST:PORT") whose workers run
+    the training input pipeline (`applications.common.data_service`).
 
     Returns a dict with the Keras history, the scores, the export path and
     the server module.
@@ -152,11 +155,11 @@ def train(config, data_dir=None, workdir="runs/translation",
     return training_run.run_training(
         _train, config, data_dir, workdir, export_dir, strategy, resume=resume, verbose=verbose,
         mixed_precision=mixed_precision, jit_compile=jit_compile, examples=examples,
-        init_from=init_from)
+        init_from=init_from, data_service=data_service)
 
 
 def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
-           mixed_precision, jit_compile, examples, init_from):
+           mixed_precision, jit_compile, examples, init_from, data_service):
     keras.utils.set_random_seed(config.seed)
     # Length-bucketed validation data has no known size, and Keras warns at its
     # (expected) end on every epoch.
@@ -191,8 +194,9 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         if start[0]:
             print(f"resuming at epoch {resume_at + 1}: the training stream starts at pair "
                   f"{start[0]} (counting every pass over the training pairs)")
-        return data.training_batches(splits["train"], source_vocabulary, target_vocabulary,
-                                     config, start, worker, skipped_log)
+        return offloaded(data.training_batches(
+            splits["train"], source_vocabulary, target_vocabulary, config, start, worker,
+            skipped_log, offloaded=bool(data_service)), data_service)
 
     val_data = data.batches(splits["val"], source_vocabulary, target_vocabulary, config)
     padding_id = target_vocabulary.pad_id
