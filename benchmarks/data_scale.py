@@ -138,8 +138,8 @@ def measure_clips(data_dir, steps=20, pipeline_batches=60):
 
         splits = clips.list_clips(data_dir, config)
         vocabulary = data.build_vocabulary(splits["train"].all_transcripts())
-        boundaries = data.frame_boundaries(data.sample_lengths(splits["train"], config), config)
-        train = data.training_batches(splits["train"], vocabulary, config, boundaries)
+        data.frame_boundaries(data.sample_lengths(splits["train"], config), config)  # as train.py
+        train = data.training_batches(splits["train"], vocabulary, config)
         normalization = data.normalization_features(splits["train"], config)
         count = splits["train"].count
     else:  # the loader before streaming: every clip decoded (and perturbed) in memory

@@ -27,7 +27,7 @@ from applications.speech_recognition.clips import DIGIT_WORDS, normalize_transcr
 from applications.speech_recognition.features import FrontEnd, decode_wav, resample
 from tfformer import wav
 
-POOL_BATCHES = 8  # batches sorted by length together (`length_pools`)
+POOL_BATCHES = 16  # batches sorted by length together (`length_pools`)
 OUTPUT_UNITS = ("characters", "words")
 
 
@@ -266,12 +266,13 @@ def training_start(split, config, consumed, worker=(0, 1), log_path=None):
     return start, pool_index, skip
 
 
-def training_batches(split, vocabulary, config, boundaries, start=(0, 0, 0), worker=(0, 1),
+def training_batches(split, vocabulary, config, start=(0, 0, 0), worker=(0, 1),
                      log_path=None, offloaded=False):
     """The endless training stream from `start` (`training_start`): ({"features" (B, F, M),
     "feature_lengths" (B,)}, {"labels" (B, L), "label_lengths" (B,)}), B the global batch
-    size, clips of like length together (`boundaries` in frames). `offloaded`: for tf.data
-    service workers, which split it (`data_service`)."""
+    size. Each pool of `POOL_BATCHES` batches is sorted by length, so a batch holds clips
+    of like length. `offloaded`: for tf.data service workers, which split it
+    (`data_service`)."""
     position, first_pool, skip_batches = start
     split, _ = split.share(*worker)
     src = source(split, config, training=True)
@@ -287,16 +288,14 @@ def training_batches(split, vocabulary, config, boundaries, start=(0, 0, 0), wor
             "{} s long, more than max_seconds", tf.size(e["waveform"]) // config.sample_rate)),
         log_path)
     examples = kept.map(_features(config, vocabulary), num_parallel_calls=tf.data.AUTOTUNE)
-    edges = tf.constant(boundaries or [1], tf.int32)
-
-    def bucket(pool):
-        return tf.searchsorted(edges, pool["feature_lengths"], side="right")
+    def frames(pool):  # a pool is sorted by length: each batch pads the least it can
+        return pool["feature_lengths"]
 
     def padded(batch):
         return _as_inputs({**batch, "features": batch["features"].to_tensor(),
                            "labels": batch["labels"].to_tensor()})
 
-    dataset = length_pools.pooled_batches(examples, bucket, config.batch_size, POOL_BATCHES,
+    dataset = length_pools.pooled_batches(examples, frames, config.batch_size, POOL_BATCHES,
                                           config.seed, first_pool, skip_batches)
     dataset = dataset.map(padded, num_parallel_calls=tf.data.AUTOTUNE)
     if worker[1] > 1:

@@ -66,7 +66,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
             print(f"resuming at epoch {resume_at + 1}: the training stream starts at clip "
                   f"{start[0]} (counting every pass over the training clips)")
         return offloaded(data.training_batches(
-            splits["train"], vocabulary, config, boundaries, start, worker, skipped_log,
+            splits["train"], vocabulary, config, start, worker, skipped_log,
             offloaded=bool(data_service)), data_service)
 
     val_data = data.batches(splits["val"], vocabulary, config, boundaries)

@@ -174,7 +174,7 @@ def test_connected_utterances_join_recordings_and_transcripts_as_they_are_read()
     # Training streams them in shuffled passes, batched with speed-perturbed copies.
     config = dataclasses.replace(config, batch_size=4, speed_perturbation=(0.9, 1.1))
     vocabulary = data.build_vocabulary(["one two"], config.output_units)
-    batches = list(data.training_batches(split, vocabulary, config, [10]).take(10))
+    batches = list(data.training_batches(split, vocabulary, config).take(10))
     assert sum(int(tf.size(labels["label_lengths"])) for _, labels in batches) == 40
 
 
@@ -212,17 +212,21 @@ def test_training_batches_hold_every_clip_once_a_pass_with_features_and_labels()
     waves, texts = builtin_data.generate_split(40, 8000, seed=0)
     texts = [f"{i} {t}" for i, t in enumerate(texts)]  # tells the clips apart
     vocabulary = data.build_vocabulary(texts)
-    config = dataclasses.replace(CONFIG, batch_size=8)
+    config = dataclasses.replace(CONFIG, batch_size=5)
     split = clips.in_memory("train", texts, waveform=waves)
     boundaries = data.frame_boundaries([len(w) for w in waves], config)
-    seen = []
-    # A pool is 8 batches of 8 clips: 5 pools are 8 passes of 40.
-    for x, y in data.training_batches(split, vocabulary, config, boundaries).take(40):
+    seen, ranges = [], []
+    # A pool is 16 batches of 5 clips: 2 pools are 4 passes of 40.
+    for x, y in data.training_batches(split, vocabulary, config).take(32):
         lengths = x["feature_lengths"].numpy()
-        assert len(lengths) == 8 and x["features"].shape[1] == lengths.max()
+        assert len(lengths) == 5 and x["features"].shape[1] == lengths.max()
+        ranges.append((lengths.min(), lengths.max()))
         for row, count in zip(y["labels"].numpy(), y["label_lengths"].numpy()):
             seen.append("".join(vocabulary[i] for i in row[:count]))
-    assert sorted(seen) == sorted(texts * 8)
+    assert sorted(seen) == sorted(texts * 4)
+    for pool in (ranges[:16], ranges[16:]):  # sorted by length: the batches do not overlap
+        pool = sorted(pool)
+        assert all(high <= next_low for (_, high), (next_low, _) in zip(pool, pool[1:]))
     val = [len(y["labels"]) for _, y in data.batches(split, vocabulary, config, boundaries)]
     assert sum(val) == 40
     with pytest.raises(DataError, match="no audio clips in the val split"):

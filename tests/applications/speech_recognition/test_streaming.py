@@ -43,16 +43,16 @@ def test_every_good_clip_and_its_copies_once_a_pass_and_what_is_left_out_is_logg
     splits = _manifest(tmp_path)
     vocabulary = data.build_vocabulary(splits["train"].all_transcripts())
     log = tmp_path / "log.tsv"
-    stream = data.training_batches(splits["train"], vocabulary, CONFIG, [20, 30],
+    stream = data.training_batches(splits["train"], vocabulary, CONFIG,
                                    log_path=str(log))
-    # 12 clips x 3 speeds = 36 records a pass; 9 of them left out: 27 good. A pool of 8
-    # batches of 4 is 32 clips: 27 pools are 32 passes.
+    # 12 clips x 3 speeds = 36 records a pass; 9 of them left out: 27 good. A pool of 16
+    # batches of 4 is 64 clips: 27 pools are 64 passes.
     numbers = []
-    for _, labels in stream.take(8 * 27).as_numpy_iterator():
+    for _, labels in stream.take(16 * 27).as_numpy_iterator():
         assert len(labels["labels"]) == 4
         numbers += _numbers(labels["labels"], labels["label_lengths"], vocabulary)
     good = [n for n in range(12) if n not in (3, 8, 11)]
-    assert sorted(numbers) == sorted(good * 3 * 32)
+    assert sorted(numbers) == sorted(good * 3 * 64)
     err = capfd.readouterr().err
     assert f"{tmp_path / '3.wav'} at speed 1: not a WAV file: it begins with ID3 an mp3" in err
     assert f"{tmp_path / '11.wav'} at speed 0.9: a FLAC file: convert it to WAV" in err
@@ -66,11 +66,11 @@ def test_a_resumed_stream_continues_exactly_where_the_whole_one_was(tmp_path, ep
     splits = _manifest(tmp_path)
     vocabulary = data.build_vocabulary(splits["train"].all_transcripts())
     log = str(tmp_path / "log.tsv")
-    whole = list(data.training_batches(splits["train"], vocabulary, CONFIG, [20, 30],
+    whole = list(data.training_batches(splits["train"], vocabulary, CONFIG,
                                        log_path=log).take(30).as_numpy_iterator())
     consumed = epochs_done * 5 * CONFIG.batch_size  # epochs of 5 steps: mid-pass, mid-pool
     start = data.training_start(splits["train"], CONFIG, consumed, log_path=log)
-    resumed = data.training_batches(splits["train"], vocabulary, CONFIG, [20, 30], start,
+    resumed = data.training_batches(splits["train"], vocabulary, CONFIG, start,
                                     log_path=log)
     for (inputs, labels), (whole_inputs, whole_labels) in zip(
             resumed.take(6).as_numpy_iterator(), whole[consumed // 4:]):
