@@ -4,6 +4,8 @@
         [--sizes 5000,50000,500000] [--root /tmp/tfformer_data_scale] [--baseline DIR]
     .venv/bin/python benchmarks/data_scale.py translation [--sizes 20000,200000,2000000]
     .venv/bin/python benchmarks/data_scale.py speech_recognition [--sizes 2000,20000,200000]
+    .venv/bin/python benchmarks/data_scale.py speech_recognition --data /tmp/spoken_multi30k \
+        --name spoken_multi30k [--baseline DIR]   # a real data set already on disk
 
 For each size it writes a synthetic data set once (image classification: class folders of
 128x128 JPEGs of the built-in shapes, drawn from a pool of rendered images so that writing
@@ -273,6 +275,28 @@ def _measure_in_subprocess(application, data_dir, code_dir):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _measure_named(args, path):
+    """Measures the data set in --data and keeps its figures in the results file under
+    "data_sets" / --name, beside the generated sizes."""
+    if not args.name:
+        sys.exit("--data needs --name, the name its figures are kept under")
+    started = time.time()
+    record = {"data": os.path.abspath(args.data),
+              "streaming": _measure_in_subprocess(args.application, args.data, ROOT)}
+    if args.baseline:
+        record["in_memory"] = _measure_in_subprocess(args.application, args.data,
+                                                     os.path.abspath(args.baseline))
+    record["measured_in_s"] = round(time.time() - started)
+    print(json.dumps(record), flush=True)
+    kept = {}
+    if os.path.exists(path):
+        with open(path) as handle:
+            kept = json.load(handle)
+    kept.setdefault("data_sets", {})[args.name] = record
+    with open(path, "w") as handle:
+        json.dump(kept, handle, indent=1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("application", choices=sorted(APPLICATIONS))
@@ -280,12 +304,19 @@ def main():
                         "20000,200000,2000000 pairs or 2000,20000,200000 clips")
     parser.add_argument("--root", default="/tmp/tfformer_data_scale")
     parser.add_argument("--baseline", help="a checkout of the code before streaming")
+    parser.add_argument("--data", help="measure this existing data set instead (e.g. the "
+                        "spoken Multi30k of make_spoken_sentences.py), kept under --name")
+    parser.add_argument("--name", help="the name --data's figures are kept under")
     parser.add_argument("--measure", metavar="DATA_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
     unit, default_sizes, generate, measure, in_memory_bytes = APPLICATIONS[args.application]
     images = args.application == "image_classification"
     if args.measure:
         print(json.dumps(globals()[measure](args.measure)))
+        return
+    path = os.path.join(HERE, "results", f"data_scale_{args.application}.json")
+    if args.data:
+        _measure_named(args, path)
         return
     records = []
     for size in [int(s) for s in (args.sizes or default_sizes).split(",")]:
@@ -304,7 +335,6 @@ def main():
         print(json.dumps(record), flush=True)
         records.append(record)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    path = os.path.join(HERE, "results", f"data_scale_{args.application}.json")
     earlier, kept = {}, {}
     if os.path.exists(path):  # sizes measured in another run are kept
         with open(path) as handle:
