@@ -57,12 +57,19 @@ def test_training_equals_keras_optimizer(ours, theirs, kwargs, jit_compile):
 
 
 def test_mirrored_and_mixed_bfloat16_training_equal_keras_optimizer():
-    for strategy, policy in [(two_cpu_strategy(), "float32"), (None, "mixed_bfloat16")]:
+    # Under mixed_bfloat16 the forward pass reads the weights rounded to bfloat16, so an
+    # update that differs from Keras' in its last float32 bit can round a weight the other
+    # way: after 3 epochs the weights agree to ~2e-5, against steps of ~1e-2 (a wrong
+    # update rule is off by that much).
+    for strategy, policy, atol in [(two_cpu_strategy(), "float32", 1e-6),
+                                   (None, "mixed_bfloat16", 2e-4)]:
         ours = _train(lambda: optimizers.Adam(0.01), strategy=strategy, policy=policy)
         theirs = _train(lambda: keras.optimizers.Adam(0.01), strategy=strategy, policy=policy)
-        np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5)
+        np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5 if atol < 1e-5 else 1e-4)
         for a, b in zip(ours[1], theirs[1]):
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=atol)
+        untrained = _train(lambda: optimizers.Adam(0.0), strategy=strategy, policy=policy)
+        assert max(np.max(np.abs(a - b)) for a, b in zip(ours[1], untrained[1])) > 50 * atol
 
 
 @pytest.mark.parametrize("ours, theirs, kwargs", PAIRS)

@@ -25,8 +25,11 @@ def _command(workdir, export_dir):
 def test_ctrl_c_during_training_is_one_line_and_the_same_command_resumes(tmp_path):
     workdir, export_dir = tmp_path / "run", tmp_path / "export"
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    # As from a terminal: a suite started in the background (`pytest &`) hands its children
+    # an ignored SIGINT, which Python then never turns into KeyboardInterrupt.
     process = subprocess.Popen(_command(workdir, export_dir), cwd=ROOT, env=environment,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in process.stdout:  # epoch 1 ends with a backup; interrupt during epoch 2
         seen.append(line)

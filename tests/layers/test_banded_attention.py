@@ -121,9 +121,12 @@ def test_blocks_under_mixed_bfloat16_and_xla(input_dtype):
     banded = layer(x, x, query_mask=mask, value_mask=mask)
     assert banded.dtype == tf.bfloat16
     full, _ = layer(x, x, query_mask=mask, value_mask=mask, return_attention_scores=True)
-    np.testing.assert_allclose(np.float32(banded), np.float32(full), atol=0.05)
+    # bfloat16 keeps 8 significant bits: sums taken in another order (XLA's, run to run)
+    # differ by a few units in the last place, 1/64 of the value.
+    np.testing.assert_allclose(np.float32(banded), np.float32(full), atol=0.05, rtol=1 / 64)
     compiled = tf.function(lambda x, m: layer(x, x, query_mask=m, value_mask=m), jit_compile=True)
-    np.testing.assert_allclose(np.float32(compiled(x, mask)), np.float32(banded), atol=0.05)
+    np.testing.assert_allclose(np.float32(compiled(x, mask)), np.float32(banded), atol=0.05,
+                               rtol=1 / 64)
     length = x.shape[1]
     largest = _largest_tensor(tf.function(lambda x: layer(x, x)),
                               tf.TensorSpec([1, length, 8], input_dtype))
