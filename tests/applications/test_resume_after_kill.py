@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,6 +44,10 @@ def _weights(export_dir):
             if name.endswith("VARIABLE_VALUE")}  # an export saves only what serving reads
 
 
+# Release-only (71 s): the default run kills and resumes an image classification run the same
+# way (image_classification/test_streaming.py), through the same resume code, and checks the
+# translation stream's resumed batches bit for bit (translation/test_streaming.py).
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     _run(tmp_path / "whole", tmp_path / "whole_export")
 
