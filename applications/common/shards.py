@@ -172,6 +172,20 @@ class ShardWriter:
             self.writer = None
 
 
+def write_in_order(directory, split, count, total, examples):
+    """Writes a split's examples in the order they come, into `count` shards (`ShardWriter`);
+    returns its shard list. `examples(first_record)` gives (position, serialized) pairs from
+    the record where an interrupted run stopped."""
+    writer = ShardWriter(directory, split, count, total)
+    try:
+        for position, example in examples(writer.first_record):
+            writer.write(position, example)
+    except BaseException:
+        writer.abandon()  # finished shards stay: the same command goes on from them
+        raise
+    return writer.close()
+
+
 def write_shuffled(directory, split, count, examples, seed):
     """Writes `examples` (serialized, in any order) into `count` shards in a random order,
     with memory for one shard: each goes to a random shard's scatter file (every shard
@@ -226,14 +240,8 @@ def write_splits(output, splits, serialized, seed, num_shards, unit):
             written[name] = write_shuffled(output, name, count,
                                            (s for _, s in serialized(split)), seed)
         else:
-            writer = ShardWriter(output, name, count, split.count)
-            try:
-                for position, example in serialized(split):
-                    writer.write(position, example)
-            except BaseException:
-                writer.abandon()  # finished shards stay: the same command goes on from them
-                raise
-            written[name] = writer.close()
+            written[name] = write_in_order(output, name, count, split.count,
+                                           lambda first, split=split: serialized(split))
         lines.append(f"{name} {sum(s['examples'] for s in written[name])} {unit} in "
                      f"{count} shards")
     return written, ", ".join(lines)

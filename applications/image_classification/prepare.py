@@ -73,17 +73,15 @@ def prepare(data_dir, output, config, num_shards=8):
     with bad_examples.bad_data_errors():
         for name, split in splits.items():
             count = max(1, min(num_shards, split.count))
-            writer = shards.ShardWriter(output, name, count, split.count)
-            try:
-                for encoded, label, position, _ in _checked_examples(
-                        split, config, name == "train", writer.first_record):
-                    writer.write(int(position), shards.serialize(
+
+            def examples(first, split=split, training=name == "train"):
+                for encoded, label, position, _ in _checked_examples(split, config, training,
+                                                                     first):
+                    yield int(position), shards.serialize(
                         image=shards.bytes_feature(encoded.numpy()),
-                        label=shards.int_feature(label)))
-            except BaseException:
-                writer.abandon()  # finished shards stay: the same command goes on from them
-                raise
-            written[name] = writer.close()
+                        label=shards.int_feature(label))
+
+            written[name] = shards.write_in_order(output, name, count, split.count, examples)
             lines.append(f"{name} {sum(s['examples'] for s in written[name])} images in "
                          f"{count} shards")
     shards.write_metadata(output, "image_classification", written, class_names=class_names)
