@@ -62,6 +62,12 @@ def fit(model, strategy, train_data, *, epochs, steps_per_epoch, validation_data
         callbacks.append(ProgressLines(epochs, steps_per_epoch))
     try:
         if strategy.num_replicas_in_sync == 1 and not is_multi_worker(strategy):
+            if validation_data is not None:
+                # Under the default strategy Keras builds the optimizer inside the first
+                # traced step, and tf.function then traces the whole step a second time
+                # (about 10 s at the small preset). Built here, it is traced once.
+                with strategy.scope():
+                    model._symbolic_build(data_batch=next(iter(validation_data)))
             with warnings.catch_warnings():
                 # Keras warns "Your input ran out of data" at the end of a validation set
                 # whose length tf.data can't know (images that may fail to decode are

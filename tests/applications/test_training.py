@@ -54,10 +54,13 @@ def test_translation_trains_in_mixed_precision(tmp_path, mixed_precision, jit_co
     assert translations.shape == (2,) and translations[1] == b""
 
 
-# XLA and float16 loss scaling are tested on translation in the default run; on speech
-# they run with -m slow (42 s and 13 s).
+# bfloat16 over two replicas in the default run: one training covers both (about 75 s
+# each). XLA, float16 loss scaling, and each alone run with -m slow; XLA and float16 are
+# tested on translation in the default run.
 @pytest.mark.parametrize("mixed_precision, jit_compile, strategy", [
-    ("bf16", False, "one_device"), ("none", False, "mirrored"),
+    ("bf16", False, "mirrored"),
+    pytest.param("bf16", False, "one_device", marks=pytest.mark.slow),
+    pytest.param("none", False, "mirrored", marks=pytest.mark.slow),
     pytest.param("bf16", True, "one_device", marks=pytest.mark.slow),
     pytest.param("fp16", False, "one_device", marks=pytest.mark.slow)])
 def test_speech_recognition_trains_in_mixed_precision_and_mirrored(

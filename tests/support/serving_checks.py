@@ -158,16 +158,34 @@ def signature_names(path):
     return set(_serving_signatures(path)) - {"__saved_model_init_op"}
 
 
-def serve_warmup_and_readme_requests(path, model_name, files=None):
+def warmup_and_readme_requests(path, model_name, files=None):
     """The export's warm-up records, which must reach every signature, and README's REST
-    bodies for `model_name` (see `readme_rest_requests`), all answered through TF Serving's
-    session path without an error. Returns (warm-up requests, REST requests)."""
+    bodies for `model_name` (see `readme_rest_requests`): (warm-up requests, REST requests)."""
     warmup = read_warmup_requests(path)
     assert {signature for signature, *_ in warmup} == signature_names(path)
-    rest = readme_rest_requests(model_name, path, files)
+    return warmup, readme_rest_requests(model_name, path, files)
+
+
+def serve_warmup_and_readme_requests(path, model_name, files=None):
+    """`warmup_and_readme_requests`, all answered through TF Serving's session path without
+    an error. Returns (warm-up requests, REST requests)."""
+    warmup, rest = warmup_and_readme_requests(path, model_name, files)
     answers = serve_in_session(path, warmup + rest)
     assert all("error" not in answer for answer in answers)
     return warmup, rest
+
+
+def serve_groups_in_session(path, groups):
+    """`serve_in_session` for several tests' requests at once: one fresh process loads the
+    export once. `groups` maps a name to its requests (each group must not carry state from
+    the one before it); returns the name mapped to its answers."""
+    assert all(CARRY_STATE not in requests[0][2:] for requests in groups.values() if requests)
+    answers = serve_in_session(path, [request for requests in groups.values()
+                                      for request in requests])
+    answered, start = {}, 0
+    for name, requests in groups.items():
+        answered[name], start = answers[start:start + len(requests)], start + len(requests)
+    return answered
 
 
 def serve_every_signature(path, requests):

@@ -12,8 +12,9 @@ from applications.image_classification.train import train
 from tests.support.serving_checks import (
     classify_ops,
     saved_model_cli_run,
-    serve_every_signature,
-    serve_warmup_and_readme_requests,
+    serve_groups_in_session,
+    signature_names,
+    warmup_and_readme_requests,
 )
 from tfformer.export import saved_model_ops
 
@@ -40,19 +41,35 @@ def _jpeg(seed, size=(300, 200)):
     return tf.io.encode_jpeg(image).numpy()
 
 
-def test_every_signature_answers_through_tf_servings_loader(trained):
-    """TF Serving's path (MetaGraph into a session, restore op, init op, `Session.run`) answers
-    every signature as `tf.saved_model.load` does, and as the trained server did."""
+def _every_signature_requests():
     batch = [_png(0), _jpeg(1), _png(2, channels=1), _png(3, size=(1200, 900), channels=4)]
     pixels = np.random.default_rng(4).integers(0, 255, size=(2, 32, 32, 3), dtype=np.uint8)
-    requests = [("serving_default", {"image_bytes": batch}), ("pixels", {"pixels": pixels}),
-                ("attention", {"image_bytes": batch}),
-                ("serving_default", {"image_bytes": [b"definitely not"]}),
-                ("serving_default", {"image_bytes": []}),
-                ("pixels", {"pixels": np.zeros((0, 32, 32, 3), np.uint8)}),
-                ("attention", {"image_bytes": []})]
-    served, from_pixels, attention, bad, *empty = serve_every_signature(
-        trained["export_path"], requests)
+    return [("serving_default", {"image_bytes": batch}), ("pixels", {"pixels": pixels}),
+            ("attention", {"image_bytes": batch}),
+            ("serving_default", {"image_bytes": [b"definitely not"]}),
+            ("serving_default", {"image_bytes": []}),
+            ("pixels", {"pixels": np.zeros((0, 32, 32, 3), np.uint8)}),
+            ("attention", {"image_bytes": []})]
+
+
+@pytest.fixture(scope="module")
+def session_answers(trained):
+    """The answers to the requests of the two tests below, through TF Serving's session path
+    (checked against `tf.saved_model.load`'s) in one fresh process that loads the export once."""
+    path = trained["export_path"]
+    assert {name for name, _ in _every_signature_requests()} == signature_names(path)
+    warmup, rest = warmup_and_readme_requests(path, "image_classification",
+                                              {"star.png": _jpeg(30)})
+    return {"requests": (warmup, rest), **serve_groups_in_session(path, {
+        "every signature": _every_signature_requests(), "warm-up and README": warmup + rest})}
+
+
+def test_every_signature_answers_through_tf_servings_loader(trained, session_answers):
+    """TF Serving's path (MetaGraph into a session, restore op, init op, `Session.run`) answers
+    every signature as `tf.saved_model.load` does, and as the trained server did."""
+    requests = _every_signature_requests()
+    batch, pixels = requests[0][1]["image_bytes"], requests[1][1]["pixels"]
+    served, from_pixels, attention, bad, *empty = session_answers["every signature"]
     server = trained["server"]
     in_process = server.serve(tf.constant(batch))
     np.testing.assert_allclose(served["probabilities"], in_process["probabilities"], atol=1e-5)
@@ -86,11 +103,11 @@ def test_saved_model_cli_runs_the_export(trained, tmp_path):
     assert repr(expected) in output
 
 
-def test_warmup_and_readme_rest_requests_answer_through_the_session_path(trained):
+def test_warmup_and_readme_rest_requests_answer_through_the_session_path(session_answers):
     """The export's warm-up records reach every signature; README's REST bodies, turned into
     tensors as TF Serving's REST API does, name real inputs with the right dtypes."""
-    warmup, rest = serve_warmup_and_readme_requests(trained["export_path"], "image_classification",
-                                                    {"star.png": _jpeg(30)})
+    warmup, rest = session_answers["requests"]
+    assert all("error" not in answer for answer in session_answers["warm-up and README"])
     assert len(rest) == 1
 
 

@@ -22,9 +22,10 @@ from tests.support.serving_checks import (
     call_in_fresh_process,
     classify_ops,
     saved_model_cli_run,
-    serve_every_signature,
+    serve_groups_in_session,
     serve_in_session,
-    serve_warmup_and_readme_requests,
+    signature_names,
+    warmup_and_readme_requests,
 )
 from tests.support.wav_files import ENCODINGS, encode
 from tfformer.export import saved_model_ops
@@ -46,6 +47,19 @@ def trained(tmp_path_factory):
     return {**result, "root": root}
 
 
+@pytest.fixture(scope="module")
+def session_answers(trained):
+    """The answers to the requests of the tests below, through TF Serving's session path (and
+    checked against `tf.saved_model.load`'s) in one fresh process, which loads the export
+    once for them all."""
+    path = trained["export_path"]
+    return serve_groups_in_session(path, {
+        "every signature": _every_signature_requests(),
+        "stream": _stream_requests(trained["server"]),
+        "encodings": _encoding_requests(),
+        "warm-up and README": sum(_warmup_and_readme_requests(path), [])})
+
+
 def _clips(count, seed):
     return builtin_data.generate_split(count, CONFIG.sample_rate, seed)
 
@@ -56,9 +70,7 @@ def test_training_learns_the_task(trained):
     assert trained["history"]["loss"][-1] < trained["history"]["loss"][0] / 3
 
 
-def test_every_signature_answers_through_tf_servings_loader(trained):
-    """TF Serving's path (MetaGraph into a session, restore op, init op, `Session.run`) answers
-    every signature as `tf.saved_model.load` does, and as the trained server did."""
+def _every_signature_requests():
     waves, _ = _clips(4, seed=50)
     batch = [wav_bytes(w, CONFIG.sample_rate) for w in waves]
     silent = wav_bytes(np.zeros(800, np.float32), CONFIG.sample_rate)
@@ -78,8 +90,18 @@ def test_every_signature_answers_through_tf_servings_loader(trained):
                 ("stream_start", {"sample_rate": np.array([CONFIG.sample_rate], np.int32)}),
                 ("stream_step", {"waveform": waves[0][None].astype(np.float32),
                                  "final": np.array([True])}, CARRY_STATE)]
+    return requests
+
+
+def test_every_signature_answers_through_tf_servings_loader(trained, session_answers):
+    """TF Serving's path (MetaGraph into a session, restore op, init op, `Session.run`) answers
+    every signature as `tf.saved_model.load` does, and as the trained server did."""
+    waves, _ = _clips(4, seed=50)
+    batch = [wav_bytes(w, CONFIG.sample_rate) for w in waves]
+    requests = _every_signature_requests()
+    assert {signature for signature, *_ in requests} == signature_names(trained["export_path"])
     (served, waveform, odd, bad, empty, empty_waveform, nan, rate_0, _,
-     streamed) = serve_every_signature(trained["export_path"], requests)
+     streamed) = session_answers["every signature"]
     assert streamed["transcript"].tolist() == waveform["transcript"].tolist()
     in_process = trained["server"].serve(tf.constant(batch))["transcript"].numpy()
     assert served["transcript"].tolist() == in_process.tolist()
@@ -93,15 +115,15 @@ def test_every_signature_answers_through_tf_servings_loader(trained):
     assert "sample_rate must be a positive" in rate_0["message"]
 
 
-def test_a_stream_through_tf_servings_loader_grows_into_the_whole_clips_transcript(trained):
-    """Two streams sent in chunks of 1 and 0 samples, sizes that are not multiples of the hop,
-    and larger ones, with the state carried from call to call as a client carries it: each
-    transcript only grows, and ends as the `waveform` signature's for the whole clip."""
+STREAM_BOUNDS = [0, 1, 1, 334, 1334, 1413, 4000]  # then the clips' end
+
+
+def _stream_requests(server):
     waves, _ = _clips(2, seed=59)
     samples = min(len(w) for w in waves)
     waves = np.stack([w[:samples] for w in waves]).astype(np.float32)
     rates = np.full([2], CONFIG.sample_rate, np.int32)
-    bounds = [0, 1, 1, 334, 1334, 1413, 4000, samples]
+    bounds = [*STREAM_BOUNDS, samples]
     requests = [("stream_start", {"sample_rate": rates})]
     for begin, end in itertools.pairwise(bounds):
         requests.append(("stream_step", {"waveform": waves[:, begin:end],
@@ -109,7 +131,7 @@ def test_a_stream_through_tf_servings_loader_grows_into_the_whole_clips_transcri
     requests.append(("waveform", {"waveform": waves, "sample_rate": np.int32(CONFIG.sample_rate)}))
     # Bad requests: each is refused with a message that names the problem.
     state = {name: value.numpy() for name, value in
-             trained["server"].stream_start(tf.constant(rates)).items()}
+             server.stream_start(tf.constant(rates)).items()}
     chunk = {"waveform": waves[:, :800], "final": np.array([False, False])}
     bad = [{**chunk, **state, "waveform": np.full((2, 800), np.nan, np.float32)},
            {**chunk, **state, "final": np.array([False])},
@@ -117,8 +139,16 @@ def test_a_stream_through_tf_servings_loader_grows_into_the_whole_clips_transcri
            {**chunk, **state, "state_model": state["state_model"] + 1}]
     requests += [("stream_step", inputs) for inputs in bad]
     requests.append(("stream_start", {"sample_rate": np.array([16000], np.int32)}))
-    answers = serve_in_session(trained["export_path"], requests)
-    steps, whole, refused = answers[1:len(bounds)], answers[len(bounds)], answers[len(bounds) + 1:]
+    return requests
+
+
+def test_a_stream_through_tf_servings_loader_grows_into_the_whole_clips_transcript(
+        session_answers):
+    """Two streams sent in chunks of 1 and 0 samples, sizes that are not multiples of the hop,
+    and larger ones, with the state carried from call to call as a client carries it: each
+    transcript only grows, and ends as the `waveform` signature's for the whole clip."""
+    answers, end = session_answers["stream"], 1 + len(STREAM_BOUNDS)  # a start, then a step a chunk
+    steps, whole, refused = answers[1:end], answers[end], answers[end + 1:]
     texts = [step["transcript"].tolist() for step in steps]
     assert texts[-1] == whole["transcript"].tolist() and all(texts[-1])
     for earlier, later in itertools.pairwise(texts):
@@ -134,10 +164,7 @@ def test_a_stream_through_tf_servings_loader_grows_into_the_whole_clips_transcri
         assert expected in message, (expected, message)
 
 
-def test_every_wav_encoding_is_served_as_its_reference_decode(trained):
-    """8-, 16-, 24-, 32-bit PCM, 32- and 64-bit float, plain and extensible, stereo: the
-    export transcribes each file as the `waveform` signature transcribes its reference
-    decode (mono mix of what Python's `wave` module or numpy reads)."""
+def _encoding_requests():
     waves, _ = _clips(len(ENCODINGS), seed=58)
     requests = []
     for wave_, encoding in zip(waves, ENCODINGS):
@@ -146,7 +173,14 @@ def test_every_wav_encoding_is_served_as_its_reference_decode(trained):
         requests += [("serving_default", {"audio_bytes": [contents]}),
                      ("waveform", {"waveform": reference.mean(axis=1)[None].astype(np.float32),
                                    "sample_rate": np.int32(CONFIG.sample_rate)})]
-    answers = serve_in_session(trained["export_path"], requests)
+    return requests
+
+
+def test_every_wav_encoding_is_served_as_its_reference_decode(session_answers):
+    """8-, 16-, 24-, 32-bit PCM, 32- and 64-bit float, plain and extensible, stereo: the
+    export transcribes each file as the `waveform` signature transcribes its reference
+    decode (mono mix of what Python's `wave` module or numpy reads)."""
+    answers = session_answers["encodings"]
     for encoding, served, reference in zip(ENCODINGS, answers[::2], answers[1::2]):
         assert served["transcript"].tolist() == reference["transcript"].tolist(), encoding
     assert any(answer["transcript"][0] for answer in answers)
@@ -164,13 +198,18 @@ def test_saved_model_cli_runs_the_export(trained, tmp_path):
     assert repr(expected) in output
 
 
-def test_warmup_and_readme_rest_requests_answer_through_the_session_path(trained):
+def _warmup_and_readme_requests(path):
+    clip = wav_bytes(_clips(1, seed=57)[0][0], CONFIG.sample_rate)
+    return warmup_and_readme_requests(path, "speech_recognition", {"clip.wav": clip})
+
+
+def test_warmup_and_readme_rest_requests_answer_through_the_session_path(trained,
+                                                                         session_answers):
     """The export's warm-up records reach every signature; README's REST bodies, turned into
     tensors as TF Serving's REST API does, name real inputs with the right dtypes."""
-    clip = wav_bytes(_clips(1, seed=57)[0][0], CONFIG.sample_rate)
-    warmup, rest = serve_warmup_and_readme_requests(trained["export_path"], "speech_recognition",
-                                                    {"clip.wav": clip})
+    _, rest = _warmup_and_readme_requests(trained["export_path"])
     assert [signature for signature, _ in rest] == ["serving_default", "stream_start"]
+    assert all("error" not in answer for answer in session_answers["warm-up and README"])
 
 
 def test_readmes_rest_streaming_client_transcribes_as_the_whole_clip(trained):

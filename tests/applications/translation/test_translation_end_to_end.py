@@ -14,9 +14,10 @@ from applications.translation.train import train
 from tests.support.serving_checks import (
     classify_ops,
     saved_model_cli_run,
-    serve_every_signature,
+    serve_groups_in_session,
     serve_in_session,
-    serve_warmup_and_readme_requests,
+    signature_names,
+    warmup_and_readme_requests,
 )
 from tfformer import decoding
 from tfformer.export import saved_model_ops
@@ -107,15 +108,31 @@ def test_growing_and_preallocated_caches_decode_alike(trained):
     np.testing.assert_array_equal(compiled, tf.function(lambda: search(False, 1))())
 
 
-def test_every_signature_answers_through_tf_servings_loader(trained):
+SENTENCES = ["twenty-one", "one big cat", "on March third"]
+
+
+def _every_signature_requests():
+    requests = [(name, {"text": SENTENCES}) for name in ("serving_default", "greedy", "attention")]
+    odd = ["", "one cat", b"\xff\xfe bad utf-8", "one " * 500]
+    return requests + [("serving_default", {"text": odd}), ("greedy", {"text": []})]
+
+
+@pytest.fixture(scope="module")
+def session_answers(trained):
+    """The answers to the requests of the two tests below, through TF Serving's session path
+    (checked against `tf.saved_model.load`'s) in one fresh process that loads the export once."""
+    path = trained["export_path"]
+    assert {name for name, _ in _every_signature_requests()} == signature_names(path)
+    warmup, rest = warmup_and_readme_requests(path, "translation")
+    return {"requests": (warmup, rest), **serve_groups_in_session(path, {
+        "every signature": _every_signature_requests(), "warm-up and README": warmup + rest})}
+
+
+def test_every_signature_answers_through_tf_servings_loader(trained, session_answers):
     """TF Serving's path (MetaGraph into a session, restore op, init op, `Session.run`) answers
     every signature as `tf.saved_model.load` does, and as the trained server did."""
-    sentences = ["twenty-one", "one big cat", "on March third"]
-    requests = [(name, {"text": sentences}) for name in ("serving_default", "greedy", "attention")]
-    odd = ["", "one cat", b"\xff\xfe bad utf-8", "one " * 500]
-    requests += [("serving_default", {"text": odd}),
-                 ("greedy", {"text": []})]
-    beam, greedy, attention, odd, empty = serve_every_signature(trained["export_path"], requests)
+    sentences = SENTENCES
+    beam, greedy, attention, odd, empty = session_answers["every signature"]
     server = trained["server"]
     expected = server.serve(tf.constant(sentences))
     assert beam["translation"].tolist() == expected["translation"].numpy().tolist()
@@ -139,10 +156,11 @@ def test_saved_model_cli_runs_the_export(trained):
     assert repr(expected) in output
 
 
-def test_warmup_and_readme_rest_requests_answer_through_the_session_path(trained):
+def test_warmup_and_readme_rest_requests_answer_through_the_session_path(session_answers):
     """The export's warm-up records reach every signature; README's REST bodies, turned into
     tensors as TF Serving's REST API does, name real inputs with the right dtypes."""
-    warmup, rest = serve_warmup_and_readme_requests(trained["export_path"], "translation")
+    warmup, rest = session_answers["requests"]
+    assert all("error" not in answer for answer in session_answers["warm-up and README"])
     assert len(rest) == 2
     assert {len(inputs["text"]) for _, inputs in warmup} == {1, 8}
 
