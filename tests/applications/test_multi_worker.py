@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -61,8 +60,20 @@ def test_two_workers_train_in_sync_and_only_the_chief_exports(tmp_path):
     assert "Epoch 2/2" in outputs[0]
 
 
-@pytest.mark.parametrize("layout", ["folder", "prepared"])
-def test_two_workers_read_every_training_image_once_a_pass(tmp_path, layout):
+def _read_by_two_workers(tmp_path, module, data_dirs, *leading):
+    """Both workers of one cluster read each of `data_dirs` (layout: directory) in turn;
+    returns, per layout, the cluster's output and each worker's numbers."""
+    def arguments(index):
+        pairs = [[str(directory), str(tmp_path / f"{layout}_worker{index}.npy")]
+                 for layout, directory in data_dirs.items()]
+        return [*leading, *sum(pairs, [])]
+
+    outputs = _run_two_workers(module, arguments, timeout=300)
+    return outputs, {layout: [np.load(tmp_path / f"{layout}_worker{index}.npy")
+                              for index in range(2)] for layout in data_dirs}
+
+
+def test_two_workers_read_every_training_image_once_a_pass(tmp_path):
     """44 numbered images, 4 held out: a pass of 40 is 5 steps of 8 (4 from each worker);
     together the workers' replicas get every training image exactly once. An image folder
     is split by example, 4 prepared shards by file."""
@@ -76,27 +87,23 @@ def test_two_workers_read_every_training_image_once_a_pass(tmp_path, layout):
         pixels = np.zeros((16, 16, 3), np.uint8)
         pixels[0, 0, 0] = number + 1
         (folder / f"{number:02d}.png").write_bytes(tf.io.encode_png(pixels).numpy())
-    data_dir = tmp_path / "data"
-    if layout == "prepared":
-        assert cli.main(["prepare", "image_classification", "--data", str(data_dir),
-                         "--output", str(tmp_path / "prepared"), "--shards", "4"]) == 0
-        data_dir = tmp_path / "prepared"
-    outputs = _run_two_workers(
-        "tests.support.multi_worker_images",
-        lambda index: [str(data_dir), str(tmp_path / f"worker{index}.npy")], timeout=300)
-    for output in outputs:
-        assert f"sharded {'by file' if layout == 'prepared' else 'by example'}" in output
-    first, second = (np.load(tmp_path / f"worker{index}.npy") for index in range(2))
-    assert len(first) == len(second) == 20
-    assert not set(first) & set(second)
-    together = sorted(np.concatenate([first, second]).tolist())
+    assert cli.main(["prepare", "image_classification", "--data", str(tmp_path / "data"),
+                     "--output", str(tmp_path / "prepared"), "--shards", "4"]) == 0
+    outputs, numbers = _read_by_two_workers(
+        tmp_path, "tests.support.multi_worker_images",
+        {"folder": tmp_path / "data", "prepared": tmp_path / "prepared"})
     held_out = {10, 21, 32, 43}  # val: every eleventh of the 44 listed (sorted by class)
     listed = [n + 1 for n in sorted(range(44), key=lambda n: (n % 2, n))]
-    assert together == sorted(v for i, v in enumerate(listed) if i not in held_out)
+    for output in outputs:
+        assert output.index("sharded by example") < output.index("sharded by file")
+    for layout, (first, second) in numbers.items():
+        assert len(first) == len(second) == 20, layout
+        assert not set(first) & set(second), layout
+        together = sorted(np.concatenate([first, second]).tolist())
+        assert together == sorted(v for i, v in enumerate(listed) if i not in held_out), layout
 
 
-@pytest.mark.parametrize("layout", ["text", "prepared"])
-def test_two_workers_read_every_training_pair_once_a_pass(tmp_path, layout):
+def test_two_workers_read_every_training_pair_once_a_pass(tmp_path):
     """65 numbered pairs, the last held out: 64 to train, 32 for each worker (by example
     from text files, by file from 4 prepared shards of 16). A worker takes 2 pairs a step,
     so 32 steps are two passes over its share, one length-sorted pool of 16 batches of 4:
@@ -108,19 +115,15 @@ def test_two_workers_read_every_training_pair_once_a_pass(tmp_path, layout):
         "".join(f"n{n} " + "the cat " * (n % 4) + "\n" for n in range(65)))
     (tmp_path / "data" / "train.de").write_text(
         "".join(f"z{n} " + "die Katze " * (n % 3) + "\n" for n in range(65)))
-    data_dir = tmp_path / "data"
-    if layout == "prepared":
-        assert cli.main(["prepare", "translation", "--data", str(data_dir),
-                         "--output", str(tmp_path / "prepared"), "--shards", "4"]) == 0
-        data_dir = tmp_path / "prepared"
-    outputs = _run_two_workers(
-        "tests.support.multi_worker_text",
-        lambda index: [str(data_dir), str(tmp_path / f"worker{index}.npy"), "32"],
-        timeout=300)
+    assert cli.main(["prepare", "translation", "--data", str(tmp_path / "data"),
+                     "--output", str(tmp_path / "prepared"), "--shards", "4"]) == 0
+    outputs, numbers = _read_by_two_workers(
+        tmp_path, "tests.support.multi_worker_text",
+        {"text": tmp_path / "data", "prepared": tmp_path / "prepared"}, "32")
     for output in outputs:
-        assert f"sharded {'by file' if layout == 'prepared' else 'by example'}" in output
-    first, second = (np.load(tmp_path / f"worker{index}.npy") for index in range(2))
-    assert len(first) == len(second) == 64
-    assert not set(first) & set(second)
-    together = sorted(np.concatenate([first, second]).tolist())
-    assert together == sorted(list(range(64)) * 2)
+        assert output.index("sharded by example") < output.index("sharded by file")
+    for layout, (first, second) in numbers.items():
+        assert len(first) == len(second) == 64, layout
+        assert not set(first) & set(second), layout
+        together = sorted(np.concatenate([first, second]).tolist())
+        assert together == sorted(list(range(64)) * 2), layout

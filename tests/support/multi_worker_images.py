@@ -1,9 +1,10 @@
 """One worker of a localhost MultiWorkerMirroredStrategy cluster (TF_CONFIG from the
 environment): reads one pass of the image training stream as training does (its share of
 the records, distributed by the strategy) and saves the numbers its replicas received (each
-image's first pixel).
+image's first pixel). Each DATA_DIR in turn, in one cluster (starting one costs more than
+reading).
 
-    python -m tests.support.multi_worker_images DATA_DIR RESULT.npy
+    python -m tests.support.multi_worker_images DATA_DIR RESULT.npy [DATA_DIR RESULT.npy ...]
 """
 
 import dataclasses
@@ -19,8 +20,13 @@ CONFIG = dataclasses.replace(ImageClassificationConfig(**PRESETS["tiny"]), image
                              patch_size=8, batch_size=8, augment=False)
 
 
-def main(data_dir, result_path):
+def main(*arguments):
     strategy = make_strategy("multi_worker")
+    for data_dir, result_path in zip(arguments[::2], arguments[1::2]):
+        read_one_pass(strategy, data_dir, result_path)
+
+
+def read_one_pass(strategy, data_dir, result_path):
     splits, names = data.list_images(data_dir, CONFIG)
     worker = input_worker(strategy)
     print("sharded", splits["train"].share(*worker)[1])
@@ -35,4 +41,4 @@ def main(data_dir, result_path):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:])

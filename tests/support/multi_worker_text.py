@@ -1,9 +1,10 @@
 """One worker of a localhost MultiWorkerMirroredStrategy cluster (TF_CONFIG from the
 environment): reads the translation training stream as training does (its share of the
 pairs, distributed by the strategy) for `STEPS` steps and saves the pair numbers its
-replicas received (each source is "n<number> ...").
+replicas received (each source is "n<number> ..."). Each DATA_DIR in turn, in one cluster
+(starting one costs more than reading).
 
-    python -m tests.support.multi_worker_text DATA_DIR RESULT.npy STEPS
+    python -m tests.support.multi_worker_text STEPS DATA_DIR RESULT.npy [DATA_DIR RESULT.npy ...]
 """
 
 import dataclasses
@@ -20,8 +21,13 @@ CONFIG = dataclasses.replace(TranslationConfig(**PRESETS["tiny"]), vocabulary_si
                              batch_size=4)
 
 
-def main(data_dir, result_path, steps):
+def main(steps, *arguments):
     strategy = make_strategy("multi_worker")
+    for data_dir, result_path in zip(arguments[::2], arguments[1::2]):
+        read_steps(strategy, data_dir, result_path, int(steps))
+
+
+def read_steps(strategy, data_dir, result_path, steps):
     splits = corpus.list_corpus(data_dir, CONFIG)
     worker = input_worker(strategy)
     print("sharded", splits["train"].share(*worker)[1])
@@ -32,7 +38,7 @@ def main(data_dir, result_path, steps):
                                    SentencePieceVocabulary(target_proto), CONFIG, worker=worker)
     batches = iter(strategy.experimental_distribute_dataset(stream))
     numbers = []
-    for _ in range(int(steps)):
+    for _ in range(steps):
         inputs, _ = next(batches)
         for local in strategy.experimental_local_results(inputs["source_ids"]):
             texts = source.detokenize(local).numpy()
@@ -41,4 +47,4 @@ def main(data_dir, result_path, steps):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:])
