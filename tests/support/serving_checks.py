@@ -166,15 +166,6 @@ def warmup_and_readme_requests(path, model_name, files=None):
     return warmup, readme_rest_requests(model_name, path, files)
 
 
-def serve_warmup_and_readme_requests(path, model_name, files=None):
-    """`warmup_and_readme_requests`, all answered through TF Serving's session path without
-    an error. Returns (warm-up requests, REST requests)."""
-    warmup, rest = warmup_and_readme_requests(path, model_name, files)
-    answers = serve_in_session(path, warmup + rest)
-    assert all("error" not in answer for answer in answers)
-    return warmup, rest
-
-
 def serve_groups_in_session(path, groups):
     """`serve_in_session` for several tests' requests at once: one fresh process loads the
     export once. `groups` maps a name to its requests (each group must not carry state from
