@@ -73,6 +73,18 @@ def _read_by_two_workers(tmp_path, module, data_dirs, *leading):
                               for index in range(2)] for layout in data_dirs}
 
 
+def _assert_disjoint_shares(outputs, numbers, share, expected):
+    """For each layout: the first read by example, the second by file; each worker got
+    `share` numbers, none that the other got, and together exactly `expected`."""
+    for output in outputs:
+        assert output.index("sharded by example") < output.index("sharded by file")
+    for layout, (first, second) in numbers.items():
+        assert len(first) == len(second) == share, layout
+        assert not set(first) & set(second), layout
+        together = sorted(np.concatenate([first, second]).tolist())
+        assert together == sorted(expected), layout
+
+
 def test_two_workers_read_every_training_image_once_a_pass(tmp_path):
     """44 numbered images, 4 held out: a pass of 40 is 5 steps of 8 (4 from each worker);
     together the workers' replicas get every training image exactly once. An image folder
@@ -94,13 +106,8 @@ def test_two_workers_read_every_training_image_once_a_pass(tmp_path):
         {"folder": tmp_path / "data", "prepared": tmp_path / "prepared"})
     held_out = {10, 21, 32, 43}  # val: every eleventh of the 44 listed (sorted by class)
     listed = [n + 1 for n in sorted(range(44), key=lambda n: (n % 2, n))]
-    for output in outputs:
-        assert output.index("sharded by example") < output.index("sharded by file")
-    for layout, (first, second) in numbers.items():
-        assert len(first) == len(second) == 20, layout
-        assert not set(first) & set(second), layout
-        together = sorted(np.concatenate([first, second]).tolist())
-        assert together == sorted(v for i, v in enumerate(listed) if i not in held_out), layout
+    _assert_disjoint_shares(outputs, numbers, share=20,
+                            expected=[v for i, v in enumerate(listed) if i not in held_out])
 
 
 def test_two_workers_read_every_training_pair_once_a_pass(tmp_path):
@@ -120,10 +127,4 @@ def test_two_workers_read_every_training_pair_once_a_pass(tmp_path):
     outputs, numbers = _read_by_two_workers(
         tmp_path, "tests.support.multi_worker_text",
         {"text": tmp_path / "data", "prepared": tmp_path / "prepared"}, "32")
-    for output in outputs:
-        assert output.index("sharded by example") < output.index("sharded by file")
-    for layout, (first, second) in numbers.items():
-        assert len(first) == len(second) == 64, layout
-        assert not set(first) & set(second), layout
-        together = sorted(np.concatenate([first, second]).tolist())
-        assert together == sorted(list(range(64)) * 2), layout
+    _assert_disjoint_shares(outputs, numbers, share=64, expected=list(range(64)) * 2)
