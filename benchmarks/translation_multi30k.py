@@ -40,6 +40,8 @@ def main():
     parser.add_argument("--from-checkpoint", action="store_true",
                         help="skip training: score the best checkpoint of an earlier run in "
                         "--workdir (its config.json and tokenizer are used)")
+    parser.add_argument("--tag", help="suffix of the results file, to keep a variant's record "
+                        "beside the default's (e.g. --tag streamed)")
     args = parser.parse_args()
     config = apply_overrides(from_preset(TranslationConfig, PRESETS, "small"), args.set)
     started = time.time()
@@ -58,10 +60,12 @@ def main():
         "chrf_val": round(result["scores"]["chrf"], 2),
         "train_and_eval_seconds": round(elapsed, 1),
         "epochs_run": len(result["history"]["loss"]) if result["history"] else None,
-        "weights": "best checkpoint (lowest val_loss)" if args.from_checkpoint else "final",
+        "weights": ("best checkpoint (lowest val_loss)" if args.from_checkpoint
+                    else f"export_weights={config.export_weights}"),
     }
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "translation_multi30k.json"), "w") as handle:
+    name = "translation_multi30k" + (f"_{args.tag}" if args.tag else "")
+    with open(os.path.join(HERE, "results", f"{name}.json"), "w") as handle:
         json.dump(record, handle, indent=2)
     print(json.dumps(record, indent=2))
 
