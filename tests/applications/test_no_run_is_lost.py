@@ -2,8 +2,11 @@
 that fails after training keeps the backup, so the same command exports again, and a second
 command can't take over a live run's directory."""
 
+import contextlib
 import dataclasses
+import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,24 +37,14 @@ def test_an_unwritable_export_dir_fails_before_training(tmp_path):
 
 
 def test_a_failed_export_keeps_the_backup_and_the_same_command_exports_again(
-        tmp_path, monkeypatch, capsys):
-    workdir, export_dir = tmp_path / "run", tmp_path / "export"
-
-    def full_disk(server, base_dir):
-        raise OSError(28, "No space left on device")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(serving, "export", full_disk)
-        with pytest.raises(OSError, match="No space left"):
-            train(CONFIG, workdir=str(workdir), export_dir=str(export_dir), verbose=0,
-                  examples=0)
+        backup_left, tmp_path, capsys):
+    workdir, export_dir = _copy(backup_left, tmp_path)
     assert (workdir / "backup" / "training_metadata.json").exists()
-    scored = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test:")]
     trained = train(CONFIG, workdir=str(workdir), export_dir=str(export_dir), verbose=0,
                     examples=0)
     assert trained["history"].get("loss", []) == []  # nothing left to train: resumed at the end
     rescored = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test:")]
-    assert rescored == scored  # the trained weights, restored from the backup
+    assert rescored == backup_left["scored"]  # the trained weights, restored from the backup
     assert sorted(os.listdir(export_dir)) == ["1"]
     assert not (workdir / "backup").exists()  # deleted once the export was written
     image = np.zeros((1, 32, 32, 3), np.uint8)
@@ -82,26 +75,39 @@ def test_a_dead_processs_lock_is_taken_over(tmp_path):
         pass
 
 
-def _run_with_a_backup_left(workdir, export_dir, monkeypatch):
-    """Trains CONFIG's two epochs and fails to export, so both backup generations stay."""
-    with monkeypatch.context() as patch:
+@pytest.fixture(scope="module")
+def backup_left(tmp_path_factory):
+    """A run that trained CONFIG's two epochs and failed to export (a full disk), so both
+    backup generations stay; with the test score it printed. Tests work on copies."""
+    root = tmp_path_factory.mktemp("backup_left")
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
         patch.setattr(serving, "export", lambda server, base: (_ for _ in ()).throw(
             OSError(28, "No space left on device")))
-        with pytest.raises(OSError):
-            train(CONFIG, workdir=str(workdir), export_dir=str(export_dir), verbose=0,
-                  examples=0)
-    backup = workdir / "backup"
+        with pytest.raises(OSError, match="No space left"):
+            train(CONFIG, workdir=str(root / "run"), export_dir=str(root / "export"),
+                  verbose=0, examples=0)
+    backup = root / "run" / "backup"
     assert (backup / "latest.weights.h5.bkp").exists() and (backup / "random_state.npz.bkp"
                                                             ).exists()
-    return backup
+    assert not (root / "export").exists() or not os.listdir(root / "export")
+    return {"workdir": root / "run",
+            "scored": [line for line in printed.getvalue().splitlines()
+                       if line.startswith("test:")]}
+
+
+def _copy(backup_left, tmp_path):
+    """A copy of the run with its backup left: (workdir, export_dir)."""
+    shutil.copytree(backup_left["workdir"], tmp_path / "run")
+    return tmp_path / "run", tmp_path / "export"
 
 
 @pytest.mark.parametrize("damaged", ["latest.weights.h5", "training_metadata.json",
                                      "random_state.npz"])
-def test_a_damaged_newest_backup_falls_back_to_the_one_before(tmp_path, monkeypatch, capsys,
+def test_a_damaged_newest_backup_falls_back_to_the_one_before(backup_left, tmp_path, capsys,
                                                                damaged):
-    workdir, export_dir = tmp_path / "run", tmp_path / "export"
-    backup = _run_with_a_backup_left(workdir, export_dir, monkeypatch)
+    workdir, export_dir = _copy(backup_left, tmp_path)
+    backup = workdir / "backup"
     contents = (backup / damaged).read_bytes()
     (backup / damaged).write_bytes(contents[: len(contents) // 3] if damaged.endswith(".h5")
                                    else b"{garbage")
@@ -117,10 +123,10 @@ def test_a_damaged_newest_backup_falls_back_to_the_one_before(tmp_path, monkeypa
     assert sorted(os.listdir(export_dir)) == ["1"]
 
 
-def test_a_backup_damaged_in_both_generations_is_refused_naming_the_file(tmp_path,
-                                                                         monkeypatch):
-    workdir, export_dir = tmp_path / "run", tmp_path / "export"
-    backup = _run_with_a_backup_left(workdir, export_dir, monkeypatch)
+def test_a_backup_damaged_in_both_generations_is_refused_naming_the_file(backup_left,
+                                                                         tmp_path):
+    workdir, export_dir = _copy(backup_left, tmp_path)
+    backup = workdir / "backup"
     for name in ("training_metadata.json", "training_metadata.json.bkp"):
         (backup / name).write_text("not json")
     with pytest.raises(DataError, match=rf"{backup / 'training_metadata.json'} is damaged .* no "

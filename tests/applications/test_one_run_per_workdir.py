@@ -4,8 +4,11 @@ works when followed: `--fresh` sets the old run aside and exports only the new r
 weights; `tfformer export` exports the finished run. A damaged best-weights file and a
 failing export are named in one line, with the advice they give tested too."""
 
+import contextlib
+import io
 import json
 import os
+import shutil
 
 import pytest
 import tensorflow as tf
@@ -48,8 +51,6 @@ def finished(tmp_path_factory):
 
 def test_a_finished_run_rerun_with_another_config_is_refused_and_fresh_sets_it_aside(
         finished, tmp_path, capsys):
-    import shutil
-
     workdir = tmp_path / "run"
     shutil.copytree(finished / "run", workdir)
     before = (workdir / "checkpoints" / "best.json").read_text()
@@ -82,24 +83,35 @@ def test_a_finished_run_rerun_as_it_was_points_to_export_and_the_advice_works(
     assert sorted(os.listdir(tmp_path / "export")) == ["1"]
 
 
+@pytest.fixture(scope="module")
+def failed_export(tmp_path_factory):
+    """A run that trained and then could not write its export (permission denied), so its
+    backup stays: the exit code and what it printed on standard error. Tests work on copies."""
+    root = tmp_path_factory.mktemp("failed_export")
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(printed):
+        patch.setattr(serving, "export", lambda server, base: (_ for _ in ()).throw(
+            PermissionError(13, "Permission denied", str(base))))
+        with pytest.raises(SystemExit) as exit_info:
+            _train(root / "run", root / "export")
+    return {"root": root, "code": exit_info.value.code, "err": printed.getvalue()}
+
+
+def _copy_of(failed_export, tmp_path):
+    shutil.copytree(failed_export["root"] / "run", tmp_path / "run")
+    return tmp_path / "run", tmp_path / "export"
+
+
 def test_a_deleted_backup_does_not_let_a_changed_config_train_beside_old_weights(
-        tmp_path, monkeypatch, capsys):
+        failed_export, tmp_path, capsys):
     """A changed config with a backup is refused (advising --fresh); deleting the backup
     instead is refused before training too: the old run's best weights would be exported."""
-    workdir, export_dir = tmp_path / "run", tmp_path / "export"
-    with monkeypatch.context() as patch:  # an export that fails keeps the backup
-        patch.setattr(serving, "export", lambda server, base: (_ for _ in ()).throw(
-            OSError(28, "No space left on device")))
-        with pytest.raises(SystemExit) as exit_info:
-            _train(workdir, export_dir)
-    assert exit_info.value.code == 1
+    workdir, export_dir = _copy_of(failed_export, tmp_path)
     assert (workdir / "backup" / "training_metadata.json").exists()
     capsys.readouterr()
     message = _refusal(capsys, workdir, export_dir, "--set", "d_model=48")
     assert "holds a backup of a run with a different config (d_model: 32 -> 48)" in message
     assert "--fresh" in message and "or delete" not in message
-
-    import shutil
 
     shutil.rmtree(workdir / "backup")
     message = _refusal(capsys, workdir, export_dir, "--set", "d_model=48")
@@ -109,18 +121,14 @@ def test_a_deleted_backup_does_not_let_a_changed_config_train_beside_old_weights
 
 
 def test_a_failed_export_is_one_line_naming_the_directory_and_the_same_command_exports(
-        tmp_path, monkeypatch, capsys):
-    workdir, export_dir = tmp_path / "run", tmp_path / "export"
-    with monkeypatch.context() as patch:
-        patch.setattr(serving, "export", lambda server, base: (_ for _ in ()).throw(
-            PermissionError(13, "Permission denied", str(base))))
-        with pytest.raises(SystemExit) as exit_info:
-            _train(workdir, export_dir)
-    assert exit_info.value.code == 1
-    (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith(f"tfformer train: error: exporting to {export_dir} failed "
+        failed_export, tmp_path, capsys):
+    assert failed_export["code"] == 1
+    (line,) = failed_export["err"].strip().splitlines()
+    root = failed_export["root"]
+    assert line.startswith(f"tfformer train: error: exporting to {root / 'export'} failed "
                            "([Errno 13] Permission denied")
-    assert f"the trained run is kept in {workdir / 'backup'}" in line
+    assert f"the trained run is kept in {root / 'run' / 'backup'}" in line
+    workdir, export_dir = _copy_of(failed_export, tmp_path)
     assert _train(workdir, export_dir) == 0  # the advice: the same command exports
     assert "the backup holds all 2 epochs: nothing left to train" in capsys.readouterr().out
     assert sorted(os.listdir(export_dir)) == ["1"]
@@ -128,8 +136,6 @@ def test_a_failed_export_is_one_line_naming_the_directory_and_the_same_command_e
 
 def test_a_damaged_best_weights_file_is_named_and_weights_last_exports(finished, tmp_path,
                                                                        capsys):
-    import shutil
-
     workdir = tmp_path / "run"
     shutil.copytree(finished / "run", workdir)
     best = workdir / "checkpoints" / "best.weights.h5"
