@@ -50,6 +50,16 @@ def build_vocabulary(transcripts, units="characters"):
     return sorted({symbol for text in transcripts for symbol in transcript_symbols(text, units)})
 
 
+def training_vocabulary(transcripts, config):
+    """The symbols of what training streams: the listed transcripts' own and, where connected
+    utterances join words (characters, `connected_digits` > 1), the space between them, which
+    single-word recordings (FSDD) never hold."""
+    symbols = set(build_vocabulary(transcripts, config.output_units))
+    if config.connected_digits > 1 and config.output_units == "characters":
+        symbols.add(" ")
+    return sorted(symbols)
+
+
 def encode_transcripts(transcripts, vocabulary, units="characters"):
     """Symbol ids; symbols outside the vocabulary are dropped."""
     index = {symbol: i for i, symbol in enumerate(vocabulary)}

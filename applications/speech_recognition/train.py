@@ -43,7 +43,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
         handle.write(to_json(config))
     print("data: " + ", ".join(f"{name} {split.count} clips" for name, split in splits.items()))
     transcripts = splits["train"].all_transcripts()  # text only: one pass at most
-    vocabulary = data.build_vocabulary(transcripts, config.output_units)
+    vocabulary = data.training_vocabulary(transcripts, config)
     lexicon = data.build_vocabulary(transcripts, "words") if config.lexicon_decoding else None
     write_run_info(workdir, vocabulary=list(vocabulary), lexicon=lexicon)
     with bad_examples.bad_data_errors():

@@ -173,9 +173,15 @@ def test_connected_utterances_join_recordings_and_transcripts_as_they_are_read()
     assert all(np.array_equal(a, b) for a, b in zip(joined, again))
     # Training streams them in shuffled passes, batched with speed-perturbed copies.
     config = dataclasses.replace(config, batch_size=4, speed_perturbation=(0.9, 1.1))
-    vocabulary = data.build_vocabulary(["one two"], config.output_units)
+    # The recordings' transcripts are single words; the utterances' labels hold the spaces.
+    vocabulary = data.training_vocabulary(split.all_transcripts(), config)
+    assert vocabulary == [" ", "e", "n", "o", "t", "w"]
     batches = list(data.training_batches(split, vocabulary, config).take(10))
-    assert sum(int(tf.size(labels["label_lengths"])) for _, labels in batches) == 40
+    lengths = np.concatenate([labels["label_lengths"].numpy() for _, labels in batches])
+    assert len(lengths) == 40 and max(lengths) == 11  # three words: "one two one"
+    assert all(length % 4 == 3 for length in lengths)  # k words: 3k letters, k - 1 spaces
+    assert data.training_vocabulary(["one"], dataclasses.replace(config, connected_digits=1)
+                                    ) == ["e", "n", "o"]  # one word at a time: no space
 
 
 def test_speed_perturbation_streams_faster_and_slower_copies_of_training_clips_only(tmp_path):
