@@ -1,8 +1,9 @@
 """Runs requests against a SavedModel the way TF Serving does, and the Python way, in one process.
 
 Run as a script in a fresh interpreter that imports only TensorFlow and tf-text (what TF Serving
-links). It reads `{"path": ..., "requests": [{"signature": ..., "inputs": {name: encoded}}]}`
-as JSON on standard input and prints, for each request, the outputs of:
+links). It reads jobs from standard input, one JSON line each:
+`{"path": ..., "requests": [{"signature": ..., "inputs": {name: encoded}}]}`, and answers each
+with one line, `ANSWER` and then JSON that holds, for each request, the outputs of:
 
 - `session`: TF Serving's path. `tf.compat.v1.saved_model.loader.load` imports the MetaGraph
   into a session, runs the saver's restore op on `variables/` and the init op (tables, the
@@ -12,10 +13,15 @@ as JSON on standard input and prints, for each request, the outputs of:
 Arrays travel as `array_json` encodes them. A request that fails gives
 `{"error": type, "message": its text}`. A request with `"carry_state": true` also gets, as
 inputs, the `state_*` outputs of the request before it on the same path (a streaming client).
+
+Like a model server, the process loads export after export, each into its own graph and
+session; the interpreter stays free of project code, which every job checks. A job that fails
+as a whole answers `{"job_error": traceback}`.
 """
 
 import json
 import sys
+import traceback
 
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  registers the tf-text ops, as TF Serving links them
@@ -71,13 +77,21 @@ def run_object_graph(path, requests):
     return results
 
 
-def main():
-    job = json.loads(sys.stdin.read())
+def serve(job):
     session = run_in_session(job["path"], job["requests"])
     object_graph = run_object_graph(job["path"], job["requests"])
     imported = {module.split(".")[0] for module in sys.modules}
     assert not imported & {"tfformer", "applications", "tests"}, "the export needed project code"
-    print(json.dumps([{"session": s, "object_graph": o} for s, o in zip(session, object_graph)]))
+    return [{"session": s, "object_graph": o} for s, o in zip(session, object_graph)]
+
+
+def main():
+    for line in sys.stdin:
+        try:
+            answer = serve(json.loads(line))
+        except Exception:  # noqa: BLE001  the caller shows it; the next job still runs
+            answer = {"job_error": traceback.format_exc()}
+        print("ANSWER " + json.dumps(answer), flush=True)
 
 
 if __name__ == "__main__":

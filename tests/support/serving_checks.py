@@ -1,12 +1,19 @@
 """Checks every export must pass: it answers in a fresh process that imports only what TF
 Serving has (TensorFlow and tf-text), through TF Serving's own loader, with the same outputs as
-the Python object-graph path; and it uses no other ops."""
+the Python object-graph path; and it uses no other ops.
+
+"Fresh" means a separate interpreter that never imported project code. One such interpreter
+per test process serves every export that process checks, each in its own graph and session,
+as one model server loads model after model (`_ServingProcess`)."""
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import tempfile
 import textwrap
+import threading
 
 import numpy as np
 
@@ -30,9 +37,56 @@ def _environment():
 CARRY_STATE = "carry_state"
 
 
+class _ServingProcess:
+    """The interpreter that runs `fresh_serving.py`: started on first use, once per test
+    process, and restarted if it dies. It loads export after export as a model server does,
+    and imports nothing but TensorFlow and tf-text (each job checks), so what it answers is
+    what a fresh process answers, without paying TensorFlow's import (about 7 s) per export."""
+
+    process = None
+
+    @classmethod
+    def answer(cls, job, timeout=600):
+        if cls.process is None or cls.process.poll() is not None:
+            cls._start()
+        process = cls.process
+        process.stdin.write(json.dumps(job) + "\n")
+        process.stdin.flush()
+        try:
+            line = cls.lines.get(timeout=timeout)
+        except queue.Empty:
+            process.kill()
+            raise AssertionError(f"no answer in {timeout} s from {job['path']}") from None
+        if line is None:
+            process.wait()
+            cls.errors.seek(0)
+            raise AssertionError(f"the serving process died (exit {process.returncode}):\n"
+                                 + cls.errors.read()[-3000:])
+        answer = json.loads(line)
+        assert "job_error" not in answer, answer.get("job_error")
+        return answer
+
+    @classmethod
+    def _start(cls):
+        cls.errors = tempfile.TemporaryFile("w+")
+        cls.process = subprocess.Popen(
+            [sys.executable, FRESH_SERVING], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=cls.errors, text=True, env=_environment(), cwd="/")
+        cls.lines = queue.Queue()
+
+        def read(stdout, lines):  # only answer lines; None when the process ends
+            for line in stdout:
+                if line.startswith("ANSWER "):
+                    lines.put(line[len("ANSWER "):])
+            lines.put(None)
+
+        threading.Thread(target=read, args=(cls.process.stdout, cls.lines), daemon=True).start()
+
+
 def serve_both_ways(path, requests):
-    """Runs `requests` ([(signature, {input: value})]) on the export in a fresh process, through
-    TF Serving's session path and through `tf.saved_model.load`. A request given as
+    """Runs `requests` ([(signature, {input: value})]) on the export in a process that
+    imports only TensorFlow and tf-text (see `_ServingProcess`), through TF Serving's session
+    path and through `tf.saved_model.load`. A request given as
     `(signature, inputs, CARRY_STATE)` also gets the previous request's `state_*` outputs.
 
     Returns, per request, `{"session": outputs, "object_graph": outputs}`, each outputs a dict
@@ -43,11 +97,7 @@ def serve_both_ways(path, requests):
                          "inputs": {name: encode(value) for name, value in inputs.items()},
                          "carry_state": CARRY_STATE in flags}
                         for signature, inputs, *flags in requests]}
-    result = subprocess.run(
-        [sys.executable, FRESH_SERVING], input=json.dumps(job), capture_output=True, text=True,
-        timeout=600, env=_environment(), cwd="/")
-    assert result.returncode == 0, result.stderr[-3000:]
-    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    answers = _ServingProcess.answer(job)
     return [{way: outputs if "error" in outputs else
              {name: decode(value) for name, value in outputs.items()}
              for way, outputs in answer.items()} for answer in answers]
@@ -167,7 +217,7 @@ def warmup_and_readme_requests(path, model_name, files=None):
 
 
 def serve_groups_in_session(path, groups):
-    """`serve_in_session` for several tests' requests at once: one fresh process loads the
+    """`serve_in_session` for several tests' requests at once: the serving process loads the
     export once. `groups` maps a name to its requests (each group must not carry state from
     the one before it); returns the name mapped to its answers."""
     assert all(CARRY_STATE not in requests[0][2:] for requests in groups.values() if requests)
