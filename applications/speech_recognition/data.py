@@ -259,7 +259,8 @@ def _as_inputs(example):
 
 def frame_boundaries(lengths, config):
     """Bucket boundaries in frames: the quartiles of `lengths` (samples, a sample of clips)."""
-    frames = sorted(1 + int(n) // FrontEnd(config).frame_step for n in lengths) or [1]
+    frame_step = FrontEnd(config).frame_step
+    frames = sorted(1 + int(n) // frame_step for n in lengths) or [1]
     return sorted({frames[int(len(frames) * q)] for q in (0.25, 0.5, 0.75)} - {0})
 
 
