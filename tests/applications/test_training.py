@@ -31,7 +31,7 @@ def test_precision_policy_is_scoped_and_checked():
             pass
 
 
-@pytest.mark.parametrize("mixed_precision, jit_compile", [("bf16", True), ("fp16", False)])
+@pytest.mark.parametrize("mixed_precision, jit_compile", [("bf16", True), ("fp16", True)])
 def test_translation_trains_in_mixed_precision(tmp_path, mixed_precision, jit_compile):
     from applications.translation.config import PRESETS, TranslationConfig
     from applications.translation.train import train
