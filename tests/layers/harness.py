@@ -63,11 +63,12 @@ def _target(model, arrays):
     return rng.normal(size=tuple(head.shape)).astype("float32")
 
 
-def _compile(model, jit_compile=False):
+def _compile(model, jit_compile=False, run_eagerly=False):
     model.compile(
         optimizer=keras.optimizers.SGD(0.1),
         loss={"head": "mse"},
         jit_compile=jit_compile,
+        run_eagerly=run_eagerly,
     )
 
 
@@ -135,8 +136,7 @@ def _mixed(case, policy, jit_compile):
     _assert_close(values, expected, 0.1 * scale, f"{policy} vs float32")
     # And it trains in that policy: the step is finite and moves the layer's weights.
     model = build_model(case, layer, arrays)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss={"head": "mse"},
-                  jit_compile=jit_compile, run_eagerly=not jit_compile)
+    _compile(model, jit_compile=jit_compile, run_eagerly=not jit_compile)
     before = [np.array(w) for w in layer.trainable_weights]
     history = model.fit(arrays, {"head": _target(model, arrays)}, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0]), f"non-finite loss under {policy}"
@@ -208,7 +208,7 @@ def mirrored_training_step(case, tmp_path):
         _compile(mirrored)
     mirrored.set_weights(single.get_weights())
     # The one-device reference runs eagerly: it needs no graph, and eager is a reference too.
-    single.compile(optimizer=keras.optimizers.SGD(0.1), loss={"head": "mse"}, run_eagerly=True)
+    _compile(single, run_eagerly=True)
     single.fit(arrays, {"head": target}, batch_size=batch, epochs=1, verbose=0, shuffle=False)
     mirrored.fit(arrays, {"head": target}, batch_size=batch, epochs=1, verbose=0, shuffle=False)
     for a, b in zip(mirrored.get_weights(), single.get_weights()):
