@@ -297,7 +297,7 @@ def batches(split, config, batch_size=None):
         raise DataError(f"the {split.name} split is empty")
     decoded = _decoded(split, split.records, config, split.count)
     dataset = decoded.batch(batch_size or config.batch_size).prefetch(tf.data.AUTOTUNE)
-    return example_stream.sharded_by_example(dataset)
+    return example_stream.for_evaluation(dataset)
 
 
 def training_start(split, config, consumed, worker=(0, 1), log_path=None):

@@ -327,7 +327,7 @@ def batches(split, vocabulary, config, boundaries):
         [config.batch_size] * (len(boundaries or [1]) + 1),
         padded_shapes=({"features": [None, config.num_mel_bins], "feature_lengths": []},
                        {"labels": [None], "label_lengths": []}))
-    return example_stream.sharded_by_example(dataset.prefetch(tf.data.AUTOTUNE))
+    return example_stream.for_evaluation(dataset.prefetch(tf.data.AUTOTUNE))
 
 
 def sampled_waveforms(split, config, limit, training=True):

@@ -272,7 +272,7 @@ def batches(split, source_vocabulary, target_vocabulary, config, name=None):
         pad_to_bucket_boundary=True,
         padding_values=(source_vocabulary.pad_id, target_vocabulary.pad_id))
     dataset = dataset.map(_split_target, num_parallel_calls=tf.data.AUTOTUNE)
-    return example_stream.sharded_by_example(dataset.prefetch(tf.data.AUTOTUNE))
+    return example_stream.for_evaluation(dataset.prefetch(tf.data.AUTOTUNE))
 
 
 def long_share(pairs, target_vocabulary, config):

@@ -60,3 +60,13 @@ def test_workers_split_every_pass_between_them_exactly_once():
         count = example_stream.shard_size(COUNT, worker, 3)
         seen.append(_ids(example_stream.training_stream(records, count, seed=5), count))
     assert sorted(np.concatenate(seen).tolist()) == list(range(COUNT))
+
+
+def test_evaluation_data_is_split_by_example_and_read_without_the_autotuner():
+    # Deleting an iterator joins tf.data's autotuning thread, which stalled for ~30 s
+    # between epochs when Keras replaced the validation iterator (TF 2.21).
+    options = example_stream.for_evaluation(_records()).options()
+    assert options.experimental_distribute.auto_shard_policy == (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    assert not options.autotune.enabled
+    assert _ids(example_stream.for_evaluation(_records()), COUNT) == list(range(COUNT))

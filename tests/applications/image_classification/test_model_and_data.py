@@ -81,7 +81,9 @@ def _idx(path, array, magic):
 
 def _decoded(split, config=TINY):
     """(images, labels) of a whole split, through the streaming pipeline."""
-    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in data.batches(split, config)])
+    batches = data.batches(split, config)
+    assert not batches.options().autotune.enabled  # example_stream.for_evaluation
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in batches])
     return np.concatenate(images), np.concatenate(labels)
 
 

@@ -233,7 +233,9 @@ def test_training_batches_hold_every_clip_once_a_pass_with_features_and_labels()
     for pool in (ranges[:16], ranges[16:]):  # sorted by length: the batches do not overlap
         pool = sorted(pool)
         assert all(high <= next_low for (_, high), (next_low, _) in zip(pool, pool[1:]))
-    val = [len(y["labels"]) for _, y in data.batches(split, vocabulary, config, boundaries)]
+    val_data = data.batches(split, vocabulary, config, boundaries)
+    assert not val_data.options().autotune.enabled  # example_stream.for_evaluation
+    val = [len(y["labels"]) for _, y in val_data]
     assert sum(val) == 40
     with pytest.raises(DataError, match="no audio clips in the val split"):
         data.batches(clips.in_memory("val", [], path=[]), vocabulary, config, boundaries)

@@ -80,7 +80,9 @@ def test_batches_shift_targets_and_leave_out_long_pairs():
     source, target = _vocabularies(pairs, CONFIG)
     assert data.long_share(pairs, target, CONFIG) == 0.25  # what training reports
     seen = 0
-    for inputs, labels in data.batches(corpus.from_pairs("val", pairs), source, target, CONFIG):
+    val_data = data.batches(corpus.from_pairs("val", pairs), source, target, CONFIG)
+    assert not val_data.options().autotune.enabled  # example_stream.for_evaluation
+    for inputs, labels in val_data:
         target_in, labels = inputs["target_ids"].numpy(), labels.numpy()
         assert (target_in[:, 0] == data.BOS_ID).all()
         for row_in, row_out in zip(target_in, labels):
