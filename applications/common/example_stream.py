@@ -103,12 +103,11 @@ def for_evaluation(dataset):
       reads the whole of it), since every worker must step through it equally often;
     - without tf.data's autotuner. Keras makes a new iterator over validation data every
       epoch and deletes the last one first. Deleting an iterator joins its autotuning
-      thread, which on TF 2.21 can take 25-32 s with the CPU idle (seen after most epochs
-      of the FSDD recipe: 82 s epochs instead of 52). Without the autotuner there is no
-      such thread; AUTOTUNE parallelism then keeps its starting value (one call
-      per core, at most 16)."""
+      thread, which on TF 2.21 can take 30 or 60 s with the CPU idle (after most epochs
+      of the FSDD recipe: 82 s epochs instead of 52; `benchmarks/iterator_stall.py`).
+      Without the autotuner there is no such thread; AUTOTUNE parallelism then keeps its
+      starting value (one call per core, at most 16)."""
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.DATA)
     options.autotune.enabled = False
-    return dataset.with_options(options)
+    return _with_shard_policy(dataset, tf.data.experimental.AutoShardPolicy.DATA).with_options(
+        options)
