@@ -18,7 +18,7 @@ True
 import numpy as np
 import tensorflow as tf
 
-from applications.common import data_service
+from applications.common import data_service, record_blocks
 
 PASS_SEED_STRIDE = 1_000_003  # a prime: (seed, pass) pairs give distinct shuffle seeds
 
@@ -38,7 +38,9 @@ def one_pass(records, count, seed, index, shuffle_buffer=None):
             tf.range(size), seed=tf.stack([pass_seed, block_index]))
         return tf.nest.map_structure(lambda column: tf.gather(column, order), columns)
 
-    return records.batch(block).enumerate().map(shuffled).unbatch()
+    blocks = (record_blocks.all_in_one(records, count) if block == count
+              else records.batch(block))
+    return blocks.enumerate().map(shuffled).unbatch()
 
 
 def training_stream(records, count, seed, start=0, shuffle_buffer=None, offloaded=False):

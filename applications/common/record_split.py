@@ -5,7 +5,7 @@ import typing
 
 import tensorflow as tf
 
-from applications.common import example_stream
+from applications.common import example_stream, record_blocks
 
 
 @dataclasses.dataclass
@@ -42,12 +42,15 @@ class RecordSplit:
         sorted source gives every part of it to both)."""
         held = max(1, int(self.count * fraction))
 
-        def is_held(record):
-            index = record["id"]
+        def is_held(records):
+            index = records["id"]
             return (index + 1) * held // self.count != index * held // self.count
 
+        def kept(keep):
+            return record_blocks.kept_where(self.records, keep)
+
         return (dataclasses.replace(
-                    self, records=self.records.filter(lambda r: tf.logical_not(is_held(r))),
+                    self, records=kept(lambda block: tf.logical_not(is_held(block))),
                     count=self.count - held, name="train", files=()),
-                dataclasses.replace(self, records=self.records.filter(is_held), count=held,
-                                    name="val", files=()))
+                dataclasses.replace(self, records=kept(is_held), count=held, name="val",
+                                    files=()))

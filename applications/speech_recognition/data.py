@@ -20,7 +20,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from applications.common import bad_examples, example_stream, length_pools
+from applications.common import bad_examples, example_stream, length_pools, record_blocks
 from applications.common.text_files import DataError
 from applications.speech_recognition import clips
 from applications.speech_recognition.clips import DIGIT_WORDS, normalize_transcript  # noqa: F401
@@ -142,15 +142,15 @@ def source(split, config, training):
         return Source(split, split.records, split.count, lambda r: _read(r, rate),
                       _clip_name(split))
 
-    def expand(record):
-        return tf.data.Dataset.range(copies).map(lambda k: {
-            **record, "id": record["id"] * copies + k, "speed": tf.gather(speeds, k)})
+    def at_speeds(columns):
+        copied, k = record_blocks.repeated(columns, copies)
+        return {**copied, "id": copied["id"] * copies + k, "speed": tf.gather(speeds, k)}
 
     def describe(record):
         return tf.strings.join([_clip_name(split)(record), " at speed ",
                                 tf.strings.as_string(record["speed"], shortest=True)])
 
-    return Source(split, split.records.flat_map(expand), split.count * copies,
+    return Source(split, record_blocks.per_block(split.records, at_speeds), split.count * copies,
                   lambda r: _at_speed(_read(r, rate), r["speed"], rate), describe)
 
 
@@ -343,7 +343,10 @@ def sampled_waveforms(split, config, limit, training=True):
     def unnamed(record):
         return tf.constant("")
 
-    chosen = src.records.filter(lambda record: record["id"] % step == 0)
+    if split.files:  # prepared shards were shuffled when written: their head is a sample
+        chosen = src.records.take(limit)
+    else:
+        chosen = record_blocks.kept_where(src.records, lambda block: block["id"] % step == 0)
     flagged = bad_examples.decode_or_flag(chosen, src.waveform, empty, unnamed, src.describe)
     return flagged.filter(lambda wave, ok, *_: ok).map(lambda wave, *_: wave)
 

@@ -26,7 +26,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from applications.common import shards
+from applications.common import record_blocks, shards
 from applications.common.record_split import RecordSplit
 from applications.common.text_files import (
     READ_ERRORS,
@@ -233,6 +233,5 @@ def sampled(split, limit):
     if split.files:
         return dataclasses.replace(split, records=split.records.take(limit), count=limit)
     step = -(-split.count // limit)
-    return dataclasses.replace(
-        split, records=split.records.filter(lambda record: record["id"] % step == 0),
-        count=-(-split.count // step))
+    records = record_blocks.kept_where(split.records, lambda block: block["id"] % step == 0)
+    return dataclasses.replace(split, records=records, count=-(-split.count // step))

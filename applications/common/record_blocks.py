@@ -1,0 +1,50 @@
+"""Filtering and expanding a split's records a block at a time.
+
+A `tf.data` function called once per record costs more than reading a listed record: at
+200,000 listed clips, per-record filters and a per-record `flat_map` took most of the
+time before the first training step. These do the same work on blocks of records, with
+the order kept, so that the passes before training cost the same per record at any size.
+
+>>> records = tf.data.Dataset.range(6).map(lambda i: {"id": i})
+>>> [int(r["id"]) for r in kept_where(records, lambda block: block["id"] % 2 == 0)]
+[0, 2, 4]
+"""
+
+import tensorflow as tf
+
+BLOCK = 4096  # records a step: large enough that the per-step cost vanishes
+
+
+def per_block(records, function, block=BLOCK):
+    """`records` with `function` applied to blocks of them (dicts of columns; a column of
+    records whose values vary in length, such as waveforms, is a RaggedTensor), in order."""
+    return records.ragged_batch(block).map(function).unbatch()
+
+
+def kept_where(records, keep, block=BLOCK):
+    """The records for which `keep(columns)`, a boolean per record of a block, holds: a
+    `Dataset.filter` that runs once per block."""
+    def chosen(columns):
+        rows = tf.where(keep(columns))[:, 0]
+        return tf.nest.map_structure(lambda column: tf.gather(column, rows), columns)
+
+    return per_block(records, chosen, block)
+
+
+def repeated(columns, copies):
+    """(every record of a block `copies` times in a row, each row's copy index 0..copies-1):
+    for a `per_block` function that expands records, as a `flat_map` would per record."""
+    size = tf.shape(columns["id"])[0]
+    rows = tf.repeat(tf.range(size), copies)
+    return (tf.nest.map_structure(lambda column: tf.gather(column, rows), columns),
+            tf.tile(tf.range(copies, dtype=tf.int64), [size]))
+
+
+def all_in_one(records, count, block=BLOCK):
+    """The `count` records as one element of columns, as `records.batch(count)` gives, but
+    gathered `block` records at a time: batching them all at once holds every record as its
+    own tensors first, about 0.9 KB a record (480 MB for 540,000 listed clips' records)."""
+    def merged(columns):
+        return tf.nest.map_structure(lambda column: column.merge_dims(0, 1), columns)
+
+    return records.ragged_batch(block).ragged_batch(max(1, -(-count // block))).map(merged)
