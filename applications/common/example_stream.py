@@ -21,42 +21,51 @@ import tensorflow as tf
 from applications.common import data_service, record_blocks
 
 PASS_SEED_STRIDE = 1_000_003  # a prime: (seed, pass) pairs give distinct shuffle seeds
+NO_COPIES = record_blocks.Copies()
 
 
-def one_pass(records, count, seed, index, shuffle_buffer=None):
-    """Pass `index` of the stream: `records` shuffled with that pass's own seed, in blocks
-    of `shuffle_buffer` records (default all of them: a full permutation).
+def one_pass(records, count, seed, index, shuffle_buffer=None, copies=NO_COPIES):
+    """Pass `index` of the stream: `count` records shuffled with that pass's own seed, in
+    blocks of `shuffle_buffer` records (default all of them: a full permutation).
+    `copies` (`record_blocks.Copies`): each of `records` stands for that many of the
+    `count`, made as the pass reads them; the order is that of the copies listed.
 
     Stateless shuffles of blocks rather than `Dataset.shuffle`, whose seed can't be a
     tensor (a pass index) when the global seed is 0."""
     block = min(count, shuffle_buffer or count)
+    pass_seed = tf.cast(seed, tf.int64) * PASS_SEED_STRIDE + tf.cast(index, tf.int64)
 
-    def shuffled(block_index, columns):
-        size = tf.shape(columns["id"])[0]
-        pass_seed = tf.cast(seed, tf.int64) * PASS_SEED_STRIDE + tf.cast(index, tf.int64)
+    def shuffled(block_index, columns, copies):
+        size = tf.shape(columns["id"])[0] * copies.count
         order = tf.random.experimental.stateless_shuffle(
             tf.range(size), seed=tf.stack([pass_seed, block_index]))
-        return tf.nest.map_structure(lambda column: tf.gather(column, order), columns)
+        rows = tf.nest.map_structure(
+            lambda column: tf.gather(column, order // copies.count), columns)
+        return copies.of_rows(rows, tf.cast(order % copies.count, tf.int64))
 
-    blocks = (record_blocks.all_in_one(records, count) if block == count
-              else records.batch(block))
-    return blocks.enumerate().map(shuffled).unbatch()
+    if block < count:
+        return copies.expanded(records).batch(block).enumerate().map(
+            lambda block_index, columns: shuffled(block_index, columns, NO_COPIES)).unbatch()
+    return record_blocks.all_in_one(records, count // copies.count).map(
+        lambda columns: shuffled(tf.constant(0, tf.int64), columns, copies)).unbatch()
 
 
-def training_stream(records, count, seed, start=0, shuffle_buffer=None, offloaded=False):
-    """The endless stream of `count` records, pass after pass, from absolute position
-    `start` (pass start // count, record start % count of it). `offloaded`: it will run on
-    tf.data service workers, each of which keeps its share from here on
+def training_stream(records, count, seed, start=0, shuffle_buffer=None, offloaded=False,
+                    copies=NO_COPIES):
+    """The endless stream of `count` records (`one_pass`), pass after pass, from absolute
+    position `start` (pass start // count, record start % count of it). `offloaded`: it
+    will run on tf.data service workers, each of which keeps its share from here on
     (`data_service.shard_point`)."""
     if count <= 0:
         raise ValueError("a training stream needs at least one record")
     first_pass, offset = divmod(int(start), count)
     stream = tf.data.Dataset.counter(first_pass).flat_map(
-        lambda index: one_pass(records, count, seed, index, shuffle_buffer))
+        lambda index: one_pass(records, count, seed, index, shuffle_buffer, copies))
     return data_service.shard_point(stream.skip(offset) if offset else stream, offloaded)
 
 
-def position_after(consumed, records, count, seed, bad, shuffle_buffer=None):
+def position_after(consumed, records, count, seed, bad, shuffle_buffer=None,
+                   copies=NO_COPIES):
     """The stream position after `consumed` good examples: bad records (ids in `bad`,
     which are bad in every pass) are in the stream but never reach training, so each
     pass holds count - len(bad) good ones; within the last pass the records are walked
@@ -71,7 +80,7 @@ def position_after(consumed, records, count, seed, bad, shuffle_buffer=None):
         return index * count
     bad_ids = np.array(sorted(bad), np.int64)
     seen = good = 0
-    for ids in one_pass(records, count, seed, index, shuffle_buffer).map(
+    for ids in one_pass(records, count, seed, index, shuffle_buffer, copies).map(
             lambda record: record["id"]).batch(65536).as_numpy_iterator():
         cumulative = good + np.cumsum(~np.isin(ids, bad_ids))
         reached = np.searchsorted(cumulative, remaining)

@@ -10,6 +10,9 @@ the order kept, so that the passes before training cost the same per record at a
 [0, 2, 4]
 """
 
+import dataclasses
+import typing
+
 import tensorflow as tf
 
 BLOCK = 4096  # records a step: large enough that the per-step cost vanishes
@@ -38,6 +41,27 @@ def repeated(columns, copies):
     rows = tf.repeat(tf.range(size), copies)
     return (tf.nest.map_structure(lambda column: tf.gather(column, rows), columns),
             tf.tile(tf.range(copies, dtype=tf.int64), [size]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Copies:
+    """Each listed record stands for `count` records of a stream, copy k of a block's rows
+    made by `at_copy(columns, k)` (k an int64 per row) as they are read: speed
+    perturbation's copies, which are never listed, so that a pass holds a third as many
+    records while it shuffles them. `count` 1: each record once, as it is."""
+
+    count: int = 1
+    at_copy: typing.Callable | None = None
+
+    def of_rows(self, columns, copy):
+        return self.at_copy(columns, copy) if self.count > 1 else columns
+
+    def expanded(self, records, block=BLOCK):
+        """Every copy of every record, in order: record i's copy k is element i*count + k."""
+        if self.count == 1:
+            return records
+        return per_block(records, lambda columns: self.of_rows(*repeated(columns, self.count)),
+                         block)
 
 
 def all_in_one(records, count, block=BLOCK):

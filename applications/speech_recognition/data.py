@@ -88,13 +88,20 @@ def _label_encoder(vocabulary, units):
 @dataclasses.dataclass
 class Source:
     """What one split streams: `records` (dicts with an int64 "id" and a "transcript"),
-    `count` of them a pass, and how a record becomes a waveform (`waveform(record)`)."""
+    `count` of them a pass, and how a record becomes a waveform (`waveform(record)`).
+    `records` are `listed`, each made into `copies` (`record_blocks.Copies`) as it is
+    read."""
 
     split: clips.ClipSplit
-    records: tf.data.Dataset
+    listed: tf.data.Dataset
     count: int
     waveform: object
     describe: object  # record -> a string naming it for the log
+    copies: record_blocks.Copies = example_stream.NO_COPIES
+
+    @property
+    def records(self):
+        return self.copies.expanded(self.listed)
 
     @property
     def can_fail(self):
@@ -142,16 +149,16 @@ def source(split, config, training):
         return Source(split, split.records, split.count, lambda r: _read(r, rate),
                       _clip_name(split))
 
-    def at_speeds(columns):
-        copied, k = record_blocks.repeated(columns, copies)
-        return {**copied, "id": copied["id"] * copies + k, "speed": tf.gather(speeds, k)}
+    def at_speed(columns, k):
+        return {**columns, "id": columns["id"] * copies + k, "speed": tf.gather(speeds, k)}
 
     def describe(record):
         return tf.strings.join([_clip_name(split)(record), " at speed ",
                                 tf.strings.as_string(record["speed"], shortest=True)])
 
-    return Source(split, record_blocks.per_block(split.records, at_speeds), split.count * copies,
-                  lambda r: _at_speed(_read(r, rate), r["speed"], rate), describe)
+    return Source(split, split.records, split.count * copies,
+                  lambda r: _at_speed(_read(r, rate), r["speed"], rate), describe,
+                  record_blocks.Copies(copies, at_speed))
 
 
 def _connected(split, config, training, speeds):
@@ -272,8 +279,8 @@ def training_start(split, config, consumed, worker=(0, 1), log_path=None):
     split, _ = split.share(*worker)
     src = source(split, config, training=True)
     left_out = bad_examples.bad_ids(log_path) if log_path else set()
-    start = example_stream.position_after(before, src.records, src.count, config.seed,
-                                          left_out, split.shuffle_buffer(config))
+    start = example_stream.position_after(before, src.listed, src.count, config.seed,
+                                          left_out, split.shuffle_buffer(config), src.copies)
     return start, pool_index, skip
 
 
@@ -289,8 +296,8 @@ def training_batches(split, vocabulary, config, start=(0, 0, 0), worker=(0, 1),
     src = source(split, config, training=True)
     if src.count == 0:
         raise DataError("the training split is empty")
-    stream = example_stream.training_stream(src.records, src.count, config.seed, position,
-                                            split.shuffle_buffer(config), offloaded)
+    stream = example_stream.training_stream(src.listed, src.count, config.seed, position,
+                                            split.shuffle_buffer(config), offloaded, src.copies)
     decoded = waveforms(src, stream, config, src.count, log_path)
     limit = int(config.max_seconds * config.sample_rate)
     kept = bad_examples.leave_out(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from applications.common import example_stream
+from applications.common import example_stream, record_blocks
 
 COUNT = 23
 
@@ -51,6 +51,30 @@ def test_a_resumed_stream_goes_on_after_the_good_examples_consumed(consumed):
                                                               start=start), 40)
                if i not in bad]
     assert resumed[:20] == whole[consumed:consumed + 20]
+
+
+def _thrice():  # each record read three times a pass, as speed perturbation does
+    return record_blocks.Copies(3, lambda columns, k: {
+        **columns, "id": columns["id"] * 3 + k, "value": columns["value"] + k})
+
+
+@pytest.mark.parametrize("buffer", [None, 10])
+def test_copies_made_while_a_pass_is_read_are_the_copies_listed_in_the_same_order(buffer):
+    copies, count = _thrice(), 3 * COUNT
+    listed = copies.expanded(_records())
+    expected = list(example_stream.training_stream(listed, count, seed=6,
+                                                   shuffle_buffer=buffer).take(2 * count + 5))
+    got = list(example_stream.training_stream(_records(), count, seed=6,
+                                              shuffle_buffer=buffer, copies=copies)
+               .take(2 * count + 5))
+    assert [{k: int(v) for k, v in r.items()} for r in got] == [
+        {k: int(v) for k, v in r.items()} for r in expected]
+    assert sorted(int(r["id"]) for r in got[:count]) == list(range(count))
+    bad = {4, 5, 30}
+    for consumed in (10, 70, 140):
+        assert example_stream.position_after(consumed, _records(), count, 6, bad, buffer,
+                                             copies) == example_stream.position_after(
+            consumed, listed, count, 6, bad, buffer)
 
 
 def test_workers_split_every_pass_between_them_exactly_once():
