@@ -207,7 +207,7 @@ def measure_text(data_dir, steps=20, pipeline_batches=100):
         from applications.translation import corpus
 
         splits = corpus.list_corpus(data_dir, config)
-        sample = data.sample_pairs(splits["train"], config.tokenizer_sample)
+        sample = data.sample_pairs(splits["train"], data.tokenizer_pairs(config))
         source_proto, target_proto = data.train_tokenizers(sample, config)
         source = SentencePieceVocabulary(source_proto, config.max_source_length)
         target = SentencePieceVocabulary(target_proto)

@@ -19,8 +19,9 @@ class TranslationConfig:
     vocabulary_size: int = 8000  # SentencePiece subwords
     shared_vocabulary: bool = True  # one tokenizer and embedding for both languages
     tokenizer_model_type: str = "unigram"  # SentencePiece model: unigram, bpe, char or word
-    tokenizer_sample: int = 1_000_000  # SentencePiece learns from at most this many sentences
-    # per language, taken evenly spread across the training data
+    tokenizer_sample: int = 1_000_000  # each SentencePiece model learns from at most this
+    # many sentences (a shared one: both sides of half as many pairs), evenly spread across
+    # the training data
     # "sentencepiece" (trained on the data by `train`) or "marian" (a Marian checkpoint's
     # spm models and vocab.json, written by `tfformer import`); see vocabularies.py
     tokenizer: str = "sentencepiece"

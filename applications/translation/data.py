@@ -43,11 +43,20 @@ def train_sentencepiece(sentences, vocabulary_size, model_type="unigram", seed=0
     return model.getvalue()
 
 
+def tokenizer_pairs(config):
+    """How many pairs the tokenizer sample holds: each SentencePiece model learns from at
+    most `config.tokenizer_sample` sentences, so one shared model takes half as many pairs
+    (both sides of each)."""
+    if config.shared_vocabulary:
+        return max(1, config.tokenizer_sample // 2)
+    return config.tokenizer_sample
+
+
 def train_tokenizers(pairs, config):
     """(source_model, target_model) serialized SentencePiece protos; one shared model
-    when `config.shared_vocabulary`. Each language's sentences are sampled down to
-    `config.tokenizer_sample` (`evenly_spread`): SentencePiece's time grows with its input."""
-    pairs = evenly_spread(pairs, config.tokenizer_sample)
+    when `config.shared_vocabulary`. The pairs are sampled down to `tokenizer_pairs`
+    (`evenly_spread`): SentencePiece's time and memory grow with its input."""
+    pairs = evenly_spread(pairs, tokenizer_pairs(config))
     sources = [s for s, _ in pairs]
     targets = [t for _, t in pairs]
     size, kind = config.vocabulary_size, config.tokenizer_model_type

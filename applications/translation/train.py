@@ -171,7 +171,7 @@ def _train(config, data_dir, workdir, export_dir, strategy, backup_dir, verbose,
     with open(os.path.join(workdir, "config.json"), "w") as handle:
         handle.write(to_json(config))
     with bad_examples.bad_data_errors():
-        sample = data.sample_pairs(splits["train"], config.tokenizer_sample)
+        sample = data.sample_pairs(splits["train"], data.tokenizer_pairs(config))
     _tokenizers(workdir, config, sample, same_tokenizer_config, init_from)
     source_vocabulary, target_vocabulary = vocabularies.load_vocabularies(workdir, config)
     source_size, target_size = source_vocabulary.size, target_vocabulary.size

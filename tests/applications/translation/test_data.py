@@ -127,8 +127,8 @@ def test_marian_training_data_has_marian_tokenizers_labels():
 
 
 def test_the_tokenizer_learns_from_a_bounded_sample_spread_across_the_corpus(monkeypatch):
-    """SentencePiece's time grows with its input: at most `tokenizer_sample` pairs, taken
-    from the whole corpus, not its head; a smaller corpus is used whole."""
+    """SentencePiece's time grows with its input: at most `tokenizer_sample` sentences a
+    model, taken from the whole corpus, not its head; a smaller corpus is used whole."""
     from applications.common.sampling import evenly_spread
 
     assert evenly_spread(list(range(3)), 4) == [0, 1, 2]
@@ -137,9 +137,17 @@ def test_the_tokenizer_learns_from_a_bounded_sample_spread_across_the_corpus(mon
     seen = []
     monkeypatch.setattr(data, "train_sentencepiece",
                         lambda sentences, *args: seen.append(list(sentences)) or b"model")
-    config = dataclasses.replace(TranslationConfig(), tokenizer_sample=50)
+    config = dataclasses.replace(TranslationConfig(), tokenizer_sample=100)
     data.train_tokenizers(pairs, config)
     (shared,) = seen
     assert len(shared) == 100  # 50 English and 50 German sentences
     assert shared[0] == "early 0" and shared[49] == "late 99" and shared[50] == "früh 0"
     assert sum(sentence.startswith("late") for sentence in shared) == 25
+    seen.clear()
+    data.train_tokenizers(pairs, dataclasses.replace(config, shared_vocabulary=False))
+    sources, targets = seen
+    assert len(sources) == len(targets) == 100  # one model a language, 100 sentences each
+    assert sources[0] == "early 0" and sources[-1] == "late 99" and targets[0] == "früh 0"
+    seen.clear()
+    data.train_tokenizers(pairs[:30], config)  # fewer than the sample: all of them
+    assert len(seen[0]) == 60
