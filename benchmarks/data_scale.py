@@ -175,12 +175,25 @@ APPLICATIONS = {
 
 def _rates(model, train, batch_size, steps, pipeline_batches):
     """(seconds from the start of the process to the end of the first step, examples/s
-    trained, examples/s of the pipeline alone)."""
+    trained, examples/s of the pipeline alone). The training rate is timed step by step,
+    the first step of the second `fit` left out: what happens between `fit` calls (a new
+    iterator, the old one deleted, which can stall for 30-60 s on TF 2.21:
+    `iterator_stall.py`) is not the model's speed."""
+    import keras
+
+    seconds = []
+
+    class StepTimes(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.began = time.time()
+
+        def on_train_batch_end(self, batch, logs=None):
+            seconds.append(time.time() - self.began)
+
     model.fit(train, steps_per_epoch=1, epochs=1, verbose=0)
     first_step = time.time() - STARTED
-    started = time.time()
-    model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)
-    training = steps * batch_size / (time.time() - started)
+    model.fit(train, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[StepTimes()])
+    training = steps * batch_size / sum(seconds[1:])
     batches = iter(train)
     for _ in range(5):
         next(batches)
