@@ -1,9 +1,11 @@
-"""Filtering and expanding a split's records a block at a time.
+"""Filtering, expanding and batching a split's records a block at a time.
 
 A `tf.data` function called once per record costs more than reading a listed record: at
 200,000 listed clips, per-record filters and a per-record `flat_map` took most of the
-time before the first training step. These do the same work on blocks of records, with
-the order kept, so that the passes before training cost the same per record at any size.
+time before the first training step, and batching a whole pass at once held each record
+as its own tensors. These do the same work on blocks of records, with the order kept, so
+that the passes before training cost the same per record at any size
+(benchmarks/README.md, "Data larger than memory").
 
 >>> records = tf.data.Dataset.range(6).map(lambda i: {"id": i})
 >>> [int(r["id"]) for r in kept_where(records, lambda block: block["id"] % 2 == 0)]
