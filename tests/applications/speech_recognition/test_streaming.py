@@ -95,6 +95,12 @@ def test_prepared_shards_hold_the_clips_that_decode_and_train_as_the_folder(tmp_
     for wave, text in zip(*shards):  # 16-bit WAV: equal to the decoded folder's clip
         np.testing.assert_allclose(wave, folder[0][folder[1].index(text)], atol=1 / 32767)
     assert sorted(prepared["train"].all_transcripts()) == sorted(folder[1])
+    # Shuffled when written: the bounded samples (buckets, normalisation) are the shards'
+    # head, read without the rest.
+    head = list(data.sampled_waveforms(prepared["train"], plain, 4).as_numpy_iterator())
+    assert len(head) == 4
+    for wave, first in zip(head, shards[0]):
+        np.testing.assert_array_equal(wave, first)
     with pytest.raises(Exception, match="holds audio at 8000 Hz, but sample_rate=16000"):
         clips.list_clips(str(tmp_path / "prepared"),
                          dataclasses.replace(CONFIG, sample_rate=16000))
