@@ -39,9 +39,8 @@ def one_pass(records, count, seed, index, shuffle_buffer=None, copies=NO_COPIES)
         size = tf.shape(columns["id"])[0] * copies.count
         order = tf.random.experimental.stateless_shuffle(
             tf.range(size), seed=tf.stack([pass_seed, block_index]))
-        rows = tf.nest.map_structure(
-            lambda column: tf.gather(column, order // copies.count), columns)
-        return copies.of_rows(rows, tf.cast(order % copies.count, tf.int64))
+        return copies.of_rows(record_blocks.rows_of(columns, order // copies.count),
+                              tf.cast(order % copies.count, tf.int64))
 
     if block < count:
         return copies.expanded(records).batch(block).enumerate().map(

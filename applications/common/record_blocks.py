@@ -20,6 +20,11 @@ import tensorflow as tf
 BLOCK = 4096  # records a step: large enough that the per-step cost vanishes
 
 
+def rows_of(columns, rows):
+    """The rows `rows` (indices, in that order) of every column of a block."""
+    return tf.nest.map_structure(lambda column: tf.gather(column, rows), columns)
+
+
 def per_block(records, function, block=BLOCK):
     """`records` with `function` applied to blocks of them (dicts of columns; a column of
     records whose values vary in length, such as waveforms, is a RaggedTensor), in order."""
@@ -30,8 +35,7 @@ def kept_where(records, keep, block=BLOCK):
     """The records for which `keep(columns)`, a boolean per record of a block, holds: a
     `Dataset.filter` that runs once per block."""
     def chosen(columns):
-        rows = tf.where(keep(columns))[:, 0]
-        return tf.nest.map_structure(lambda column: tf.gather(column, rows), columns)
+        return rows_of(columns, tf.where(keep(columns))[:, 0])
 
     return per_block(records, chosen, block)
 
@@ -40,8 +44,7 @@ def repeated(columns, copies):
     """(every record of a block `copies` times in a row, each row's copy index 0..copies-1):
     for a `per_block` function that expands records, as a `flat_map` would per record."""
     size = tf.shape(columns["id"])[0]
-    rows = tf.repeat(tf.range(size), copies)
-    return (tf.nest.map_structure(lambda column: tf.gather(column, rows), columns),
+    return (rows_of(columns, tf.repeat(tf.range(size), copies)),
             tf.tile(tf.range(copies, dtype=tf.int64), [size]))
 
 
