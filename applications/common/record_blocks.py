@@ -40,6 +40,25 @@ def kept_where(records, keep, block=BLOCK):
     return per_block(records, chosen, block)
 
 
+def spread_sample(records, count, limit, shuffled=False):
+    """(at most `limit` of `count` records spread evenly over them, how many): every
+    step-th "id" when records are listed in order, or their head when they were `shuffled`
+    when written (prepared shards), which reads nothing past it. The bounded samples taken
+    before training (a tokenizer's sentences, normalisation's clips) come from here.
+
+    >>> records = tf.data.Dataset.range(10).map(lambda i: {"id": i})
+    >>> sample, size = spread_sample(records, 10, 4)
+    >>> [int(r["id"]) for r in sample], size
+    ([0, 3, 6, 9], 4)
+    """
+    if count <= limit:
+        return records, count
+    if shuffled:
+        return records.take(limit), limit
+    step = -(-count // limit)
+    return kept_where(records, lambda block: block["id"] % step == 0), -(-count // step)
+
+
 def repeated(columns, copies):
     """(every record of a block `copies` times in a row, each row's copy index 0..copies-1):
     for a `per_block` function that expands records, as a `flat_map` would per record."""

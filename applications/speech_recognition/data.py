@@ -342,7 +342,8 @@ def sampled_waveforms(split, config, limit, training=True):
     (bad ones left out silently: the stream names them): the bounded sample that the global
     normalisation and the length buckets come from. A dataset, read as it is used."""
     src = source(split, config, training)
-    step = max(1, -(-src.count // limit))
+    chosen, _ = record_blocks.spread_sample(src.records, src.count, limit,
+                                            shuffled=bool(split.files))
 
     def empty(record):
         return tf.zeros([0], tf.float32)
@@ -350,10 +351,6 @@ def sampled_waveforms(split, config, limit, training=True):
     def unnamed(record):
         return tf.constant("")
 
-    if split.files:  # prepared shards were shuffled when written: their head is a sample
-        chosen = src.records.take(limit)
-    else:
-        chosen = record_blocks.kept_where(src.records, lambda block: block["id"] % step == 0)
     flagged = bad_examples.decode_or_flag(chosen, src.waveform, empty, unnamed, src.describe)
     return flagged.filter(lambda wave, ok, *_: ok).map(lambda wave, *_: wave)
 

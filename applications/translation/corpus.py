@@ -228,10 +228,6 @@ def sampled(split, limit):
     """At most `limit` of `split`'s records, evenly spread over it (a prepared split was
     shuffled when written, so its head is such a sample already): the bounded input of
     the tokenizer. They are still read through once, at the reader's speed."""
-    if split.count <= limit:
-        return split
-    if split.files:
-        return dataclasses.replace(split, records=split.records.take(limit), count=limit)
-    step = -(-split.count // limit)
-    records = record_blocks.kept_where(split.records, lambda block: block["id"] % step == 0)
-    return dataclasses.replace(split, records=records, count=-(-split.count // step))
+    records, count = record_blocks.spread_sample(split.records, split.count, limit,
+                                                 shuffled=bool(split.files))
+    return dataclasses.replace(split, records=records, count=count)

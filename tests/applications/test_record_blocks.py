@@ -36,6 +36,20 @@ def test_kept_where_is_a_filter(make, count):
     assert got.element_spec == records.element_spec
 
 
+@pytest.mark.parametrize("count,limit", [(23, 5), (23, 23), (23, 40), (100, 7), (0, 3)])
+def test_spread_sample_is_every_step_th_record_or_the_head(count, limit):
+    records = _listed(count)
+    sample, size = record_blocks.spread_sample(records, count, limit)
+    ids = [record["id"] for record in _values(sample)]
+    assert len(ids) == size <= limit
+    assert ids == list(range(0, count, max(1, -(-count // limit))))
+    if count > limit:  # spread over the whole list, not its head
+        assert ids[-1] >= count - -(-count // limit)
+    head, head_size = record_blocks.spread_sample(records, count, limit, shuffled=True)
+    assert [record["id"] for record in _values(head)] == list(range(head_size))
+    assert head_size == min(count, limit)
+
+
 @pytest.mark.parametrize("make", [_listed, _in_memory])
 def test_repeated_blocks_are_a_flat_map_into_copies(make):
     records = make(11)

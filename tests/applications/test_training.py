@@ -31,7 +31,10 @@ def test_precision_policy_is_scoped_and_checked():
             pass
 
 
-@pytest.mark.parametrize("mixed_precision, jit_compile", [("bf16", True), ("fp16", True)])
+# XLA with bfloat16, the accelerators' pair, in the default run; float16's loss scaling
+# without XLA (its compile adds about 10 s), and with it under -m slow.
+@pytest.mark.parametrize("mixed_precision, jit_compile", [
+    ("bf16", True), ("fp16", False), pytest.param("fp16", True, marks=pytest.mark.slow)])
 def test_translation_trains_in_mixed_precision(tmp_path, mixed_precision, jit_compile):
     from applications.translation.config import PRESETS, TranslationConfig
     from applications.translation.train import train
