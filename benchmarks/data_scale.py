@@ -173,12 +173,17 @@ APPLICATIONS = {
 }
 
 
+SETTLE = 40  # steps a new stream trains before its rate is timed
+
+
 def _rates(model, train, batch_size, steps, pipeline_batches):
     """(seconds from the start of the process to the end of the first step, examples/s
-    trained, examples/s of the pipeline alone). The training rate is timed step by step,
-    the first step of the second `fit` left out: what happens between `fit` calls (a new
-    iterator, the old one deleted, which can stall for 30-60 s on TF 2.21:
-    `iterator_stall.py`) is not the model's speed."""
+    trained, examples/s of the pipeline alone). The training rate is timed step by step
+    over `steps` steps, after the first `SETTLE` of the second `fit`. What happens between
+    `fit` calls (a new iterator, the old one deleted, which can stall for 30-60 s on TF
+    2.21: `iterator_stall.py`) is not the model's speed. Nor are a new stream's first
+    steps: its pipeline fills its buffers as fast as it can, on the cores the model needs
+    (speech's first 20 steps trained 82 clips/s, its later ones 123-147)."""
     import keras
 
     seconds = []
@@ -192,8 +197,9 @@ def _rates(model, train, batch_size, steps, pipeline_batches):
 
     model.fit(train, steps_per_epoch=1, epochs=1, verbose=0)
     first_step = time.time() - STARTED
-    model.fit(train, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[StepTimes()])
-    training = steps * batch_size / sum(seconds[1:])
+    model.fit(train, steps_per_epoch=SETTLE + steps, epochs=1, verbose=0,
+              callbacks=[StepTimes()])
+    training = steps * batch_size / sum(seconds[SETTLE:])
     batches = iter(train)
     for _ in range(5):
         next(batches)
