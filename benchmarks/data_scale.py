@@ -183,7 +183,7 @@ def _rates(model, train, batch_size, steps, pipeline_batches):
     `fit` calls (a new iterator, the old one deleted, which can stall for 30-60 s on TF
     2.21: `iterator_stall.py`) is not the model's speed. Nor are a new stream's first
     steps: its pipeline fills its buffers as fast as it can, on the cores the model needs
-    (speech's first 20 steps trained 82 clips/s, its later ones 123-147)."""
+    (speech's first 20 steps trained 82 clips/s, steps 21-160 104-147)."""
     import keras
 
     seconds = []
